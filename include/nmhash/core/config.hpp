@@ -1,0 +1,26 @@
+// Build-time configuration shared by every nmhash header: version, the
+// host/device function marker, and the compiler feature switches the fast
+// paths key on.
+#pragma once
+
+#define NMHASH_VERSION_MAJOR 0
+#define NMHASH_VERSION_MINOR 1
+#define NMHASH_VERSION_PATCH 0
+
+// Logic that runs both on the host and inside CUDA kernels is marked with
+// NMHASH_HOST_DEVICE; without nvcc it expands to nothing.
+#if defined(__CUDACC__)
+#define NMHASH_HOST_DEVICE __host__ __device__
+#else
+#define NMHASH_HOST_DEVICE
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NMHASH_RESTRICT __restrict__
+#define NMHASH_LIKELY(x) __builtin_expect(!!(x), 1)
+#define NMHASH_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define NMHASH_RESTRICT
+#define NMHASH_LIKELY(x) (x)
+#define NMHASH_UNLIKELY(x) (x)
+#endif

@@ -1,0 +1,69 @@
+// Thread-level parallelism helpers: a thread-count option and a parallel
+// loop over an index range that uses OpenMP when the build has it and runs
+// serially otherwise.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace nmhash {
+
+// Number of threads the library may use; 0 means "all the OpenMP runtime
+// offers" (OMP_NUM_THREADS, or the hardware threads).
+struct threads {
+  int count = 0;
+};
+
+inline int resolve_threads(threads t) {
+#if defined(_OPENMP)
+  return t.count > 0 ? t.count : omp_get_max_threads();
+#else
+  (void)t;
+  return 1;
+#endif
+}
+
+// Calls body(i) for i in [0, n) across threads, with dynamic scheduling in
+// chunks of `chunk`. An exception thrown by body is re-thrown on the calling
+// thread (the first one wins; remaining iterations are skipped).
+template <class Body>
+void parallel_for(std::int64_t n, threads t, std::int64_t chunk, Body&& body) {
+  if (n <= 0) return;
+  const int nt = resolve_threads(t);
+  if (nt <= 1 || n == 1) {
+    for (std::int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+#if defined(_OPENMP)
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  bool failed = false;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, chunk)
+  for (std::int64_t i = 0; i < n; ++i) {
+    bool skip;
+#pragma omp atomic read
+    skip = failed;
+    if (skip) continue;
+    try {
+      body(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+#pragma omp atomic write
+      failed = true;
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+#else
+  (void)chunk;
+  for (std::int64_t i = 0; i < n; ++i) body(i);
+#endif
+}
+
+}  // namespace nmhash

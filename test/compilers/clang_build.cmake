@@ -1,0 +1,17 @@
+# Configures and builds nmhash's own targets (header checks, examples,
+# tests) with clang, warnings as errors; benchmarks and CUDA are left to
+# the main build.
+file(MAKE_DIRECTORY ${WORK_DIR})
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}
+    -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Release
+    -DNMHASH_BUILD_BENCHMARKS=OFF -DNMHASH_ENABLE_CUDA=OFF
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "clang configure failed:\n${out}\n${err}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR} -j 2
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "clang build failed:\n${out}\n${err}")
+endif()
+message(STATUS "clang build of nmhash's own targets succeeded")

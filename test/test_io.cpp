@@ -1,0 +1,131 @@
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "nmhash/io/codes_npy.hpp"
+#include "nmhash/io/idx.hpp"
+#include "nmhash/io/npy.hpp"
+#include "reference.hpp"
+#include "temp_dir.hpp"
+
+#include <zlib.h>
+
+TEST_CASE("npy round trip of every supported element type", "[io]") {
+  temp_dir tmp;
+  const std::vector<float> f{1.5f, -2.0f, 0.0f, 3.25f, 4.0f, -5.0f};
+  nmhash::io::write_npy(tmp.file("f.npy"), f.data(), {2, 3});
+  const auto a = nmhash::io::read_npy(tmp.file("f.npy"));
+  REQUIRE(a.kind == 'f');
+  REQUIRE(a.item_size == 4);
+  REQUIRE(a.shape == std::vector<std::size_t>{2, 3});
+  REQUIRE(a.to_vector<float>() == f);
+  const std::vector<std::int64_t> i64{-1, 5, 1LL << 40};
+  nmhash::io::write_npy(tmp.file("i.npy"), i64.data(), {3});
+  const auto b = nmhash::io::read_npy(tmp.file("i.npy"));
+  REQUIRE(b.dtype_name() == "int64");
+  REQUIRE(b.shape_string() == "(3,)");
+  REQUIRE(b.to_vector<std::int64_t>() == i64);
+  const std::vector<std::uint8_t> u8{1, 2, 255};
+  nmhash::io::write_npy(tmp.file("u.npy"), u8.data(), {3, 1});
+  REQUIRE(nmhash::io::read_npy(tmp.file("u.npy")).to_vector<int>() == std::vector<int>{1, 2, 255});
+  // Data starts on a 64-byte boundary, as numpy writes it.
+  REQUIRE(read_bytes(tmp.file("f.npy")).size() == 128 + 6 * 4);
+}
+
+TEST_CASE("npy errors name the file and the problem", "[io]") {
+  temp_dir tmp;
+  const std::string f = tmp.file("x.npy");
+  write_bytes(f, "hello world, not numpy");
+  REQUIRE_THROWS_WITH(nmhash::io::read_npy(f), Catch::Contains(f) && Catch::Contains("magic"));
+  write_bytes(f, npy_bytes("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", std::string(16, '\0')));
+  REQUIRE_THROWS_WITH(nmhash::io::read_npy(f), Catch::Contains("Fortran-order"));
+  write_bytes(f, npy_bytes("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }", std::string(16, '\0')));
+  REQUIRE_THROWS_WITH(nmhash::io::read_npy(f), Catch::Contains("big-endian"));
+  write_bytes(f, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", std::string(15, '\0')));
+  REQUIRE_THROWS_WITH(nmhash::io::read_npy(f), Catch::Contains("truncated data") && Catch::Contains("needs 16 bytes, file has 15"));
+  write_bytes(f, npy_bytes("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", std::string(8, '\0')));
+  REQUIRE_THROWS_WITH(nmhash::io::read_npy(f), Catch::Contains("unsupported dtype '<c8'"));
+  write_bytes(f, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", std::string(16, '\0')).substr(0, 30));
+  REQUIRE_THROWS_WITH(nmhash::io::read_npy(f), Catch::Contains("truncated .npy header"));
+  REQUIRE_THROWS_WITH(nmhash::io::read_npy(tmp.file("missing.npy")), Catch::Contains("cannot open"));
+}
+
+TEST_CASE("codes load from float, int8 and packed uint8 .npy files", "[io]") {
+  temp_dir tmp;
+  std::mt19937_64 g(21);
+  const std::size_t n = 6, k = 20;
+  const auto bits = ref::random_bits(n, k, g);
+  const auto expect = ref::pack(bits, k);
+  std::vector<float> f(n * k);
+  std::vector<double> d(n * k);
+  std::vector<std::int8_t> pm(n * k);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < k; ++j) {
+      f[i * k + j] = bits[i][j] ? 0.3f : -0.7f;
+      d[i * k + j] = bits[i][j] ? 1.0 : -1.0;
+      pm[i * k + j] = bits[i][j] ? 1 : -1;
+    }
+  nmhash::io::write_npy(tmp.file("f.npy"), f.data(), {n, k});
+  nmhash::io::write_npy(tmp.file("d.npy"), d.data(), {n, k});
+  nmhash::io::write_npy(tmp.file("p.npy"), pm.data(), {n, k});
+  nmhash::io::save_codes_npy(tmp.file("u.npy"), expect);
+  REQUIRE(nmhash::io::load_codes_npy(tmp.file("f.npy")) == expect);
+  REQUIRE(nmhash::io::load_codes_npy(tmp.file("d.npy")) == expect);
+  REQUIRE(nmhash::io::load_codes_npy(tmp.file("p.npy")) == expect);
+  REQUIRE(nmhash::io::load_codes_npy(tmp.file("u.npy"), k) == expect);
+  REQUIRE(nmhash::io::load_codes_npy(tmp.file("u.npy")).bits() == 24);
+  REQUIRE_THROWS_WITH(nmhash::io::load_codes_npy(tmp.file("u.npy"), 30), Catch::Contains("need 4 bytes per row, found 3"));
+  REQUIRE_THROWS_WITH(nmhash::io::load_codes_npy(tmp.file("f.npy"), 16), Catch::Contains("expected K = 16 bits, found 20"));
+  pm[5] = 0;
+  nmhash::io::write_npy(tmp.file("bad.npy"), pm.data(), {n, k});
+  REQUIRE_THROWS_WITH(nmhash::io::load_codes_npy(tmp.file("bad.npy")), Catch::Contains("bad.npy") && Catch::Contains("expected +1 or -1"));
+  const std::vector<std::int32_t> i32(n * k, 1);
+  nmhash::io::write_npy(tmp.file("i32.npy"), i32.data(), {n, k});
+  REQUIRE_THROWS_WITH(nmhash::io::load_codes_npy(tmp.file("i32.npy")), Catch::Contains("unsupported dtype int32 for codes"));
+  nmhash::io::write_npy(tmp.file("flat.npy"), f.data(), {n * k});
+  REQUIRE_THROWS_WITH(nmhash::io::load_codes_npy(tmp.file("flat.npy")), Catch::Contains("must be a 2-D array"));
+}
+
+TEST_CASE("labels load as class ids or multi-hot matrices", "[io]") {
+  temp_dir tmp;
+  const std::vector<std::int64_t> ids{3, 1, 4};
+  nmhash::io::write_npy(tmp.file("ids.npy"), ids.data(), {3});
+  const auto l = nmhash::io::load_labels_npy(tmp.file("ids.npy"));
+  REQUIRE_FALSE(l.is_multi());
+  REQUIRE(std::vector<std::int32_t>(l.ids(), l.ids() + 3) == std::vector<std::int32_t>{3, 1, 4});
+  const std::vector<float> hot{1, 0, 1, 0, 1, 0};
+  nmhash::io::write_npy(tmp.file("hot.npy"), hot.data(), {2, 3});
+  const auto m = nmhash::io::load_labels_npy(tmp.file("hot.npy"));
+  REQUIRE(m.is_multi());
+  REQUIRE(m.num_labels() == 3);
+  REQUIRE(m.sets()[0] == 0b101);
+  REQUIRE(m.sets()[1] == 0b010);
+  const std::vector<float> bad{1, 0.5f};
+  nmhash::io::write_npy(tmp.file("bad.npy"), bad.data(), {1, 2});
+  REQUIRE_THROWS_WITH(nmhash::io::load_labels_npy(tmp.file("bad.npy")), Catch::Contains("must be 0 or 1, found 0.5"));
+  const std::vector<float> fl{1.0f, 2.0f};
+  nmhash::io::write_npy(tmp.file("fl.npy"), fl.data(), {2});
+  REQUIRE_THROWS_WITH(nmhash::io::load_labels_npy(tmp.file("fl.npy")), Catch::Contains("must be integers, found float32"));
+}
+
+TEST_CASE("IDX reader reads gzip files and reports corruption", "[io]") {
+  temp_dir tmp;
+  auto write_gz = [](const std::string& path, const std::string& bytes) {
+    gzFile f = gzopen(path.c_str(), "wb");
+    gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+    gzclose(f);
+  };
+  const std::string header("\0\0\x08\x02\0\0\0\x02\0\0\0\x03", 12);
+  write_gz(tmp.file("ok.gz"), header + "abcdef");
+  const auto a = nmhash::io::read_idx(tmp.file("ok.gz"), 2);
+  REQUIRE(a.shape == std::vector<std::size_t>{2, 3});
+  REQUIRE(std::string(a.data.begin(), a.data.end()) == "abcdef");
+  REQUIRE_THROWS_WITH(nmhash::io::read_idx(tmp.file("ok.gz"), 3), Catch::Contains("expected 3 dimensions, found 2"));
+  write_gz(tmp.file("short.gz"), header + "abc");
+  REQUIRE_THROWS_WITH(nmhash::io::read_idx(tmp.file("short.gz")), Catch::Contains("truncated IDX payload"));
+  write_gz(tmp.file("long.gz"), header + "abcdefg");
+  REQUIRE_THROWS_WITH(nmhash::io::read_idx(tmp.file("long.gz")), Catch::Contains("unexpected data after"));
+  const std::string raw = read_bytes(tmp.file("ok.gz"));
+  write_bytes(tmp.file("cut.gz"), raw.substr(0, raw.size() / 2));
+  REQUIRE_THROWS_AS(nmhash::io::read_idx(tmp.file("cut.gz")), nmhash::error);
+}

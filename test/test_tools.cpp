@@ -1,0 +1,145 @@
+// The example command-line tools, run as a user runs them.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <random>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include "nmhash/io/codes_npy.hpp"
+#include "nmhash/nmhash.hpp"
+#include "reference.hpp"
+#include "temp_dir.hpp"
+
+namespace {
+
+struct run_result {
+  int status;
+  std::string out, err;
+};
+
+run_result run(const temp_dir& tmp, const std::string& cmd) {
+  const std::string o = tmp.file("stdout.txt"), e = tmp.file("stderr.txt");
+  const int rc = std::system((cmd + " >" + o + " 2>" + e).c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_bytes(o), read_bytes(e)};
+}
+
+struct fixture {
+  temp_dir tmp;
+  std::size_t nq = 30, n = 500, k = 40;
+  nmhash::packed_codes q, d;
+  std::vector<std::int64_t> ql, dl;
+  fixture() {
+    std::mt19937_64 g(99);
+    q = ref::pack(ref::random_bits(nq, k, g), k);
+    d = ref::pack(ref::random_bits(n, k, g), k);
+    for (std::size_t i = 0; i < nq; ++i) ql.push_back(static_cast<std::int64_t>(g() % 4));
+    for (std::size_t i = 0; i < n; ++i) dl.push_back(static_cast<std::int64_t>(g() % 4));
+    std::vector<float> qf(nq * k);
+    for (std::size_t i = 0; i < nq; ++i)
+      for (std::size_t j = 0; j < k; ++j) qf[i * k + j] = q.bit(i, j) ? 0.5f : -0.5f;
+    nmhash::io::write_npy(tmp.file("q.npy"), qf.data(), {nq, k});
+    nmhash::io::save_codes_npy(tmp.file("d.npy"), d);
+    nmhash::io::write_npy(tmp.file("ql.npy"), ql.data(), {nq});
+    nmhash::io::write_npy(tmp.file("dl.npy"), dl.data(), {n});
+  }
+  std::string eval_cmd(const std::string& extra = "") const {
+    return std::string(NMHASH_EVAL_BIN) + " --query-codes " + tmp.file("q.npy") + " --db-codes " +
+           tmp.file("d.npy") + " --query-labels " + tmp.file("ql.npy") + " --db-labels " +
+           tmp.file("dl.npy") + " --bits 40 " + extra;
+  }
+};
+
+std::vector<std::int32_t> to32(const std::vector<std::int64_t>& v) {
+  return std::vector<std::int32_t>(v.begin(), v.end());
+}
+
+}  // namespace
+
+TEST_CASE("nmhash_eval --json reports the library's values", "[tools]") {
+  fixture f;
+  const auto r = run(f.tmp, f.eval_cmd("--topk 50 --radius 3 --loo --json"));
+  REQUIRE(r.status == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  nmhash::evaluation_options opt;
+  opt.map_at = {50};
+  opt.radius = 3;
+  const auto QL = nmhash::labels::single(to32(f.ql)), DL = nmhash::labels::single(to32(f.dl));
+  const auto ev = nmhash::evaluate(f.q, f.d, QL, DL, opt);
+  REQUIRE(j["bits"] == 40);
+  REQUIRE(j["map"]["tie_aware"].get<double>() == Catch::Detail::Approx(ev.map.tie_aware).margin(1e-12));
+  REQUIRE(j["map"]["index_order"].get<double>() == Catch::Detail::Approx(ev.map.index_order).margin(1e-12));
+  REQUIRE(j["map_at"][0]["k"] == 50);
+  REQUIRE(j["map_at"][0]["tie_aware"].get<double>() == Catch::Detail::Approx(ev.map_at[0].tie_aware).margin(1e-12));
+  REQUIRE(j["precision_within_radius"].get<double>() == Catch::Detail::Approx(ev.within_radius.precision).margin(1e-12));
+  REQUIRE(j["pr_curve"].size() == 41);
+  const auto loo = nmhash::leave_one_bit_out_map(f.q, f.d, QL, DL);
+  REQUIRE(j["loo_map"]["tie_aware"]["without_bit"].size() == 40);
+  REQUIRE(j["loo_map"]["tie_aware"]["without_bit"][7].get<double>() == Catch::Detail::Approx(loo.without_bit[7]).margin(1e-12));
+  const auto table = run(f.tmp, f.eval_cmd());
+  REQUIRE(table.status == 0);
+  REQUIRE_THAT(table.out, Catch::Contains("MAP") && Catch::Contains("index-order"));
+}
+
+TEST_CASE("nmhash_eval rejects bad input with one clear line", "[tools]") {
+  fixture f;
+  auto expect_error = [&](const std::string& cmd, const std::string& needle) {
+    const auto r = run(f.tmp, cmd);
+    REQUIRE(r.status != 0);
+    REQUIRE_THAT(r.err, Catch::Contains(needle));
+    REQUIRE(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  };
+  // Labels count disagrees with codes.
+  nmhash::io::write_npy(f.tmp.file("short.npy"), f.dl.data(), {f.n - 1});
+  expect_error(std::string(NMHASH_EVAL_BIN) + " --query-codes " + f.tmp.file("q.npy") + " --db-codes " + f.tmp.file("d.npy") +
+                   " --query-labels " + f.tmp.file("ql.npy") + " --db-labels " + f.tmp.file("short.npy") + " --bits 40",
+               "short.npy: 499 labels for 500 database codes");
+  // Code length mismatch: 40-bit queries against 48-bit database codes.
+  nmhash::io::save_codes_npy(f.tmp.file("d48.npy"), nmhash::packed_codes(f.n, 48));
+  expect_error(std::string(NMHASH_EVAL_BIN) + " --query-codes " + f.tmp.file("q.npy") + " --db-codes " + f.tmp.file("d48.npy") +
+                   " --query-labels " + f.tmp.file("ql.npy") + " --db-labels " + f.tmp.file("dl.npy"),
+               "code length mismatch");
+  // Truncated file.
+  const std::string raw = read_bytes(f.tmp.file("q.npy"));
+  write_bytes(f.tmp.file("cut.npy"), raw.substr(0, raw.size() - 10));
+  expect_error(std::string(NMHASH_EVAL_BIN) + " --query-codes " + f.tmp.file("cut.npy") + " --db-codes " + f.tmp.file("d.npy") +
+                   " --query-labels " + f.tmp.file("ql.npy") + " --db-labels " + f.tmp.file("dl.npy") + " --bits 40",
+               "cut.npy: truncated data");
+  // Fortran order.
+  write_bytes(f.tmp.file("fortran.npy"), npy_bytes("{'descr': '<f4', 'fortran_order': True, 'shape': (30, 40), }", std::string(30 * 40 * 4, '\0')));
+  expect_error(std::string(NMHASH_EVAL_BIN) + " --query-codes " + f.tmp.file("fortran.npy") + " --db-codes " + f.tmp.file("d.npy") +
+                   " --query-labels " + f.tmp.file("ql.npy") + " --db-labels " + f.tmp.file("dl.npy") + " --bits 40",
+               "fortran.npy: Fortran-order array");
+  // Wrong dtype for labels.
+  expect_error(std::string(NMHASH_EVAL_BIN) + " --query-codes " + f.tmp.file("q.npy") + " --db-codes " + f.tmp.file("d.npy") +
+                   " --query-labels " + f.tmp.file("q.npy") + " --db-labels " + f.tmp.file("dl.npy") + " --bits 40",
+               "multi-hot labels must be 0 or 1");
+  // Not a .npy at all.
+  write_bytes(f.tmp.file("junk.npy"), "garbage");
+  expect_error(std::string(NMHASH_EVAL_BIN) + " --query-codes " + f.tmp.file("junk.npy") + " --db-codes " + f.tmp.file("d.npy") +
+                   " --query-labels " + f.tmp.file("ql.npy") + " --db-labels " + f.tmp.file("dl.npy"),
+               "junk.npy: not a .npy file");
+}
+
+TEST_CASE("nmhash_search writes FAISS-layout results equal to hamming_knn", "[tools]") {
+  fixture f;
+  const std::string prefix = f.tmp.file("res");
+  const auto r = run(f.tmp, std::string(NMHASH_SEARCH_BIN) + " --query " + f.tmp.file("q.npy") + " --db " + f.tmp.file("d.npy") +
+                                " --bits 40 --k 25 --threads 2 --out " + prefix);
+  REQUIRE(r.status == 0);
+  REQUIRE_THAT(r.out, Catch::Contains("searched 30 queries x 500 items"));
+  const auto D = nmhash::io::read_npy(prefix + "_D.npy");
+  const auto I = nmhash::io::read_npy(prefix + "_I.npy");
+  REQUIRE(D.dtype_name() == "int32");
+  REQUIRE(I.dtype_name() == "int64");
+  REQUIRE(D.shape == std::vector<std::size_t>{30, 25});
+  const auto knn = nmhash::hamming_knn(f.q, f.d, 25);
+  REQUIRE(D.to_vector<std::int32_t>() == knn.distances);
+  REQUIRE(I.to_vector<std::int64_t>() == knn.indices);
+  nmhash::io::save_codes_npy(f.tmp.file("d48.npy"), nmhash::packed_codes(f.n, 48));
+  const auto bad = run(f.tmp, std::string(NMHASH_SEARCH_BIN) + " --query " + f.tmp.file("q.npy") + " --db " + f.tmp.file("d48.npy") +
+                                  " --k 5 --out " + prefix);
+  REQUIRE(bad.status != 0);
+  REQUIRE_THAT(bad.err, Catch::Contains("code length mismatch"));
+}
