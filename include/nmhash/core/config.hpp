@@ -17,10 +17,12 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define NMHASH_RESTRICT __restrict__
+#define NMHASH_NOINLINE __attribute__((noinline))
 #define NMHASH_LIKELY(x) __builtin_expect(!!(x), 1)
 #define NMHASH_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define NMHASH_RESTRICT
+#define NMHASH_NOINLINE
 #define NMHASH_LIKELY(x) (x)
 #define NMHASH_UNLIKELY(x) (x)
 #endif

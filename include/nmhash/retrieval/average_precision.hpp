@@ -174,4 +174,19 @@ inline precision_recall radius_precision_recall(const std::uint32_t* counts, int
   return pr;
 }
 
+// Precision and recall within every radius r = 0..max_distance at once
+// (precision[r], recall[r]); the same values as radius_precision_recall.
+inline void radius_curve(const std::uint32_t* counts, int max_distance, double* precision,
+                         double* recall) {
+  double rel_all = 0;
+  for (int h = 0; h <= max_distance; ++h) rel_all += counts[2 * h + 1];
+  double retrieved = 0, rel_in = 0;
+  for (int h = 0; h <= max_distance; ++h) {
+    retrieved += counts[2 * h] + counts[2 * h + 1];
+    rel_in += counts[2 * h + 1];
+    precision[h] = retrieved > 0 ? rel_in / retrieved : 0.0;
+    recall[h] = rel_all > 0 ? rel_in / rel_all : 0.0;
+  }
+}
+
 }  // namespace nmhash

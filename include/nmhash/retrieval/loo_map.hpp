@@ -11,8 +11,8 @@
 // popcounts of the XOR words grouped by (distance, relevance) cell.
 //
 // Index-order values need each item's position within its tie group, which
-// deleting a bit changes, so they take one histogram pass and one walk per
-// bit: K times the work of one index-order MAP.
+// deleting a bit changes, so they take one ranking pass per bit: K times the
+// work of one index-order MAP.
 #pragma once
 
 #include <algorithm>
@@ -49,16 +49,23 @@ void loo_query_tie_aware(const std::uint64_t* q, const packed_codes& db, const R
                          double& full, double* without) {
   const std::size_t n = db.size(), words = db.words_per_code();
   const int K = static_cast<int>(db.bits());
-  std::fill(counts.begin(), counts.end(), 0u);
   pos.reset();
   const std::uint64_t* base = db.data();
   if constexpr (W == 1) {
+    // Cells and XOR words of a chunk first, then the scatter into buckets.
+    constexpr std::size_t chunk = 512;
+    std::uint32_t cell[chunk];
+    std::uint64_t xs[chunk];
     const std::uint64_t q0 = q[0];
-    for (std::size_t j = 0; j < n; ++j) {
-      const std::uint64_t x = q0 ^ base[j];
-      const std::size_t b = static_cast<std::size_t>(popcount64(x)) << 1 | rel(j);
-      ++counts[b];
-      pos.add1(b, x);
+    for (std::size_t j0 = 0; j0 < n; j0 += chunk) {
+      const std::size_t m = std::min(chunk, n - j0);
+      for (std::size_t i = 0; i < m; ++i) {
+        const std::uint64_t x = q0 ^ base[j0 + i];
+        xs[i] = x;
+        cell[i] = static_cast<std::uint32_t>(popcount64(x)) << 1 |
+                  static_cast<std::uint32_t>(rel(j0 + i));
+      }
+      pos.add1(cell, xs, m);
     }
   } else {
     std::uint64_t x[W > 0 ? W : 1];
@@ -71,56 +78,57 @@ void loo_query_tie_aware(const std::uint64_t* q, const packed_codes& db, const R
         xp[w] = q[w] ^ d[w];
         h += popcount64(xp[w]);
       }
-      const std::size_t b = static_cast<std::size_t>(h) << 1 | rel(j);
-      ++counts[b];
-      pos.add(b, xp);
+      pos.add(static_cast<std::size_t>(h) << 1 | rel(j), xp);
     }
   }
   pos.finish();
+  for (std::size_t cell = 0; cell < counts.size(); ++cell) counts[cell] = pos.added(cell);
   full = tie_aware_ap(counts.data(), K, H);
+  // Cells whose count is zero contribute nothing to any reduced histogram.
+  int top = K;
+  while (top > 0 && counts[2 * static_cast<std::size_t>(top)] == 0 &&
+         counts[2 * static_cast<std::size_t>(top) + 1] == 0)
+    --top;
   for (int k = 0; k < K; ++k) {
     const std::size_t bk = static_cast<std::size_t>(k);
     for (int h = 0; h < K; ++h) {
       for (std::size_t r = 0; r < 2; ++r) {
         const std::size_t cell = 2 * static_cast<std::size_t>(h) + r;
-        reduced[cell] = counts[cell] - pos.count(cell, bk) + pos.count(cell + 2, bk);
+        reduced[cell] = h > top ? 0u
+                                : counts[cell] - pos.count(cell, bk) + pos.count(cell + 2, bk);
       }
     }
-    without[k] = tie_aware_ap(reduced.data(), K - 1, H);
+    without[k] = tie_aware_ap(reduced.data(), std::min(top, K - 1), H);
   }
 }
 
-// Index-order AP with each bit deleted, for one query: per bit one
-// histogram pass over the distances without that bit and one walk.
+// Index-order AP with each bit deleted, for one query: per bit one ranking
+// pass over the distances without that bit.
 template <int W, class Rel>
 void loo_query_index_order(const std::uint64_t* q, const packed_codes& db, const Rel& rel,
-                           std::vector<std::uint32_t>& counts, std::vector<std::uint16_t>& tags,
-                           std::vector<std::uint64_t>& scratch, index_order_walk& walk,
-                           double& full, double* without) {
+                           std::vector<std::uint16_t>& tags, index_order_ranks& ranks,
+                           index_order_stats& stats, double& full, double* without) {
   const std::size_t n = db.size(), words = db.words_per_code();
-  const int K = static_cast<int>(db.bits());
+  const std::size_t K = db.bits();
   static const std::vector<std::size_t> none;
-  std::fill(counts.begin(), counts.end(), 0u);
-  distance_relevance_histogram<W>(q, db.data(), n, words, rel, counts.data(), tags.data());
-  walk.run(tags.data(), n, counts.data(), K, none, none, scratch);
-  full = walk.ap;
-  for (int k = 0; k < K; ++k) {
-    const std::size_t wk = static_cast<std::size_t>(k) / 64;
-    const unsigned sh = static_cast<unsigned>(k) % 64;
-    const std::uint64_t qb = (q[wk] >> sh) & 1u;
-    std::fill(counts.begin(), counts.end(), 0u);
-    for (std::size_t j = 0; j < n; ++j) {
-      const unsigned differs = static_cast<unsigned>(((db.data()[j * words + wk] >> sh) & 1u) ^ qb);
-      const unsigned t = tags[j] - (differs << 1);
-      ++counts[t];
-      tags[j] = static_cast<std::uint16_t>(t);
-    }
-    walk.run(tags.data(), n, counts.data(), K - 1, none, none, scratch);
-    without[k] = walk.ap;
-    for (std::size_t j = 0; j < n; ++j) {
-      const unsigned differs = static_cast<unsigned>(((db.data()[j * words + wk] >> sh) & 1u) ^ qb);
-      tags[j] = static_cast<std::uint16_t>(tags[j] + (differs << 1));
-    }
+  const item_tag<W, Rel> tag{q, db.data(), words, rel};
+  for (std::size_t j = 0; j < n; ++j) tags[j] = static_cast<std::uint16_t>(tag(j));
+  const std::uint16_t* t = tags.data();
+  auto ap_of_scan = [&](std::size_t buckets, const auto& tagfn) {
+    ranks.scan(n, buckets, tagfn);
+    ranks.finish();
+    stats.compute(ranks.ranks(), ranks.relevant(), none, none);
+    return stats.ap;
+  };
+  full = ap_of_scan(K + 1, [t](std::size_t j) { return static_cast<unsigned>(t[j]); });
+  for (std::size_t k = 0; k < K; ++k) {
+    const std::uint64_t* col = db.data() + k / 64;
+    const unsigned sh = static_cast<unsigned>(k % 64);
+    const unsigned qb = static_cast<unsigned>((q[k / 64] >> sh) & 1u);
+    without[k] = ap_of_scan(K, [=](std::size_t j) {
+      const unsigned differs = static_cast<unsigned>((col[j * words] >> sh) & 1u) ^ qb;
+      return static_cast<unsigned>(t[j]) - (differs << 1);
+    });
   }
 }
 
@@ -158,12 +166,12 @@ inline loo_map_result leave_one_bit_out_map(const packed_codes& queries,
           });
       } else {
         std::vector<std::uint16_t> tags(n);
-        std::vector<std::uint64_t> scratch;
-        detail::index_order_walk walk;
+        detail::index_order_ranks ranks;
+        detail::index_order_stats stats;
         for (std::size_t q = q0; q < q1; ++q)
           with_relevance(query_labels, database_labels, q, [&](const auto& rel) {
-            detail::loo_query_index_order<W>(queries.row(q), database, rel, counts, tags, scratch,
-                                             walk, full[q], without.data() + q * K);
+            detail::loo_query_index_order<W>(queries.row(q), database, rel, tags, ranks, stats,
+                                             full[q], without.data() + q * K);
           });
       }
     });

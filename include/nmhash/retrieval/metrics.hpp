@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "nmhash/codes/packed_codes.hpp"
@@ -68,57 +69,38 @@ struct evaluation {
 
 namespace detail {
 
-// Index-order statistics of one query from its per-item tags (h << 1 | r):
-// each relevant item's rank is (items at smaller distance) + (items at the
-// same distance with a smaller index) + 1, gathered in one pass in index
-// order.
-struct index_order_walk {
+// Index-order AP, AP@k and relevant-in-top-N of one query from the ranks
+// of its relevant items (rank among relevant << 32 | rank).
+struct index_order_stats {
   double ap = 0;
-  std::vector<double> ap_at;      // per map_at entry
+  std::vector<double> ap_at;       // per map_at entry
   std::vector<double> rel_in_top;  // per precision_at entry
 
-  void run(const std::uint16_t* tags, std::size_t n, const std::uint32_t* counts, int max_d,
-           const std::vector<std::size_t>& map_at, const std::vector<std::size_t>& prec_at,
-           std::vector<std::uint64_t>& scratch) {
-    const std::size_t buckets = static_cast<std::size_t>(max_d) + 1;
-    scratch.assign(4 * buckets, 0);
-    std::uint64_t* start = scratch.data();
-    std::uint64_t* rel_start = start + buckets;
-    std::uint64_t* seen = rel_start + buckets;
-    std::uint64_t* seen_rel = seen + buckets;
-    std::uint64_t c = 0, rc = 0;
-    for (std::size_t h = 0; h < buckets; ++h) {
-      start[h] = c;
-      rel_start[h] = rc;
-      c += counts[2 * h] + counts[2 * h + 1];
-      rc += counts[2 * h + 1];
-    }
-    const std::uint64_t total_rel = rc;
-    std::vector<double> sum_at(map_at.size(), 0.0);
-    std::vector<std::uint64_t> cnt_at(map_at.size(), 0);
-    rel_in_top.assign(prec_at.size(), 0.0);
+  void compute(const std::uint64_t* ranks, std::size_t relevant,
+               const std::vector<std::size_t>& map_at, const std::vector<std::size_t>& prec_at) {
     double sum = 0;
-    for (std::size_t j = 0; j < n; ++j) {
-      const unsigned t = tags[j];
-      const unsigned h = t >> 1;
-      const std::uint64_t pos = start[h] + ++seen[h];
-      if (t & 1u) {
-        const std::uint64_t rr = rel_start[h] + ++seen_rel[h];
-        const double p = static_cast<double>(rr) / static_cast<double>(pos);
-        sum += p;
-        for (std::size_t a = 0; a < map_at.size(); ++a)
-          if (pos <= map_at[a]) {
-            sum_at[a] += p;
-            ++cnt_at[a];
-          }
-        for (std::size_t a = 0; a < prec_at.size(); ++a)
-          if (pos <= prec_at[a]) rel_in_top[a] += 1;
+    for (std::size_t i = 0; i < relevant; ++i)
+      sum += static_cast<double>(ranks[i] >> 32) / static_cast<double>(ranks[i] & 0xFFFFFFFFu);
+    ap = relevant > 0 ? sum / static_cast<double>(relevant) : 0.0;
+    ap_at.assign(map_at.size(), 0.0);
+    for (std::size_t a = 0; a < map_at.size(); ++a) {
+      double s = 0;
+      std::size_t hits = 0;
+      for (std::size_t i = 0; i < relevant; ++i) {
+        const std::uint64_t pos = ranks[i] & 0xFFFFFFFFu;
+        if (pos <= map_at[a]) {
+          s += static_cast<double>(ranks[i] >> 32) / static_cast<double>(pos);
+          ++hits;
+        }
       }
+      ap_at[a] = hits > 0 ? s / static_cast<double>(hits) : 0.0;
     }
-    ap = total_rel > 0 ? sum / static_cast<double>(total_rel) : 0.0;
-    ap_at.resize(map_at.size());
-    for (std::size_t a = 0; a < map_at.size(); ++a)
-      ap_at[a] = cnt_at[a] > 0 ? sum_at[a] / static_cast<double>(cnt_at[a]) : 0.0;
+    rel_in_top.assign(prec_at.size(), 0.0);
+    for (std::size_t a = 0; a < prec_at.size(); ++a) {
+      std::size_t hits = 0;
+      for (std::size_t i = 0; i < relevant; ++i) hits += (ranks[i] & 0xFFFFFFFFu) <= prec_at[a];
+      rel_in_top[a] = static_cast<double>(hits);
+    }
   }
 };
 
@@ -160,17 +142,22 @@ inline evaluation evaluate(const packed_codes& queries, const packed_codes& data
     const std::int64_t tasks = (static_cast<std::int64_t>(nq) + chunk - 1) / chunk;
     parallel_for(tasks, opt.threads, 1, [&](std::int64_t task) {
       std::vector<std::uint32_t> counts(nbins);
-      std::vector<std::uint16_t> tags(opt.index_order ? n : 0);
-      std::vector<std::uint64_t> scratch;
-      detail::index_order_walk walk;
+      detail::index_order_ranks ranks;
+      detail::index_order_stats stats;
       const std::size_t q0 = static_cast<std::size_t>(task * chunk);
       const std::size_t q1 = std::min(nq, q0 + static_cast<std::size_t>(chunk));
       for (std::size_t q = q0; q < q1; ++q) {
         std::fill(counts.begin(), counts.end(), 0u);
         with_relevance(query_labels, database_labels, q, [&](const auto& rel) {
-          detail::distance_relevance_histogram<W>(queries.row(q), database.data(), n, words, rel,
-                                                  counts.data(),
-                                                  opt.index_order ? tags.data() : nullptr);
+          const std::uint64_t* qc = queries.row(q);
+          if (opt.index_order) {
+            ranks.scan(n, nbins / 2, detail::item_tag<W, std::decay_t<decltype(rel)>>{qc, database.data(), words, rel});
+            ranks.histogram(counts.data());
+            ranks.finish();
+          } else {
+            detail::distance_relevance_histogram<W>(qc, database.data(), n, words, rel,
+                                                    counts.data(), nbins);
+          }
         });
         const std::uint32_t* cts = counts.data();
         ap_aw[q] = tie_aware_ap(cts, K, H);
@@ -182,18 +169,14 @@ inline evaluation evaluate(const packed_codes& queries, const packed_codes& data
           pn_aw[q * np + a] =
               top > 0 ? tie_aware_relevant_in_top(cts, K, opt.precision_at[a]) / top : 0.0;
         }
-        for (int r = 0; r <= K; ++r) {
-          const precision_recall pr = radius_precision_recall(cts, K, r);
-          prc_p[q * nr + static_cast<std::size_t>(r)] = pr.precision;
-          prc_r[q * nr + static_cast<std::size_t>(r)] = pr.recall;
-        }
+        radius_curve(cts, K, prc_p.data() + q * nr, prc_r.data() + q * nr);
         if (opt.index_order) {
-          walk.run(tags.data(), n, cts, K, opt.map_at, opt.precision_at, scratch);
-          ap_io[q] = walk.ap;
-          for (std::size_t a = 0; a < na; ++a) apk_io[q * na + a] = walk.ap_at[a];
+          stats.compute(ranks.ranks(), ranks.relevant(), opt.map_at, opt.precision_at);
+          ap_io[q] = stats.ap;
+          for (std::size_t a = 0; a < na; ++a) apk_io[q * na + a] = stats.ap_at[a];
           for (std::size_t a = 0; a < np; ++a) {
             const double top = std::min(top_cap, static_cast<double>(opt.precision_at[a]));
-            pn_io[q * np + a] = top > 0 ? walk.rel_in_top[a] / top : 0.0;
+            pn_io[q * np + a] = top > 0 ? stats.rel_in_top[a] / top : 0.0;
           }
         }
       }

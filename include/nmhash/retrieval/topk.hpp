@@ -141,10 +141,25 @@ void knn_scan_block(topk_selector& sel, const std::uint64_t* NMHASH_RESTRICT q,
                     std::size_t words) {
   int hstar = sel.threshold();
   if constexpr (W == 1) {
+    // Four items per step with one combined threshold test: the common case
+    // (no item below the threshold) costs one branch per four items.
     const std::uint64_t q0 = q[0];
-    for (std::size_t j = begin; j < end; ++j) {
+    std::size_t j = begin;
+    for (; j + 4 <= end; j += 4) {
+      const int d0 = popcount64(q0 ^ db[j]), d1 = popcount64(q0 ^ db[j + 1]);
+      const int d2 = popcount64(q0 ^ db[j + 2]), d3 = popcount64(q0 ^ db[j + 3]);
+      if (NMHASH_UNLIKELY(std::min(std::min(d0, d1), std::min(d2, d3)) < hstar)) {
+        const int d[4] = {d0, d1, d2, d3};
+        for (std::size_t u = 0; u < 4; ++u)
+          if (d[u] < hstar) {
+            sel.accept(d[u], static_cast<std::int64_t>(j + u));
+            hstar = sel.threshold();
+          }
+      }
+    }
+    for (; j < end; ++j) {
       const int d = popcount64(q0 ^ db[j]);
-      if (NMHASH_UNLIKELY(d < hstar)) {
+      if (d < hstar) {
         sel.accept(d, static_cast<std::int64_t>(j));
         hstar = sel.threshold();
       }

@@ -1,0 +1,43 @@
+// Random codes and labels shared by the benchmarks.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "nmhash/nmhash.hpp"
+
+namespace bench {
+
+inline nmhash::packed_codes random_codes(std::size_t n, std::size_t k, std::uint64_t seed) {
+  nmhash::packed_codes c(n, k);
+  std::mt19937_64 g(seed);
+  for (std::size_t i = 0; i < n * c.words_per_code(); ++i) c.data()[i] = g();
+  c.clear_padding();
+  return c;
+}
+
+inline std::vector<std::int32_t> random_labels(std::size_t n, int classes, std::uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::vector<std::int32_t> l(n);
+  for (auto& v : l) v = static_cast<std::int32_t>(g() % static_cast<std::uint64_t>(classes));
+  return l;
+}
+
+// Codes correlated with their labels (a class prototype with each bit
+// flipped with probability `noise`), so that rankings are not random and
+// tie groups mix relevant and irrelevant items as trained codes do.
+inline nmhash::packed_codes class_codes(const std::vector<std::int32_t>& labels, std::size_t k,
+                                        double noise, std::uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::vector<nmhash::packed_codes> protos;
+  const nmhash::packed_codes p = random_codes(64, k, 12345);
+  std::bernoulli_distribution flip(noise);
+  nmhash::packed_codes c(labels.size(), k);
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    for (std::size_t j = 0; j < k; ++j)
+      c.set_bit(i, j, p.bit(static_cast<std::size_t>(labels[i]) % 64, j) != flip(g));
+  return c;
+}
+
+}  // namespace bench

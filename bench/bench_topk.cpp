@@ -1,0 +1,124 @@
+// Exact Hamming top-k: nmhash::hamming_knn against FAISS IndexBinaryFlat
+// (the libfaiss-dev build), same data, same k, same threads, in one run.
+// Q = 1,000 random queries, N = 1,000,000 random 64-bit codes, k = 100.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "bench_data.hpp"
+
+#if defined(NMHASH_BENCH_WITH_FAISS)
+#include <faiss/IndexBinaryFlat.h>
+#endif
+
+namespace {
+
+constexpr std::size_t kBits = 64, kQueries = 1000, kDatabase = 1000000, kTop = 100;
+
+struct dataset {
+  nmhash::packed_codes q = bench::random_codes(kQueries, kBits, 1);
+  nmhash::packed_codes db = bench::random_codes(kDatabase, kBits, 2);
+  std::vector<std::uint8_t> q_bytes, db_bytes;
+  dataset() {
+    // FAISS reads codes as bytes; lsb_first bytes are the same memory as
+    // nmhash's little-endian words.
+    q_bytes.resize(kQueries * 8);
+    db_bytes.resize(kDatabase * 8);
+    nmhash::to_packed_bytes(q, q_bytes.data(), nmhash::bit_order::lsb_first);
+    nmhash::to_packed_bytes(db, db_bytes.data(), nmhash::bit_order::lsb_first);
+  }
+};
+
+const dataset& data() {
+  static const dataset d;
+  return d;
+}
+
+void set_counters(benchmark::State& state, int threads) {
+  state.counters["threads"] = threads;
+  state.counters["pairs/s"] = benchmark::Counter(
+      static_cast<double>(kQueries) * static_cast<double>(kDatabase) *
+          static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+  state.counters["queries/s"] = benchmark::Counter(
+      static_cast<double>(kQueries) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+}
+
+void BM_nmhash_knn(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const auto& d = data();
+  nmhash::knn_options opt;
+  opt.threads.count = threads;
+  for (auto _ : state) {
+    auto res = nmhash::hamming_knn(d.q, d.db, kTop, opt);
+    benchmark::DoNotOptimize(res.indices.data());
+  }
+  set_counters(state, threads);
+}
+
+#if defined(NMHASH_BENCH_WITH_FAISS)
+void BM_faiss_IndexBinaryFlat(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const auto& d = data();
+  faiss::IndexBinaryFlat index(static_cast<faiss::Index::idx_t>(kBits));
+  index.add(static_cast<faiss::Index::idx_t>(kDatabase), d.db_bytes.data());
+  std::vector<std::int32_t> dist(kQueries * kTop);
+  std::vector<faiss::Index::idx_t> labels(kQueries * kTop);
+  omp_set_num_threads(threads);
+  for (auto _ : state) {
+    index.search(static_cast<faiss::Index::idx_t>(kQueries), d.q_bytes.data(),
+                 static_cast<faiss::Index::idx_t>(kTop), dist.data(), labels.data());
+    benchmark::DoNotOptimize(labels.data());
+  }
+  set_counters(state, threads);
+  // Both must return the same distances (indices may differ inside the
+  // last tie group only if FAISS breaks ties differently).
+  const auto ours = nmhash::hamming_knn(d.q, d.db, kTop, nmhash::threads{threads});
+  for (std::size_t i = 0; i < dist.size(); ++i)
+    if (dist[i] != ours.distances[i]) {
+      state.SkipWithError("FAISS and nmhash top-k distances differ");
+      return;
+    }
+  std::size_t same_index = 0;
+  for (std::size_t i = 0; i < dist.size(); ++i) same_index += labels[i] == ours.indices[i];
+  state.counters["same_index_fraction"] = static_cast<double>(same_index) / static_cast<double>(dist.size());
+}
+#endif
+
+int all_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+void register_all() {
+  for (int t : {1, all_threads()}) {
+    benchmark::RegisterBenchmark("topk/nmhash_hamming_knn", BM_nmhash_knn)
+        ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(t == 1 ? 2 : 4);
+#if defined(NMHASH_BENCH_WITH_FAISS)
+    benchmark::RegisterBenchmark("topk/faiss_IndexBinaryFlat", BM_faiss_IndexBinaryFlat)
+        ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(t == 1 ? 1 : 2);
+#endif
+    if (all_threads() == 1) break;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
