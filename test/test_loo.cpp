@@ -43,6 +43,9 @@ TEST_CASE("leave-one-bit-out MAP equals dropping each bit and evaluating again",
   SECTION("K = 128") { check_loo(128, 2, 250, 5, 6, 0.5); }
   SECTION("K = 200") { check_loo(200, 2, 200, 5, 7, 0.5); }
   SECTION("database smaller than one 16-word group") { check_loo(20, 3, 9, 2, 8, 0.5); }
+  SECTION("thousands of items in one cell (counter spills and carries)") {
+    check_loo(8, 3, 3000, 2, 9, 0.97);
+  }
 }
 
 TEST_CASE("leave-one-bit-out MAP rejects K = 1 and handles an empty query set", "[loo]") {

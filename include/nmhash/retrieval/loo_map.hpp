@@ -44,7 +44,7 @@ namespace detail {
 // Tie-aware AP with all bits and with each bit deleted, for one query.
 template <int W, class Rel>
 void loo_query_tie_aware(const std::uint64_t* q, const packed_codes& db, const Rel& rel,
-                         bucketed_positional_popcount<W>& pos, std::vector<std::uint32_t>& counts,
+                         cell_bit_counter<W>& pos, std::vector<std::uint32_t>& counts,
                          std::vector<std::uint32_t>& reduced, const harmonic_numbers& H,
                          double& full, double* without) {
   const std::size_t n = db.size(), words = db.words_per_code();
@@ -52,20 +52,10 @@ void loo_query_tie_aware(const std::uint64_t* q, const packed_codes& db, const R
   pos.reset();
   const std::uint64_t* base = db.data();
   if constexpr (W == 1) {
-    // Cells and XOR words of a chunk first, then the scatter into buckets.
-    constexpr std::size_t chunk = 512;
-    std::uint32_t cell[chunk];
-    std::uint64_t xs[chunk];
     const std::uint64_t q0 = q[0];
-    for (std::size_t j0 = 0; j0 < n; j0 += chunk) {
-      const std::size_t m = std::min(chunk, n - j0);
-      for (std::size_t i = 0; i < m; ++i) {
-        const std::uint64_t x = q0 ^ base[j0 + i];
-        xs[i] = x;
-        cell[i] = static_cast<std::uint32_t>(popcount64(x)) << 1 |
-                  static_cast<std::uint32_t>(rel(j0 + i));
-      }
-      pos.add1(cell, xs, m);
+    for (std::size_t j = 0; j < n; ++j) {
+      const std::uint64_t x = q0 ^ base[j];
+      pos.add(static_cast<std::size_t>(popcount64(x)) << 1 | rel(j), &x);
     }
   } else {
     std::uint64_t x[W > 0 ? W : 1];
@@ -158,7 +148,7 @@ inline loo_map_result leave_one_bit_out_map(const packed_codes& queries,
       const std::size_t q0 = static_cast<std::size_t>(task * chunk);
       const std::size_t q1 = std::min(nq, q0 + static_cast<std::size_t>(chunk));
       if (ties == tie_rule::aware) {
-        detail::bucketed_positional_popcount<W> pos(cells, database.words_per_code());
+        detail::cell_bit_counter<W> pos(cells, database.words_per_code());
         for (std::size_t q = q0; q < q1; ++q)
           with_relevance(query_labels, database_labels, q, [&](const auto& rel) {
             detail::loo_query_tie_aware<W>(queries.row(q), database, rel, pos, counts, reduced, H,

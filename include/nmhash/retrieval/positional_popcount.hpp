@@ -28,16 +28,11 @@ class bucketed_positional_popcount {
   // adders), then 16s, 32s, 64s and 128s (ripple-carry of each group's
   // sixteens carry). Counts of 256 and more go to the integer counters.
   static constexpr unsigned planes = 8;
-  // Consecutive values go to different lanes (each with its own fill
-  // counters and buffers), so that two nearby values of one bucket do not
-  // update the same counter back to back.
-  static constexpr unsigned lanes = 4;
-
   bucketed_positional_popcount(std::size_t buckets, std::size_t words)
       : buckets_(buckets),
         words_(W > 0 ? static_cast<std::size_t>(W) : words),
-        added_(lanes * buckets, 0),
-        buffer_(lanes * buckets * group * words_, 0),
+        added_(buckets, 0),
+        buffer_(buckets * group * words_, 0),
         planes_(buckets * planes * words_, 0),
         counts_(buckets * 64 * words_, 0) {}
 
@@ -53,46 +48,23 @@ class bucketed_positional_popcount {
   void add(std::size_t b, const std::uint64_t* x) {
     std::uint64_t* slot = buffer_.data() + (b * group + (added_[b] % group)) * words_;
     for (std::size_t w = 0; w < words_; ++w) slot[w] = x[w];
-    if (++added_[b] % group == 0) flush(0, b);
+    if (++added_[b] % group == 0) flush(b);
   }
 
-  // add() for n one-word values: x[i] goes to bucket b[i].
-  void add1(const std::uint32_t* NMHASH_RESTRICT b, const std::uint64_t* NMHASH_RESTRICT x,
-            std::size_t n) {
-    std::uint32_t* NMHASH_RESTRICT added = added_.data();
-    std::uint64_t* NMHASH_RESTRICT buffer = buffer_.data();
-    const std::size_t lane_stride = buckets_;
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t lb = (i % lanes) * lane_stride + b[i];
-      const std::uint32_t a = added[lb];
-      buffer[lb * group + (a % group)] = x[i];
-      added[lb] = a + 1;
-      if (NMHASH_UNLIKELY((a + 1) % group == 0)) flush(i % lanes, b[i]);
-    }
-  }
-
-  // Number of values added to bucket b (valid after finish()).
+  // Number of values added to bucket b.
   std::uint32_t added(std::size_t b) const { return added_[b]; }
 
   // Folds the partial groups and the planes into the integer counters;
-  // afterwards count(b, bit) and added(b) are exact. Untouched buckets cost
-  // nothing.
+  // afterwards count(b, bit) is exact. Untouched buckets cost nothing.
   void finish() {
     for (std::size_t b = 0; b < buckets_; ++b) {
-      std::uint32_t total = 0;
-      for (unsigned lane = 0; lane < lanes; ++lane) {
-        const std::uint32_t a = added_[lane * buckets_ + b];
-        total += a;
-        const unsigned fill = a % group;
-        if (fill != 0) {
-          std::uint64_t* buf = buffer_.data() + (lane * buckets_ + b) * group * words_;
-          std::fill(buf + fill * words_, buf + group * words_, std::uint64_t{0});
-          flush(lane, b);
-        }
-        if (lane > 0) added_[lane * buckets_ + b] = 0;
+      if (added_[b] == 0) continue;
+      const unsigned fill = added_[b] % group;
+      if (fill != 0) {
+        std::uint64_t* buf = buffer_.data() + b * group * words_;
+        std::fill(buf + fill * words_, buf + group * words_, std::uint64_t{0});
+        flush(b);
       }
-      added_[b] = total;
-      if (total == 0) continue;
       std::uint32_t* c = counts_.data() + b * 64 * words_;
       std::uint64_t* p = planes_.data() + b * planes * words_;
       for (std::size_t w = 0; w < words_; ++w)
@@ -123,12 +95,12 @@ class bucketed_positional_popcount {
     l = u ^ c;
   }
 
-  // Reduces the 16 buffered values of (lane, bucket b) into b's planes.
-  NMHASH_NOINLINE void flush(std::size_t lane, std::size_t b) {
+  // Reduces the 16 buffered values of bucket b into its planes.
+  NMHASH_NOINLINE void flush(std::size_t b) {
     std::uint32_t* c = counts_.data() + b * 64 * words_;
     const std::size_t s = words_;
     for (std::size_t w = 0; w < words_; ++w) {
-      const std::uint64_t* d = buffer_.data() + (lane * buckets_ + b) * group * words_ + w;
+      const std::uint64_t* d = buffer_.data() + b * group * words_ + w;
       std::uint64_t* p = planes_.data() + b * planes * words_ + w;
       std::uint64_t ones = p[0], twos = p[s], fours = p[2 * s], eights = p[3 * s];
       std::uint64_t twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
@@ -168,5 +140,93 @@ class bucketed_positional_popcount {
   std::vector<std::uint64_t> planes_;
   std::vector<std::uint32_t> counts_;
 };
+
+#if defined(__AVX2__) && (defined(__GNUC__) || defined(__clang__))
+#define NMHASH_VECTOR_BIT_COUNTER 1
+
+// The same interface for targets with 256-bit integer vectors: every bit of
+// a value is broadcast into a byte lane and added to its bucket's byte
+// counters (two 32-byte vectors per word), which spill into the integer
+// counters every 128 values. Written with the GCC/Clang vector extension,
+// so the compiler emits AVX2 (or wider) instructions.
+template <int W>
+class vector_bit_counter {
+  typedef std::uint64_t u64x4 __attribute__((vector_size(32)));
+  typedef std::uint8_t u8x32 __attribute__((vector_size(32)));
+  struct alignas(32) row_word {
+    u8x32 lo, hi;
+  };
+
+ public:
+  vector_bit_counter(std::size_t buckets, std::size_t words)
+      : buckets_(buckets),
+        words_(W > 0 ? static_cast<std::size_t>(W) : words),
+        added_(buckets, 0),
+        rows_(buckets * words_),
+        counts_(buckets * 64 * words_, 0) {}
+
+  std::size_t words() const { return words_; }
+
+  void reset() {
+    std::fill(added_.begin(), added_.end(), 0u);
+    std::fill(rows_.begin(), rows_.end(), row_word{});
+    std::fill(counts_.begin(), counts_.end(), 0u);
+  }
+
+  void add(std::size_t b, const std::uint64_t* x) {
+    // Lane i of `lo` holds byte i % 8 of the value and tests bit i / 8 of
+    // it (bit 8 (i % 8) + i / 8 of the word); `hi` tests bits 4..7.
+    const u8x32 lo_mask = {1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
+                           4, 4, 4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 8, 8};
+    const u8x32 hi_mask = lo_mask << 4;
+    const std::size_t nw = W > 0 ? static_cast<std::size_t>(W) : words_;
+    row_word* row = rows_.data() + b * nw;
+    for (std::size_t w = 0; w < nw; ++w) {
+      const u64x4 v = {x[w], x[w], x[w], x[w]};
+      const u8x32 bytes = reinterpret_cast<const u8x32&>(v);
+      row[w].lo -= reinterpret_cast<u8x32>((bytes & lo_mask) == lo_mask);
+      row[w].hi -= reinterpret_cast<u8x32>((bytes & hi_mask) == hi_mask);
+    }
+    if (NMHASH_UNLIKELY((++added_[b] & 127u) == 0)) spill(b);
+  }
+
+  std::uint32_t added(std::size_t b) const { return added_[b]; }
+
+  void finish() {
+    for (std::size_t b = 0; b < buckets_; ++b)
+      if (added_[b] & 127u) spill(b);
+  }
+
+  std::uint32_t count(std::size_t b, std::size_t bit) const {
+    return counts_[b * 64 * words_ + bit];
+  }
+
+ private:
+  NMHASH_NOINLINE void spill(std::size_t b) {
+    row_word* row = rows_.data() + b * words_;
+    std::uint32_t* c = counts_.data() + b * 64 * words_;
+    for (std::size_t w = 0; w < words_; ++w) {
+      for (unsigned i = 0; i < 32; ++i) {
+        const unsigned bit = 8 * (i % 8) + i / 8;
+        c[64 * w + bit] += row[w].lo[i];
+        c[64 * w + bit + 4] += row[w].hi[i];
+      }
+      row[w] = row_word{};
+    }
+  }
+
+  std::size_t buckets_;
+  std::size_t words_;
+  std::vector<std::uint32_t> added_;
+  std::vector<row_word> rows_;
+  std::vector<std::uint32_t> counts_;
+};
+
+template <int W>
+using cell_bit_counter = vector_bit_counter<W>;
+#else
+template <int W>
+using cell_bit_counter = bucketed_positional_popcount<W>;
+#endif
 
 }  // namespace nmhash::detail
