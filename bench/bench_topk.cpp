@@ -41,7 +41,7 @@ const dataset& data() {
 }
 
 void set_counters(benchmark::State& state, int threads) {
-  state.counters["threads"] = threads;
+  state.counters["omp_threads"] = threads;
   state.counters["pairs/s"] = benchmark::Counter(
       static_cast<double>(kQueries) * static_cast<double>(kDatabase) *
           static_cast<double>(state.iterations()),
@@ -102,10 +102,10 @@ int all_threads() {
 
 void register_all() {
   for (int t : {1, all_threads()}) {
-    benchmark::RegisterBenchmark("topk/nmhash_hamming_knn", BM_nmhash_knn)
+    benchmark::RegisterBenchmark("topk/K64/nmhash_hamming_knn", BM_nmhash_knn)
         ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(t == 1 ? 2 : 4);
 #if defined(NMHASH_BENCH_WITH_FAISS)
-    benchmark::RegisterBenchmark("topk/faiss_IndexBinaryFlat", BM_faiss_IndexBinaryFlat)
+    benchmark::RegisterBenchmark("topk/K64/faiss_IndexBinaryFlat", BM_faiss_IndexBinaryFlat)
         ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(t == 1 ? 1 : 2);
 #endif
     if (all_threads() == 1) break;
