@@ -3,9 +3,9 @@
 // CUDA error name and text and the call site.
 #pragma once
 
-#include <cuda_runtime.h>
-
 #include <string>
+
+#include "nmhash/cuda/cuda_api.cuh"
 
 #include "nmhash/core/error.hpp"
 

@@ -1,0 +1,74 @@
+// The GPU half of the mixed .cu/.cpp binary: packs and ranks on the device
+// and compares with the CPU library. Only runs where a CUDA device answers.
+#include "device_part.hpp"
+
+#include <random>
+#include <vector>
+
+#include "nmhash/cuda/hamming_topk.cuh"
+#include "nmhash/cuda/pack.cuh"
+#include "nmhash/nmhash.hpp"
+
+namespace {
+
+template <class T>
+T* to_device(const std::vector<T>& v) {
+  T* d = nullptr;
+  NMHASH_CUDA_CHECK(cudaMalloc(&d, v.size() * sizeof(T) + 1));
+  NMHASH_CUDA_CHECK(cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+template <class T>
+std::vector<T> to_host(const T* d, std::size_t n) {
+  std::vector<T> v(n);
+  NMHASH_CUDA_CHECK(cudaMemcpy(v.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return v;
+}
+
+}  // namespace
+
+int cuda_device_count() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
+std::string run_device_checks() {
+  std::mt19937_64 g(7);
+  std::normal_distribution<float> normal;
+  const std::size_t nq = 50, n = 20000;
+  for (std::size_t bits : {12, 64, 100, 200}) {
+    std::vector<float> xq(nq * bits), xd(n * bits);
+    for (auto& v : xq) v = normal(g);
+    for (auto& v : xd) v = normal(g);
+    const auto cq = nmhash::pack_signs(xq.data(), nq, bits), cd = nmhash::pack_signs(xd.data(), n, bits);
+    float* dxq = to_device(xq);
+    float* dxd = to_device(xd);
+    std::uint64_t *dq = nullptr, *dd = nullptr;
+    NMHASH_CUDA_CHECK(cudaMalloc(&dq, cq.size() * cq.words_per_code() * 8));
+    NMHASH_CUDA_CHECK(cudaMalloc(&dd, cd.size() * cd.words_per_code() * 8));
+    nmhash::gpu::pack_signs(dxq, nq, bits, dq, nullptr);
+    nmhash::gpu::pack_signs(dxd, n, bits, dd, nullptr);
+    const auto hq = to_host(dq, cq.size() * cq.words_per_code());
+    if (!std::equal(hq.begin(), hq.end(), cq.data())) return "gpu::pack_signs differs from pack_signs";
+    for (std::size_t k : {std::size_t{1}, std::size_t{100}, n}) {
+      std::int32_t* ddist = nullptr;
+      std::int64_t* didx = nullptr;
+      NMHASH_CUDA_CHECK(cudaMalloc(&ddist, nq * k * sizeof(std::int32_t)));
+      NMHASH_CUDA_CHECK(cudaMalloc(&didx, nq * k * sizeof(std::int64_t)));
+      nmhash::gpu::hamming_knn(dq, nq, dd, n, bits, k, ddist, didx, nullptr);
+      NMHASH_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto cpu = nmhash::hamming_knn(cq, cd, k);
+      if (to_host(ddist, nq * k) != cpu.distances || to_host(didx, nq * k) != cpu.indices)
+        return "gpu::hamming_knn differs from hamming_knn at K = " + std::to_string(bits) +
+               ", k = " + std::to_string(k);
+      cudaFree(ddist);
+      cudaFree(didx);
+    }
+    cudaFree(dxq);
+    cudaFree(dxd);
+    cudaFree(dq);
+    cudaFree(dd);
+  }
+  return {};
+}
