@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "nmhash/cuda/hamming_topk.cuh"
+#include "nmhash/cuda/map.cuh"
 #include "nmhash/cuda/pack.cuh"
 #include "nmhash/nmhash.hpp"
 
@@ -73,4 +74,58 @@ TEST_CASE("gpu::hamming_knn on an empty database pads every row", "[gpu][topk]")
   REQUIRE(idx == std::vector<std::int64_t>(6, -1));
   REQUIRE_THROWS_WITH(nmhash::gpu::hamming_knn(q.data(), 2, nullptr, 0, 16, 0, dist.data(), idx.data(), nullptr),
                       Catch::Contains("k must be at least 1"));
+}
+
+TEST_CASE("gpu::mean_average_precision equals the CPU MAP in both conventions", "[gpu][map]") {
+  std::mt19937_64 g(4);
+  struct shape {
+    std::size_t bits, nq, n;
+    double p_one;
+  };
+  for (const shape s : {shape{1, 3, 100, 0.5}, shape{12, 5, 700, 0.8}, shape{48, 4, 555, 0.5},
+                        shape{64, 3, 300, 0.5}, shape{65, 3, 300, 0.5}, shape{200, 2, 257, 0.5},
+                        shape{16, 2, 0, 0.5}}) {
+    DYNAMIC_SECTION("K = " << s.bits << ", N = " << s.n) {
+      const auto q = random_codes(s.nq, s.bits, g, s.p_one);
+      const auto db = random_codes(s.n, s.bits, g, s.p_one);
+      std::vector<std::int32_t> ql(s.nq), dl(s.n);
+      for (auto& v : ql) v = static_cast<std::int32_t>(g() % 4);
+      for (auto& v : dl) v = static_cast<std::int32_t>(g() % 4);
+      std::vector<unsigned char> ws(nmhash::gpu::map_workspace_bytes(s.nq));
+      double map[2];
+      nmhash::gpu::mean_average_precision(q.data(), s.nq, db.data(), s.n, s.bits,
+                                          nmhash::gpu::class_id_relevance{ql.data(), dl.data()}, map,
+                                          ws.data(), ws.size(), nullptr);
+      const auto cpu = nmhash::mean_average_precision(q, db, nmhash::labels::single(ql), nmhash::labels::single(dl));
+      REQUIRE(map[0] == Catch::Detail::Approx(cpu.tie_aware).epsilon(1e-12).margin(1e-15));
+      REQUIRE(map[1] == Catch::Detail::Approx(cpu.index_order).epsilon(1e-12).margin(1e-15));
+
+      // Multi-label sets of 70 labels (two words).
+      const std::size_t L = 70;
+      std::vector<std::uint8_t> qm(s.nq * L), dm(s.n * L);
+      for (auto& v : qm) v = g() % 20 == 0;
+      for (auto& v : dm) v = g() % 20 == 0;
+      const auto QL = nmhash::labels::multi_hot(qm.data(), s.nq, L);
+      const auto DL = nmhash::labels::multi_hot(dm.data(), s.n, L);
+      nmhash::gpu::mean_average_precision(q.data(), s.nq, db.data(), s.n, s.bits,
+                                          nmhash::gpu::label_set_relevance{QL.sets(), DL.sets(), 2}, map,
+                                          ws.data(), ws.size(), nullptr);
+      const auto cpu_multi = nmhash::mean_average_precision(q, db, QL, DL);
+      REQUIRE(map[0] == Catch::Detail::Approx(cpu_multi.tie_aware).epsilon(1e-12).margin(1e-15));
+      REQUIRE(map[1] == Catch::Detail::Approx(cpu_multi.index_order).epsilon(1e-12).margin(1e-15));
+    }
+  }
+  double map[2];
+  REQUIRE_THROWS_WITH(nmhash::gpu::mean_average_precision(nullptr, 4, nullptr, 0, 16,
+                                                          nmhash::gpu::class_id_relevance{nullptr, nullptr}, map,
+                                                          nullptr, 8, nullptr),
+                      Catch::Contains("workspace of 8 bytes, needs 64"));
+}
+
+TEST_CASE("harmonic_series agrees with the harmonic table", "[gpu][map]") {
+  const nmhash::harmonic_numbers table;
+  const nmhash::harmonic_series series;
+  for (auto [a, b] : {std::pair<std::uint64_t, std::uint64_t>{0, 1}, {0, 63}, {0, 64}, {3, 65}, {10, 1000},
+                      {64, 70000}, {69000, 69001}, {500, 60000}})
+    REQUIRE(series.diff(a, b) == Catch::Detail::Approx(table.diff(a, b)).epsilon(1e-13));
 }

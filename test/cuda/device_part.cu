@@ -2,10 +2,12 @@
 // and compares with the CPU library. Only runs where a CUDA device answers.
 #include "device_part.hpp"
 
+#include <cmath>
 #include <random>
 #include <vector>
 
 #include "nmhash/cuda/hamming_topk.cuh"
+#include "nmhash/cuda/map.cuh"
 #include "nmhash/cuda/pack.cuh"
 #include "nmhash/nmhash.hpp"
 
@@ -65,6 +67,25 @@ std::string run_device_checks() {
       cudaFree(ddist);
       cudaFree(didx);
     }
+    std::vector<std::int32_t> ql(nq), dl(n);
+    for (auto& v : ql) v = static_cast<std::int32_t>(g() % 10);
+    for (auto& v : dl) v = static_cast<std::int32_t>(g() % 10);
+    std::int32_t* dql = to_device(ql);
+    std::int32_t* ddl = to_device(dl);
+    void* ws = nullptr;
+    double* dmap = nullptr;
+    NMHASH_CUDA_CHECK(cudaMalloc(&ws, nmhash::gpu::map_workspace_bytes(nq)));
+    NMHASH_CUDA_CHECK(cudaMalloc(&dmap, 2 * sizeof(double)));
+    nmhash::gpu::mean_average_precision(dq, nq, dd, n, bits, nmhash::gpu::class_id_relevance{dql, ddl}, dmap, ws,
+                                        nmhash::gpu::map_workspace_bytes(nq), nullptr);
+    const auto map = to_host(dmap, 2);
+    const auto cpu_map = nmhash::mean_average_precision(cq, cd, nmhash::labels::single(ql), nmhash::labels::single(dl));
+    if (std::abs(map[0] - cpu_map.tie_aware) > 1e-9 || std::abs(map[1] - cpu_map.index_order) > 1e-9)
+      return "gpu::mean_average_precision differs from mean_average_precision at K = " + std::to_string(bits);
+    cudaFree(ws);
+    cudaFree(dmap);
+    cudaFree(dql);
+    cudaFree(ddl);
     cudaFree(dxq);
     cudaFree(dxd);
     cudaFree(dq);

@@ -15,6 +15,15 @@
 #define NMHASH_HOST_DEVICE
 #endif
 
+// Before a __host__ __device__ template that may be instantiated with a
+// host-only argument type (nvcc checks the call only where it is used on the
+// device).
+#if defined(__CUDACC__) && !defined(__clang__)
+#define NMHASH_HD_TEMPLATE _Pragma("nv_exec_check_disable")
+#else
+#define NMHASH_HD_TEMPLATE
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define NMHASH_RESTRICT __restrict__
 #define NMHASH_NOINLINE __attribute__((noinline))

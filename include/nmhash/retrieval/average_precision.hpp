@@ -27,7 +27,22 @@
 #include <cstdint>
 #include <vector>
 
+#include "nmhash/core/config.hpp"
+
 namespace nmhash {
+
+namespace detail {
+
+// H_b - H_a for large a from the asymptotic series of H_n = ln n + gamma +
+// 1/(2n) - 1/(12 n^2) + 1/(120 n^4) - ..., formed term by term to avoid
+// cancellation; for a >= 64 the first omitted term is below 1e-16 relative.
+NMHASH_HOST_DEVICE inline double harmonic_diff_asymptotic(double a, double b) {
+  const double ia2 = 1.0 / (a * a), ib2 = 1.0 / (b * b);
+  return log1p((b - a) / a) + 0.5 / b - 0.5 / a - (ib2 - ia2) / 12.0 +
+         (ib2 * ib2 - ia2 * ia2) / 120.0;
+}
+
+}  // namespace detail
 
 // H_b - H_a = sum_{i=a+1..b} 1/i for a <= b, exact by table for small
 // arguments and by the asymptotic series of the digamma function beyond.
@@ -45,14 +60,8 @@ class harmonic_numbers {
   }
 
  private:
-  // H_n = ln n + gamma + 1/(2n) - 1/(12 n^2) + 1/(120 n^4) - ...; the
-  // difference is formed term by term to avoid cancellation. For a >= 2^16
-  // the first omitted term is below 1e-30.
   static double asymptotic(std::uint64_t a, std::uint64_t b) {
-    const double fa = static_cast<double>(a), fb = static_cast<double>(b);
-    const double ia2 = 1.0 / (fa * fa), ib2 = 1.0 / (fb * fb);
-    return std::log1p((fb - fa) / fa) + 0.5 / fb - 0.5 / fa - (ib2 - ia2) / 12.0 +
-           (ib2 * ib2 - ia2 * ia2) / 120.0;
+    return detail::harmonic_diff_asymptotic(static_cast<double>(a), static_cast<double>(b));
   }
 
   std::vector<double> h_;
@@ -65,8 +74,10 @@ namespace detail {
 // relevant, in uniformly random order (design.md, tie-aware AP):
 // (r/n) [ (rel_before + 1 - m (c + 1)) (H_{c+n} - H_c) + m n ],
 // m = (r - 1)/(n - 1).
-inline double tie_group_precision_sum(double n, double r, double c, double rel_before,
-                                      const harmonic_numbers& H) {
+NMHASH_HD_TEMPLATE
+template <class Harmonic>
+NMHASH_HOST_DEVICE double tie_group_precision_sum(double n, double r, double c, double rel_before,
+                                                  const Harmonic& H) {
   if (r <= 0) return 0.0;
   const double m = n > 1 ? (r - 1) / (n - 1) : 0.0;
   const double hd = H.diff(static_cast<std::uint64_t>(c), static_cast<std::uint64_t>(c + n));
@@ -75,18 +86,33 @@ inline double tie_group_precision_sum(double n, double r, double c, double rel_b
 
 // log of the hypergeometric probability of drawing j relevant items when t
 // of n items (r relevant) are drawn.
-inline double log_hypergeometric(double n, double r, double t, double j) {
-  auto lchoose = [](double a, double b) {
-    return std::lgamma(a + 1) - std::lgamma(b + 1) - std::lgamma(a - b + 1);
-  };
-  return lchoose(r, j) + lchoose(n - r, t - j) - lchoose(n, t);
+NMHASH_HOST_DEVICE inline double log_choose(double a, double b) {
+  return lgamma(a + 1) - lgamma(b + 1) - lgamma(a - b + 1);
+}
+NMHASH_HOST_DEVICE inline double log_hypergeometric(double n, double r, double t, double j) {
+  return log_choose(r, j) + log_choose(n - r, t - j) - log_choose(n, t);
 }
 
 }  // namespace detail
 
-// Tie-aware AP of one query over the full ranking.
-inline double tie_aware_ap(const std::uint32_t* counts, int max_distance,
-                           const harmonic_numbers& H) {
+// Harmonic differences without a table, usable in device code: summed
+// exactly below 64, by the asymptotic series above.
+struct harmonic_series {
+  NMHASH_HOST_DEVICE double diff(std::uint64_t a, std::uint64_t b) const {
+    double s = 0;
+    std::uint64_t i = a + 1;
+    for (; i <= b && i <= 64; ++i) s += 1.0 / static_cast<double>(i);
+    if (i <= b) s += detail::harmonic_diff_asymptotic(static_cast<double>(i - 1), static_cast<double>(b));
+    return s;
+  }
+};
+
+// Tie-aware AP of one query over the full ranking. Harmonic:
+// harmonic_numbers on the host, harmonic_series anywhere.
+NMHASH_HD_TEMPLATE
+template <class Harmonic>
+NMHASH_HOST_DEVICE double tie_aware_ap(const std::uint32_t* counts, int max_distance,
+                                       const Harmonic& H) {
   double sum = 0, c = 0, rel = 0;
   for (int h = 0; h <= max_distance; ++h) {
     const double r = counts[2 * h + 1];
@@ -103,8 +129,10 @@ inline double tie_aware_ap(const std::uint32_t* counts, int max_distance,
 // within the top k) over random tie orders. The tie group that straddles
 // rank k contributes t = k - c of its n items; the number j of relevant ones
 // among them is hypergeometric, and the expectation is taken exactly over j.
-inline double tie_aware_ap_at(const std::uint32_t* counts, int max_distance, std::size_t k,
-                              const harmonic_numbers& H) {
+NMHASH_HD_TEMPLATE
+template <class Harmonic>
+NMHASH_HOST_DEVICE double tie_aware_ap_at(const std::uint32_t* counts, int max_distance,
+                                          std::size_t k, const Harmonic& H) {
   double full = 0, c = 0, rel = 0;
   const double kk = static_cast<double>(k);
   for (int h = 0; h <= max_distance; ++h) {
@@ -119,12 +147,12 @@ inline double tie_aware_ap_at(const std::uint32_t* counts, int max_distance, std
     }
     // Boundary group: t of its n items fall within the top k.
     const double t = kk - c;
-    const double jmin = std::max(0.0, t - (n - r));
-    const double jmax = std::min(t, r);
+    const double jmin = t - (n - r) > 0 ? t - (n - r) : 0.0;
+    const double jmax = t < r ? t : r;
     double expect = 0;
     for (double j = jmin; j <= jmax; ++j) {
       if (rel + j == 0) continue;
-      const double p = std::exp(detail::log_hypergeometric(n, r, t, j));
+      const double p = exp(detail::log_hypergeometric(n, r, t, j));
       expect += p * (full + detail::tie_group_precision_sum(t, j, c, rel, H)) / (rel + j);
     }
     return expect;
