@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "nmhash/cuda/hamming_topk.cuh"
+#include "nmhash/cuda/loo_map.cuh"
 #include "nmhash/cuda/map.cuh"
 #include "nmhash/cuda/pack.cuh"
 #include "nmhash/nmhash.hpp"
@@ -92,13 +93,19 @@ TEST_CASE("gpu::mean_average_precision equals the CPU MAP in both conventions", 
       for (auto& v : ql) v = static_cast<std::int32_t>(g() % 4);
       for (auto& v : dl) v = static_cast<std::int32_t>(g() % 4);
       std::vector<unsigned char> ws(nmhash::gpu::map_workspace_bytes(s.nq));
-      double map[2];
+      double map[4];
+      const std::size_t at = 50;
       nmhash::gpu::mean_average_precision(q.data(), s.nq, db.data(), s.n, s.bits,
-                                          nmhash::gpu::class_id_relevance{ql.data(), dl.data()}, map,
+                                          nmhash::gpu::class_id_relevance{ql.data(), dl.data()}, at, map,
                                           ws.data(), ws.size(), nullptr);
-      const auto cpu = nmhash::mean_average_precision(q, db, nmhash::labels::single(ql), nmhash::labels::single(dl));
-      REQUIRE(map[0] == Catch::Detail::Approx(cpu.tie_aware).epsilon(1e-12).margin(1e-15));
-      REQUIRE(map[1] == Catch::Detail::Approx(cpu.index_order).epsilon(1e-12).margin(1e-15));
+      nmhash::evaluation_options opt;
+      opt.map_at = {at};
+      opt.precision_at.clear();
+      const auto cpu = nmhash::evaluate(q, db, nmhash::labels::single(ql), nmhash::labels::single(dl), opt);
+      REQUIRE(map[0] == Catch::Detail::Approx(cpu.map.tie_aware).epsilon(1e-12).margin(1e-15));
+      REQUIRE(map[1] == Catch::Detail::Approx(cpu.map.index_order).epsilon(1e-12).margin(1e-15));
+      REQUIRE(map[2] == Catch::Detail::Approx(cpu.map_at[0].tie_aware).epsilon(1e-12).margin(1e-15));
+      REQUIRE(map[3] == Catch::Detail::Approx(cpu.map_at[0].index_order).epsilon(1e-12).margin(1e-15));
 
       // Multi-label sets of 70 labels (two words).
       const std::size_t L = 70;
@@ -108,18 +115,18 @@ TEST_CASE("gpu::mean_average_precision equals the CPU MAP in both conventions", 
       const auto QL = nmhash::labels::multi_hot(qm.data(), s.nq, L);
       const auto DL = nmhash::labels::multi_hot(dm.data(), s.n, L);
       nmhash::gpu::mean_average_precision(q.data(), s.nq, db.data(), s.n, s.bits,
-                                          nmhash::gpu::label_set_relevance{QL.sets(), DL.sets(), 2}, map,
+                                          nmhash::gpu::label_set_relevance{QL.sets(), DL.sets(), 2}, 0, map,
                                           ws.data(), ws.size(), nullptr);
       const auto cpu_multi = nmhash::mean_average_precision(q, db, QL, DL);
       REQUIRE(map[0] == Catch::Detail::Approx(cpu_multi.tie_aware).epsilon(1e-12).margin(1e-15));
       REQUIRE(map[1] == Catch::Detail::Approx(cpu_multi.index_order).epsilon(1e-12).margin(1e-15));
     }
   }
-  double map[2];
+  double map[4];
   REQUIRE_THROWS_WITH(nmhash::gpu::mean_average_precision(nullptr, 4, nullptr, 0, 16,
-                                                          nmhash::gpu::class_id_relevance{nullptr, nullptr}, map,
+                                                          nmhash::gpu::class_id_relevance{nullptr, nullptr}, 0, map,
                                                           nullptr, 8, nullptr),
-                      Catch::Contains("workspace of 8 bytes, needs 64"));
+                      Catch::Contains("workspace of 8 bytes, needs 128"));
 }
 
 TEST_CASE("harmonic_series agrees with the harmonic table", "[gpu][map]") {
@@ -128,4 +135,37 @@ TEST_CASE("harmonic_series agrees with the harmonic table", "[gpu][map]") {
   for (auto [a, b] : {std::pair<std::uint64_t, std::uint64_t>{0, 1}, {0, 63}, {0, 64}, {3, 65}, {10, 1000},
                       {64, 70000}, {69000, 69001}, {500, 60000}})
     REQUIRE(series.diff(a, b) == Catch::Detail::Approx(table.diff(a, b)).epsilon(1e-13));
+}
+
+TEST_CASE("gpu::leave_one_bit_out_map equals the CPU tie-aware values", "[gpu][loo]") {
+  std::mt19937_64 g(5);
+  struct shape {
+    std::size_t bits, nq, n;
+    double p_one;
+  };
+  for (const shape s : {shape{2, 3, 100, 0.5}, shape{12, 4, 600, 0.85}, shape{60, 3, 555, 0.5},
+                        shape{64, 2, 300, 0.5}, shape{65, 2, 200, 0.5}, shape{128, 2, 150, 0.5},
+                        shape{20, 2, 0, 0.5}}) {
+    DYNAMIC_SECTION("K = " << s.bits << ", N = " << s.n) {
+      const auto q = random_codes(s.nq, s.bits, g, s.p_one);
+      const auto db = random_codes(s.n, s.bits, g, s.p_one);
+      std::vector<std::int32_t> ql(s.nq), dl(s.n);
+      for (auto& v : ql) v = static_cast<std::int32_t>(g() % 3);
+      for (auto& v : dl) v = static_cast<std::int32_t>(g() % 3);
+      std::vector<unsigned char> ws(nmhash::gpu::loo_workspace_bytes(s.nq, s.bits));
+      std::vector<double> out(s.bits + 1);
+      nmhash::gpu::leave_one_bit_out_map(q.data(), s.nq, db.data(), s.n, s.bits,
+                                         nmhash::gpu::class_id_relevance{ql.data(), dl.data()}, out.data(),
+                                         ws.data(), ws.size(), nullptr);
+      const auto cpu = nmhash::leave_one_bit_out_map(q, db, nmhash::labels::single(ql), nmhash::labels::single(dl));
+      REQUIRE(out[s.bits] == Catch::Detail::Approx(cpu.full).epsilon(1e-12).margin(1e-15));
+      for (std::size_t k = 0; k < s.bits; ++k)
+        REQUIRE(out[k] == Catch::Detail::Approx(cpu.without_bit[k]).epsilon(1e-12).margin(1e-15));
+    }
+  }
+  std::vector<double> out(200);
+  REQUIRE_THROWS_WITH(nmhash::gpu::leave_one_bit_out_map(nullptr, 1, nullptr, 0, 129,
+                                                         nmhash::gpu::class_id_relevance{nullptr, nullptr},
+                                                         out.data(), nullptr, 0, nullptr),
+                      Catch::Contains("K = 129 outside [2, 128]"));
 }

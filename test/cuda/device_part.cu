@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "nmhash/cuda/hamming_topk.cuh"
+#include "nmhash/cuda/loo_map.cuh"
 #include "nmhash/cuda/map.cuh"
 #include "nmhash/cuda/pack.cuh"
 #include "nmhash/nmhash.hpp"
@@ -75,13 +76,29 @@ std::string run_device_checks() {
     void* ws = nullptr;
     double* dmap = nullptr;
     NMHASH_CUDA_CHECK(cudaMalloc(&ws, nmhash::gpu::map_workspace_bytes(nq)));
-    NMHASH_CUDA_CHECK(cudaMalloc(&dmap, 2 * sizeof(double)));
-    nmhash::gpu::mean_average_precision(dq, nq, dd, n, bits, nmhash::gpu::class_id_relevance{dql, ddl}, dmap, ws,
-                                        nmhash::gpu::map_workspace_bytes(nq), nullptr);
-    const auto map = to_host(dmap, 2);
+    NMHASH_CUDA_CHECK(cudaMalloc(&dmap, 4 * sizeof(double)));
+    nmhash::gpu::mean_average_precision(dq, nq, dd, n, bits, nmhash::gpu::class_id_relevance{dql, ddl}, 0, dmap,
+                                        ws, nmhash::gpu::map_workspace_bytes(nq), nullptr);
+    const auto map = to_host(dmap, 4);
     const auto cpu_map = nmhash::mean_average_precision(cq, cd, nmhash::labels::single(ql), nmhash::labels::single(dl));
     if (std::abs(map[0] - cpu_map.tie_aware) > 1e-9 || std::abs(map[1] - cpu_map.index_order) > 1e-9)
       return "gpu::mean_average_precision differs from mean_average_precision at K = " + std::to_string(bits);
+    if (bits <= 128) {
+      void* lws = nullptr;
+      double* dloo = nullptr;
+      NMHASH_CUDA_CHECK(cudaMalloc(&lws, nmhash::gpu::loo_workspace_bytes(nq, bits)));
+      NMHASH_CUDA_CHECK(cudaMalloc(&dloo, (bits + 1) * sizeof(double)));
+      nmhash::gpu::leave_one_bit_out_map(dq, nq, dd, n, bits, nmhash::gpu::class_id_relevance{dql, ddl}, dloo,
+                                         lws, nmhash::gpu::loo_workspace_bytes(nq, bits), nullptr);
+      const auto loo = to_host(dloo, bits + 1);
+      const auto cpu_loo =
+          nmhash::leave_one_bit_out_map(cq, cd, nmhash::labels::single(ql), nmhash::labels::single(dl));
+      for (std::size_t b = 0; b < bits; ++b)
+        if (std::abs(loo[b] - cpu_loo.without_bit[b]) > 1e-9)
+          return "gpu::leave_one_bit_out_map differs at K = " + std::to_string(bits) + ", bit " + std::to_string(b);
+      cudaFree(lws);
+      cudaFree(dloo);
+    }
     cudaFree(ws);
     cudaFree(dmap);
     cudaFree(dql);

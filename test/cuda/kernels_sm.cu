@@ -2,6 +2,7 @@
 // architecture; the build prints ptxas' register, spill and shared-memory
 // report for each, and fails on spills (see test/CMakeLists.txt).
 #include "nmhash/cuda/hamming_topk.cuh"
+#include "nmhash/cuda/loo_map.cuh"
 #include "nmhash/cuda/map.cuh"
 #include "nmhash/cuda/pack.cuh"
 
@@ -14,15 +15,23 @@ template __global__ void hamming_topk<2>(const std::uint64_t*, const std::uint64
                                          unsigned, unsigned, std::size_t, std::int32_t*, std::int64_t*);
 template __global__ void hamming_topk<0>(const std::uint64_t*, const std::uint64_t*, std::size_t,
                                          unsigned, unsigned, std::size_t, std::int32_t*, std::int64_t*);
-#define NMHASH_INSTANTIATE_AP(W, REL)                                                          \
-  template __global__ void average_precision<W, REL>(const std::uint64_t*, const std::uint64_t*,  \
-                                                     std::size_t, unsigned, unsigned, REL, double*, \
-                                                     double*);
+#define NMHASH_INSTANTIATE_AP(W, REL)                                                         \
+  template __global__ void average_precision<W, REL>(const std::uint64_t*, const std::uint64_t*, \
+                                                     std::size_t, unsigned, unsigned, REL,        \
+                                                     std::size_t, double*);
 NMHASH_INSTANTIATE_AP(1, class_id_relevance)
 NMHASH_INSTANTIATE_AP(2, class_id_relevance)
 NMHASH_INSTANTIATE_AP(0, class_id_relevance)
 NMHASH_INSTANTIATE_AP(1, label_set_relevance)
 NMHASH_INSTANTIATE_AP(2, label_set_relevance)
 NMHASH_INSTANTIATE_AP(0, label_set_relevance)
-template __global__ void mean_pair<0>(const double*, const double*, std::size_t, double*);
+#define NMHASH_INSTANTIATE_LOO(W, REL)                                                      \
+  template __global__ void loo_average_precision<W, REL>(const std::uint64_t*,                 \
+                                                         const std::uint64_t*, std::size_t,    \
+                                                         unsigned, REL, double*);
+NMHASH_INSTANTIATE_LOO(1, class_id_relevance)
+NMHASH_INSTANTIATE_LOO(2, class_id_relevance)
+NMHASH_INSTANTIATE_LOO(1, label_set_relevance)
+NMHASH_INSTANTIATE_LOO(2, label_set_relevance)
+template __global__ void column_means<0>(const double*, std::size_t, double*);
 }  // namespace nmhash::gpu::kernels

@@ -11,8 +11,8 @@
 //     distance (__match_any_sync) take their rank inside the group, warps
 //     claim the cursors in order, and every relevant item adds
 //     (rank among relevant) / (rank) to its thread's sum; a block reduction
-//     gives the AP.
-// A final one-block kernel averages the per-query APs.
+//     gives the AP (and AP@k over the items ranked <= k).
+// A final kernel averages the per-query values.
 #pragma once
 
 #include <cstddef>
@@ -46,18 +46,21 @@ struct label_set_relevance {
 
 namespace kernels {
 
+// Per-query results, column-major nq x 4: AP tie-aware, AP index-order,
+// AP@k tie-aware, AP@k index-order (k = map_at; 0 = no AP@k).
 // Dynamic shared memory: 4 (bits + 1) unsigned (histogram, two cursors).
 template <int W, class Rel>
 __global__ void average_precision(const std::uint64_t* __restrict__ queries,
                                   const std::uint64_t* __restrict__ db, std::size_t n,
-                                  unsigned words, unsigned bits, Rel rel,
-                                  double* __restrict__ ap_aware, double* __restrict__ ap_index) {
+                                  unsigned words, unsigned bits, Rel rel, std::size_t map_at,
+                                  double* __restrict__ out) {
   NMHASH_DYNAMIC_SHARED(unsigned, smem);
-  __shared__ double s_warp_sum[32];
+  __shared__ double s_warp_sum[3][32];
+  __shared__ unsigned s_relevant;
   unsigned* counts = smem;                 // 2 (bits + 1): counts[2h + r]
   unsigned* cur_all = smem + 2 * (bits + 1);  // bits + 1
   unsigned* cur_rel = cur_all + (bits + 1);   // bits + 1
-  const std::size_t query = blockIdx.x;
+  const std::size_t query = blockIdx.x, nq = gridDim.x;
   const std::uint64_t* q = queries + query * words;
   const unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warps = blockDim.x / 32;
 
@@ -67,7 +70,9 @@ __global__ void average_precision(const std::uint64_t* __restrict__ queries,
     atomicAdd(&counts[2 * hamming_words<W>(q, db + j * words, words) + (rel(query, j) ? 1 : 0)], 1u);
   __syncthreads();
   if (tid == 0) {
-    ap_aware[query] = tie_aware_ap(counts, static_cast<int>(bits), harmonic_series{});
+    out[query] = tie_aware_ap(counts, static_cast<int>(bits), harmonic_series{});
+    out[2 * nq + query] =
+        map_at ? tie_aware_ap_at(counts, static_cast<int>(bits), map_at, harmonic_series{}) : 0.0;
     unsigned all = 0, relevant = 0;
     for (unsigned h = 0; h <= bits; ++h) {
       cur_all[h] = all;
@@ -75,11 +80,11 @@ __global__ void average_precision(const std::uint64_t* __restrict__ queries,
       all += counts[2 * h] + counts[2 * h + 1];
       relevant += counts[2 * h + 1];
     }
-    counts[0] = relevant;  // total relevant, read after the pass
+    s_relevant = relevant;
   }
   __syncthreads();
 
-  double sum = 0;
+  double sum = 0, sum_at = 0, hits_at = 0;
   for (std::size_t c0 = 0; c0 < n; c0 += blockDim.x) {
     const std::size_t j = c0 + tid;
     const bool valid = j < n;
@@ -102,50 +107,39 @@ __global__ void average_precision(const std::uint64_t* __restrict__ queries,
         }
         base_all = __shfl_sync(0xFFFFFFFFu, base_all, leader);
         base_rel = __shfl_sync(0xFFFFFFFFu, base_rel, leader);
-        if (is_rel)
-          sum += static_cast<double>(base_rel + rel_rank + 1) / static_cast<double>(base_all + rank + 1);
+        if (is_rel) {
+          const unsigned pos = base_all + rank + 1;
+          const double p = static_cast<double>(base_rel + rel_rank + 1) / static_cast<double>(pos);
+          sum += p;
+          if (pos <= map_at) {
+            sum_at += p;
+            hits_at += 1;
+          }
+        }
       }
       __syncthreads();
     }
   }
-  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, o);
-  if (lane == 0) s_warp_sum[warp] = sum;
+  for (int o = 16; o > 0; o /= 2) {
+    sum += __shfl_xor_sync(0xFFFFFFFFu, sum, o);
+    sum_at += __shfl_xor_sync(0xFFFFFFFFu, sum_at, o);
+    hits_at += __shfl_xor_sync(0xFFFFFFFFu, hits_at, o);
+  }
+  if (lane == 0) {
+    s_warp_sum[0][warp] = sum;
+    s_warp_sum[1][warp] = sum_at;
+    s_warp_sum[2][warp] = hits_at;
+  }
   __syncthreads();
   if (tid == 0) {
-    double total = 0;
-    for (unsigned w = 0; w < warps; ++w) total += s_warp_sum[w];
-    const unsigned relevant = counts[0];
-    ap_index[query] = relevant > 0 ? total / relevant : 0.0;
-  }
-}
-
-// out[0] = mean of a[0..n), out[1] = mean of b[0..n); one block.
-template <int Unused = 0>
-__global__ void mean_pair(const double* __restrict__ a, const double* __restrict__ b, std::size_t n,
-                          double* __restrict__ out) {
-  __shared__ double s[2][32];
-  double sa = 0, sb = 0;
-  for (std::size_t i = threadIdx.x; i < n; i += blockDim.x) {
-    sa += a[i];
-    sb += b[i];
-  }
-  for (int o = 16; o > 0; o /= 2) {
-    sa += __shfl_xor_sync(0xFFFFFFFFu, sa, o);
-    sb += __shfl_xor_sync(0xFFFFFFFFu, sb, o);
-  }
-  if (threadIdx.x % 32 == 0) {
-    s[0][threadIdx.x / 32] = sa;
-    s[1][threadIdx.x / 32] = sb;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double ta = 0, tb = 0;
-    for (unsigned w = 0; w < blockDim.x / 32; ++w) {
-      ta += s[0][w];
-      tb += s[1][w];
+    double total = 0, total_at = 0, total_hits = 0;
+    for (unsigned w = 0; w < warps; ++w) {
+      total += s_warp_sum[0][w];
+      total_at += s_warp_sum[1][w];
+      total_hits += s_warp_sum[2][w];
     }
-    out[0] = n > 0 ? ta / static_cast<double>(n) : 0.0;
-    out[1] = n > 0 ? tb / static_cast<double>(n) : 0.0;
+    out[nq + query] = s_relevant > 0 ? total / s_relevant : 0.0;
+    out[3 * nq + query] = total_hits > 0 ? total_at / total_hits : 0.0;
   }
 }
 
@@ -154,18 +148,18 @@ __global__ void mean_pair(const double* __restrict__ a, const double* __restrict
 inline constexpr unsigned map_block_threads = 256;
 
 // Bytes of caller-owned device workspace mean_average_precision needs.
-inline std::size_t map_workspace_bytes(std::size_t nq) { return 2 * nq * sizeof(double); }
+inline std::size_t map_workspace_bytes(std::size_t nq) { return 4 * nq * sizeof(double); }
 
-// MAP of nq queries against n database codes of `bits` bits (device
-// arrays in the packed_codes layout). d_map[0] receives the tie-aware MAP,
-// d_map[1] the index-order MAP. Rel: class_id_relevance or
-// label_set_relevance over device arrays. Query the workspace size with
-// map_workspace_bytes(nq) first.
+// MAP of nq queries against n database codes of `bits` bits (device arrays
+// in the packed_codes layout). d_map receives 4 doubles: MAP tie-aware, MAP
+// index-order, MAP@k tie-aware, MAP@k index-order (k = map_at; the last two
+// are 0 when map_at is 0). Rel: class_id_relevance or label_set_relevance
+// over device arrays. Query the workspace size with map_workspace_bytes(nq).
 template <class Rel>
 void mean_average_precision(const std::uint64_t* d_queries, std::size_t nq,
                             const std::uint64_t* d_db, std::size_t n, std::size_t bits, Rel rel,
-                            double* d_map, void* d_workspace, std::size_t workspace_bytes,
-                            cudaStream_t stream) {
+                            std::size_t map_at, double* d_map, void* d_workspace,
+                            std::size_t workspace_bytes, cudaStream_t stream) {
   require(bits >= 1 && bits <= 4096, "gpu::mean_average_precision: K = ", bits,
           " outside [1, 4096]");
   require(workspace_bytes >= map_workspace_bytes(nq),
@@ -174,22 +168,18 @@ void mean_average_precision(const std::uint64_t* d_queries, std::size_t nq,
   require(n < (std::size_t{1} << 32), "gpu::mean_average_precision: database of ", n,
           " items exceeds 2^32 - 1");
   require(nq <= 0x7FFFFFFFu, "gpu::mean_average_precision: ", nq, " queries exceed one grid");
-  auto* ap_aware = static_cast<double*>(d_workspace);
-  double* ap_index = ap_aware + nq;
+  auto* per_query = static_cast<double*>(d_workspace);
   const unsigned words = static_cast<unsigned>((bits + 63) / 64);
   const std::size_t shared = 4 * (bits + 1) * sizeof(unsigned);
-  const auto b = static_cast<unsigned>(bits);
   if (nq > 0) {
-    const auto grid = static_cast<unsigned>(nq);
     const auto kernel = words == 1   ? kernels::average_precision<1, Rel>
                         : words == 2 ? kernels::average_precision<2, Rel>
                                      : kernels::average_precision<0, Rel>;
-    NMHASH_LAUNCH(kernel, grid, map_block_threads, shared, stream)(d_queries, d_db, n, words, b,
-                                                                    rel, ap_aware, ap_index);
+    NMHASH_LAUNCH(kernel, static_cast<unsigned>(nq), map_block_threads, shared, stream)(
+        d_queries, d_db, n, words, static_cast<unsigned>(bits), rel, map_at, per_query);
     check_launch("average_precision");
   }
-  NMHASH_LAUNCH(kernels::mean_pair<0>, 1u, map_block_threads, 0, stream)(ap_aware, ap_index, nq, d_map);
-  check_launch("mean_pair");
+  column_means(per_query, nq, 4, d_map, stream);
 }
 
 }  // namespace nmhash::gpu

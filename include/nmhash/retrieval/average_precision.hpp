@@ -107,22 +107,39 @@ struct harmonic_series {
   }
 };
 
-// Tie-aware AP of one query over the full ranking. Harmonic:
+// Tie-aware AP of one query over the full ranking from a histogram
+// accessor: count(h, r) items at distance h with relevance r. Harmonic:
 // harmonic_numbers on the host, harmonic_series anywhere.
 NMHASH_HD_TEMPLATE
-template <class Harmonic>
-NMHASH_HOST_DEVICE double tie_aware_ap(const std::uint32_t* counts, int max_distance,
-                                       const Harmonic& H) {
+template <class Count, class Harmonic>
+NMHASH_HOST_DEVICE double tie_aware_ap_of(const Count& count, int max_distance,
+                                          const Harmonic& H) {
   double sum = 0, c = 0, rel = 0;
   for (int h = 0; h <= max_distance; ++h) {
-    const double r = counts[2 * h + 1];
-    const double n = r + counts[2 * h];
+    const double r = count(h, 1);
+    const double n = r + count(h, 0);
     if (n == 0) continue;
     sum += detail::tie_group_precision_sum(n, r, c, rel, H);
     c += n;
     rel += r;
   }
   return rel > 0 ? sum / rel : 0.0;
+}
+
+namespace detail {
+// count(h, r) over a histogram array counts[2 h + r].
+struct histogram_cells {
+  const std::uint32_t* counts;
+  NMHASH_HOST_DEVICE double operator()(int h, int r) const { return counts[2 * h + r]; }
+};
+}  // namespace detail
+
+// Tie-aware AP of one query over the full ranking from counts[2 h + r].
+NMHASH_HD_TEMPLATE
+template <class Harmonic>
+NMHASH_HOST_DEVICE double tie_aware_ap(const std::uint32_t* counts, int max_distance,
+                                       const Harmonic& H) {
+  return tie_aware_ap_of(detail::histogram_cells{counts}, max_distance, H);
 }
 
 // Tie-aware AP@k: the expectation of AP@k (normalised by the relevant items

@@ -10,7 +10,8 @@
 // __shfl_xor_sync, __ballot_sync, __any_sync, __all_sync, __match_any_sync,
 // atomicAdd/atomicMax/atomicMin/atomicOr, __popc, __popcll, __ffsll, __clz,
 // and the few runtime calls the launchers make (cudaMemsetAsync,
-// cudaMemcpyAsync, cudaGetLastError, cudaGetErrorName/String).
+// cudaMemcpyAsync, cudaFuncSetAttribute, cudaGetLastError,
+// cudaGetErrorName/String).
 #pragma once
 
 #include <cstddef>
@@ -76,6 +77,12 @@ inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes
   return cudaSuccess;
 }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+// Shared memory is host memory here: any size is accepted.
+template <class Kernel>
+cudaError_t cudaFuncSetAttribute(Kernel, cudaFuncAttribute, int) {
+  return cudaSuccess;
+}
 
 // ---- synchronisation and warp intrinsics -----------------------------------
 inline void __syncthreads() { ::nmhash::simt::block::current_block()->syncthreads(); }
