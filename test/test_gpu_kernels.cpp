@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "nmhash/cuda/api.cuh"
 #include "nmhash/cuda/hamming_topk.cuh"
 #include "nmhash/cuda/loo_map.cuh"
 #include "nmhash/cuda/map.cuh"
@@ -168,4 +169,36 @@ TEST_CASE("gpu::leave_one_bit_out_map equals the CPU tie-aware values", "[gpu][l
                                                          nmhash::gpu::class_id_relevance{nullptr, nullptr},
                                                          out.data(), nullptr, 0, nullptr),
                       Catch::Contains("K = 129 outside [2, 128]"));
+}
+
+TEST_CASE("the CPU API on nmhash::cuda gives the CPU results", "[gpu][api]") {
+  std::mt19937_64 g(6);
+  std::normal_distribution<float> normal;
+  const std::size_t nq = 5, n = 400, bits = 60;
+  std::vector<float> xq(nq * bits), xd(n * bits);
+  for (auto& v : xq) v = normal(g);
+  for (auto& v : xd) v = normal(g);
+  const auto q = nmhash::pack_signs<nmhash::cuda>(xq.data(), nq, bits);
+  const auto db = nmhash::pack_signs<nmhash::cuda>(xd.data(), n, bits);
+  REQUIRE(q == nmhash::pack_signs<nmhash::cpu>(xq.data(), nq, bits));
+  REQUIRE(db == nmhash::pack_signs(xd.data(), n, bits));
+  const auto gk = nmhash::hamming_knn<nmhash::cuda>(q, db, 30);
+  const auto ck = nmhash::hamming_knn<nmhash::cpu>(q, db, 30);
+  REQUIRE(gk.distances == ck.distances);
+  REQUIRE(gk.indices == ck.indices);
+  std::vector<std::int32_t> ql(nq), dl(n);
+  for (auto& v : ql) v = static_cast<std::int32_t>(g() % 5);
+  for (auto& v : dl) v = static_cast<std::int32_t>(g() % 5);
+  const auto QL = nmhash::labels::single(ql), DL = nmhash::labels::single(dl);
+  const auto gm = nmhash::mean_average_precision<nmhash::cuda>(q, db, QL, DL);
+  const auto cm = nmhash::mean_average_precision<nmhash::cpu>(q, db, QL, DL);
+  REQUIRE(gm.tie_aware == Catch::Detail::Approx(cm.tie_aware).epsilon(1e-12));
+  REQUIRE(gm.index_order == Catch::Detail::Approx(cm.index_order).epsilon(1e-12));
+  const auto gl = nmhash::leave_one_bit_out_map<nmhash::cuda>(q, db, QL, DL);
+  const auto cl = nmhash::leave_one_bit_out_map<nmhash::cpu>(q, db, QL, DL);
+  REQUIRE(gl.full == Catch::Detail::Approx(cl.full).epsilon(1e-12));
+  for (std::size_t k = 0; k < bits; ++k)
+    REQUIRE(gl.without_bit[k] == Catch::Detail::Approx(cl.without_bit[k]).epsilon(1e-12));
+  REQUIRE_THROWS_WITH(nmhash::leave_one_bit_out_map<nmhash::cuda>(q, db, QL, DL, nmhash::tie_rule::index_order),
+                      Catch::Contains("only the tie-aware convention"));
 }

@@ -5,8 +5,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "nmhash/codes/packed_codes.hpp"
+#include "nmhash/core/device.hpp"
 #include "nmhash/core/error.hpp"
 
 namespace nmhash {
@@ -24,10 +26,13 @@ enum class bit_order { msb_first, lsb_first };
 // Bytes per code of K bits in the packed uint8 layout.
 constexpr std::size_t bytes_for_bits(std::size_t bits) { return (bits + 7) / 8; }
 
-// Codes from real-valued outputs x (n rows of k values, row-major) by
-// sgn with sgn(0) = +1 (the protocol's rule); NaN is rejected.
-template <class T>
+// Codes from real-valued outputs x (n rows of k values, row-major, host
+// memory) by sgn with sgn(0) = +1 (the protocol's rule); NaN is rejected.
+// Device: nmhash::cpu, or nmhash::cuda with <nmhash/cuda/api.cuh> (nvcc).
+template <class Device = cpu, class T>
 packed_codes pack_signs(const T* x, std::size_t n, std::size_t k) {
+  static_assert(std::is_same_v<Device, cpu>,
+                "pack_signs<nmhash::cuda> is declared in <nmhash/cuda/api.cuh>");
   packed_codes c(n, k);
   for (std::size_t i = 0; i < n; ++i) {
     const T* xi = x + i * k;

@@ -18,9 +18,11 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "nmhash/codes/packed_codes.hpp"
+#include "nmhash/core/device.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/core/parallel.hpp"
 #include "nmhash/retrieval/average_precision.hpp"
@@ -125,11 +127,14 @@ void loo_query_index_order(const std::uint64_t* q, const packed_codes& db, const
 }  // namespace detail
 
 // Leave-one-bit-out MAP of the queries against the database. Needs K >= 2.
-inline loo_map_result leave_one_bit_out_map(const packed_codes& queries,
-                                            const packed_codes& database,
-                                            const labels& query_labels,
-                                            const labels& database_labels,
-                                            tie_rule ties = tie_rule::aware, threads t = {}) {
+// Device: nmhash::cpu, or nmhash::cuda with <nmhash/cuda/api.cuh> (nvcc;
+// tie-aware only, K <= 128).
+template <class Device = cpu>
+loo_map_result leave_one_bit_out_map(const packed_codes& queries, const packed_codes& database,
+                                     const labels& query_labels, const labels& database_labels,
+                                     tie_rule ties = tie_rule::aware, threads t = {}) {
+  static_assert(std::is_same_v<Device, cpu>,
+                "leave_one_bit_out_map<nmhash::cuda> is declared in <nmhash/cuda/api.cuh>");
   detail::check_inputs(queries, database, query_labels, database_labels,
                        "leave_one_bit_out_map");
   require(database.bits() >= 2, "leave_one_bit_out_map: needs at least 2 bits, got K = ",

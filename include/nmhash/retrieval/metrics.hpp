@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "nmhash/codes/packed_codes.hpp"
+#include "nmhash/core/device.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/core/parallel.hpp"
 #include "nmhash/retrieval/average_precision.hpp"
@@ -210,10 +211,14 @@ inline evaluation evaluate(const packed_codes& queries, const packed_codes& data
 }
 
 // MAP over the full ranking only: the fast path the training loop and the
-// benchmarks use.
-inline tie_pair mean_average_precision(const packed_codes& queries, const packed_codes& database,
-                                       const labels& query_labels, const labels& database_labels,
-                                       threads t = {}, bool index_order = true) {
+// benchmarks use. Device: nmhash::cpu, or nmhash::cuda with
+// <nmhash/cuda/api.cuh> (nvcc).
+template <class Device = cpu>
+tie_pair mean_average_precision(const packed_codes& queries, const packed_codes& database,
+                                const labels& query_labels, const labels& database_labels,
+                                threads t = {}, bool index_order = true) {
+  static_assert(std::is_same_v<Device, cpu>,
+                "mean_average_precision<nmhash::cuda> is declared in <nmhash/cuda/api.cuh>");
   evaluation_options opt;
   opt.precision_at.clear();
   opt.index_order = index_order;

@@ -18,9 +18,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "nmhash/codes/packed_codes.hpp"
+#include "nmhash/core/device.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/core/parallel.hpp"
 #include "nmhash/retrieval/hamming.hpp"
@@ -178,9 +180,13 @@ void knn_scan_block(topk_selector& sel, const std::uint64_t* NMHASH_RESTRICT q,
 }  // namespace detail
 
 // The k nearest database codes of every query. k may exceed the database
-// size (the rest is padding) and k = N gives the full ranking.
-inline knn_result hamming_knn(const packed_codes& queries, const packed_codes& database,
-                              std::size_t k, const knn_options& opt = {}) {
+// size (the rest is padding) and k = N gives the full ranking. Device:
+// nmhash::cpu, or nmhash::cuda with <nmhash/cuda/api.cuh> (nvcc).
+template <class Device = cpu>
+knn_result hamming_knn(const packed_codes& queries, const packed_codes& database, std::size_t k,
+                       const knn_options& opt = {}) {
+  static_assert(std::is_same_v<Device, cpu>,
+                "hamming_knn<nmhash::cuda> is declared in <nmhash/cuda/api.cuh>");
   detail::check_same_bits(queries, database, "hamming_knn");
   require(k >= 1, "hamming_knn: k must be at least 1");
   require(opt.database_block >= 1 && opt.query_tile >= 1,
@@ -221,7 +227,7 @@ inline knn_result hamming_knn(const packed_codes& queries, const packed_codes& d
                               std::size_t k, threads t) {
   knn_options opt;
   opt.threads = t;
-  return hamming_knn(queries, database, k, opt);
+  return hamming_knn<cpu>(queries, database, k, opt);
 }
 
 }  // namespace nmhash

@@ -9,13 +9,15 @@
 // __syncthreads, __syncthreads_count/_or, __syncwarp, __shfl_sync, __shfl_up_sync, __shfl_down_sync,
 // __shfl_xor_sync, __ballot_sync, __any_sync, __all_sync, __match_any_sync,
 // atomicAdd/atomicMax/atomicMin/atomicOr, __popc, __popcll, __ffsll, __clz,
-// and the few runtime calls the launchers make (cudaMemsetAsync,
+// and the few runtime calls the launchers and the device API make
+// (cudaMalloc/cudaFree/cudaMemcpy on host memory, cudaMemsetAsync,
 // cudaMemcpyAsync, cudaFuncSetAttribute, cudaGetLastError,
 // cudaGetErrorName/String).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -41,7 +43,12 @@ inline dim3 thread_idx() { return block::current_block()->self().thread_idx; }
 using ::nmhash::simt::dim3;
 
 // ---- runtime subset ---------------------------------------------------------
-enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorLaunchFailure = 719 };
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorLaunchFailure = 719
+};
 typedef struct nmhash_simt_stream* cudaStream_t;
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,
@@ -62,10 +69,20 @@ inline cudaError_t cudaGetLastError() {
 }
 inline cudaError_t cudaPeekAtLastError() { return nmhash_simt_last_error(); }
 inline const char* cudaGetErrorName(cudaError_t e) {
-  return e == cudaSuccess ? "cudaSuccess" : e == cudaErrorInvalidValue ? "cudaErrorInvalidValue" : "cudaErrorLaunchFailure";
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    default: return "cudaErrorLaunchFailure";
+  }
 }
 inline const char* cudaGetErrorString(cudaError_t e) {
-  return e == cudaSuccess ? "no error" : e == cudaErrorInvalidValue ? "invalid argument" : "unspecified launch failure";
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    default: return "unspecified launch failure";
+  }
 }
 inline cudaError_t cudaMemsetAsync(void* p, int value, std::size_t bytes, cudaStream_t = nullptr) {
   if (bytes) std::memset(p, value, bytes);
@@ -77,6 +94,24 @@ inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes
   return cudaSuccess;
 }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+// "Device" memory is host memory.
+inline cudaError_t cudaMalloc(void** p, std::size_t bytes) {
+  *p = std::malloc(bytes ? bytes : 1);
+  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+template <class T>
+cudaError_t cudaMalloc(T** p, std::size_t bytes) {
+  return cudaMalloc(reinterpret_cast<void**>(p), bytes);
+}
+inline cudaError_t cudaFree(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind) {
+  if (bytes) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 // Shared memory is host memory here: any size is accepted.
 template <class Kernel>
