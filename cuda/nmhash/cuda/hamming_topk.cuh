@@ -37,13 +37,13 @@ __device__ __forceinline__ unsigned hamming_words(const std::uint64_t* a, const 
   return d;
 }
 
-// Dynamic shared memory: (bits + 1) unsigned long long offsets.
+// Dynamic shared memory: (bits + 1) unsigned counters, then offsets.
 template <int W>
 __global__ void hamming_topk(const std::uint64_t* __restrict__ queries,
                              const std::uint64_t* __restrict__ db, std::size_t n, unsigned words,
                              unsigned bits, std::size_t k, std::int32_t* __restrict__ out_dist,
                              std::int64_t* __restrict__ out_idx) {
-  NMHASH_DYNAMIC_SHARED(unsigned long long, offset);
+  NMHASH_DYNAMIC_SHARED(unsigned, offset);
   __shared__ unsigned s_threshold;
   const std::size_t query = blockIdx.x;
   const std::uint64_t* q = queries + query * words;
@@ -54,13 +54,13 @@ __global__ void hamming_topk(const std::uint64_t* __restrict__ queries,
   for (unsigned h = tid; h <= bits; h += blockDim.x) offset[h] = 0;
   __syncthreads();
   for (std::size_t j = tid; j < n; j += blockDim.x)
-    atomicAdd(&offset[hamming_words<W>(q, db + j * words, words)], 1ULL);
+    atomicAdd(&offset[hamming_words<W>(q, db + j * words, words)], 1u);
   __syncthreads();
   if (tid == 0) {
-    unsigned long long cum = 0;
+    unsigned cum = 0;
     unsigned threshold = bits + 1;
     for (unsigned h = 0; h <= bits; ++h) {
-      const unsigned long long c = offset[h];
+      const unsigned c = offset[h];
       offset[h] = cum;
       if (threshold > bits && cum + c >= kk) threshold = h;
       cum += c;
@@ -82,13 +82,13 @@ __global__ void hamming_topk(const std::uint64_t* __restrict__ queries,
     const int leader = __ffs(static_cast<int>(group)) - 1;
     for (unsigned w = 0; w < warps; ++w) {
       if (warp == w) {
-        unsigned long long base = 0;
+        unsigned base = 0;
         if (keep && static_cast<int>(lane) == leader) {
           base = offset[d];
           offset[d] = base + static_cast<unsigned>(__popc(group));
         }
         base = __shfl_sync(0xFFFFFFFFu, base, leader);
-        const unsigned long long pos = base + rank;
+        const unsigned pos = base + rank;
         if (keep && pos < kk) {
           od[pos] = static_cast<std::int32_t>(d);
           oi[pos] = static_cast<std::int64_t>(j);
@@ -109,7 +109,7 @@ inline constexpr unsigned topk_block_threads = 256;
 
 // Top-k of nq queries against n database codes of `bits` bits, all arrays
 // on the device (codes in the packed_codes layout). Writes nq x k distances
-// and indices. Needs no global workspace; uses (bits + 1) * 8 bytes of
+// and indices. Needs no global workspace; uses (bits + 1) * 4 bytes of
 // dynamic shared memory per block.
 inline void hamming_knn(const std::uint64_t* d_queries, std::size_t nq,
                         const std::uint64_t* d_db, std::size_t n, std::size_t bits,
@@ -119,8 +119,10 @@ inline void hamming_knn(const std::uint64_t* d_queries, std::size_t nq,
   require(k >= 1, "gpu::hamming_knn: k must be at least 1");
   if (nq == 0) return;
   require(nq <= 0x7FFFFFFFu, "gpu::hamming_knn: ", nq, " queries exceed one grid");
+  require(n < (std::size_t{1} << 32), "gpu::hamming_knn: database of ", n,
+          " items exceeds 2^32 - 1");
   const unsigned words = static_cast<unsigned>((bits + 63) / 64);
-  const std::size_t shared = (bits + 1) * sizeof(unsigned long long);
+  const std::size_t shared = (bits + 1) * sizeof(unsigned);
   const auto grid = static_cast<unsigned>(nq);
   const auto b = static_cast<unsigned>(bits);
   if (words == 1)
