@@ -50,7 +50,7 @@ TEST_CASE("gpu::hamming_knn equals hamming_knn, distances and tie order", "[gpu]
   };
   for (const shape s : {shape{1, 3, 300, 0.5}, shape{12, 4, 700, 0.8}, shape{64, 3, 600, 0.5},
                         shape{65, 2, 555, 0.5}, shape{128, 2, 300, 0.5}, shape{200, 2, 260, 0.5},
-                        shape{4096, 2, 40, 0.5}}) {
+                        shape{4096, 2, 40, 0.5}, shape{64, 19, 333, 0.6}, shape{2000, 3, 50, 0.5}}) {
     DYNAMIC_SECTION("K = " << s.bits << ", N = " << s.n) {
       const auto q = random_codes(s.nq, s.bits, g, s.p_one);
       const auto db = random_codes(s.n, s.bits, g, s.p_one);

@@ -9,12 +9,15 @@
 namespace nmhash::gpu::kernels {
 template __global__ void pack_signs<float>(const float*, std::size_t, std::size_t, std::uint64_t*);
 template __global__ void pack_signs<double>(const double*, std::size_t, std::size_t, std::uint64_t*);
-template __global__ void hamming_topk<1>(const std::uint64_t*, const std::uint64_t*, std::size_t,
-                                         unsigned, unsigned, std::size_t, std::int32_t*, std::int64_t*);
-template __global__ void hamming_topk<2>(const std::uint64_t*, const std::uint64_t*, std::size_t,
-                                         unsigned, unsigned, std::size_t, std::int32_t*, std::int64_t*);
-template __global__ void hamming_topk<0>(const std::uint64_t*, const std::uint64_t*, std::size_t,
-                                         unsigned, unsigned, std::size_t, std::int32_t*, std::int64_t*);
+#define NMHASH_INSTANTIATE_TOPK(W, T)                                                       \
+  template __global__ void hamming_topk<W, T>(const std::uint64_t*, std::size_t,            \
+                                              const std::uint64_t*, std::size_t, unsigned,   \
+                                              unsigned, std::size_t, std::int32_t*,          \
+                                              std::int64_t*);
+NMHASH_INSTANTIATE_TOPK(1, 8)
+NMHASH_INSTANTIATE_TOPK(2, 8)
+NMHASH_INSTANTIATE_TOPK(0, 8)
+NMHASH_INSTANTIATE_TOPK(0, 1)
 #define NMHASH_INSTANTIATE_AP(W, REL)                                                         \
   template __global__ void average_precision<W, REL>(const std::uint64_t*, const std::uint64_t*, \
                                                      std::size_t, unsigned, unsigned, REL,        \

@@ -3,16 +3,17 @@
 // by (distance, ascending database index); k may exceed N (padding:
 // distance INT32_MAX, index -1).
 //
-// One block per query, fused:
-//  1. distance pass: every thread takes items j = t, t + blockDim, ... and
-//     counts distances into a shared-memory histogram of K + 1 bins;
-//  2. threshold: thread 0 turns the histogram into exclusive offsets and
-//     finds h*, the smallest distance whose cumulative count reaches k;
-//  3. compaction pass in index order, blockDim items per step: each warp
-//     groups its lanes by distance (__match_any_sync), ranks them within the
-//     group, and the warps claim their offsets in order, so every item at
-//     distance <= h* lands at its final sorted position directly. Steps with
-//     no candidate skip the ordered claim (__syncthreads_count).
+// One block per tile of 8 queries, fused:
+//  1. distance pass: every thread takes items j = t, t + blockDim, ..., loads
+//     each database code once and counts its distance to each of the tile's
+//     queries into that query's shared-memory histogram of K + 1 bins;
+//  2. threshold: thread t turns query t's histogram into exclusive offsets
+//     and finds h*, the smallest distance whose cumulative count reaches k;
+//  3. compaction pass in index order, blockDim items per step and query:
+//     each warp groups its lanes by distance (__match_any_sync), ranks them
+//     within the group, and the warps claim their offsets in order, so every
+//     item at distance <= h* lands at its final sorted position directly.
+//     Steps with no candidate skip the ordered claim (__syncthreads_count).
 // No heap and no sort: the only per-item state is one histogram increment.
 #pragma once
 
@@ -37,103 +38,121 @@ __device__ __forceinline__ unsigned hamming_words(const std::uint64_t* a, const 
   return d;
 }
 
-// Dynamic shared memory: (bits + 1) unsigned counters, then offsets.
-template <int W>
-__global__ void hamming_topk(const std::uint64_t* __restrict__ queries,
+// T queries per block share every database word they load (T times less
+// L2 traffic than one query per block). Dynamic shared memory: T (bits + 1)
+// unsigned counters, then offsets.
+template <int W, int T>
+__global__ void hamming_topk(const std::uint64_t* __restrict__ queries, std::size_t nq,
                              const std::uint64_t* __restrict__ db, std::size_t n, unsigned words,
                              unsigned bits, std::size_t k, std::int32_t* __restrict__ out_dist,
                              std::int64_t* __restrict__ out_idx) {
   NMHASH_DYNAMIC_SHARED(unsigned, offset);
-  __shared__ unsigned s_threshold;
-  const std::size_t query = blockIdx.x;
-  const std::uint64_t* q = queries + query * words;
+  __shared__ unsigned s_threshold[T];
+  const std::size_t q0 = static_cast<std::size_t>(blockIdx.x) * T;
+  const unsigned nt = nq - q0 < static_cast<std::size_t>(T) ? static_cast<unsigned>(nq - q0) : T;
   const unsigned tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const unsigned warps = blockDim.x / 32;
+  const unsigned warps = blockDim.x / 32, bins = bits + 1;
   const std::size_t kk = k < n ? k : n;
 
-  for (unsigned h = tid; h <= bits; h += blockDim.x) offset[h] = 0;
+  for (unsigned h = tid; h < T * bins; h += blockDim.x) offset[h] = 0;
   __syncthreads();
-  for (std::size_t j = tid; j < n; j += blockDim.x)
-    atomicAdd(&offset[hamming_words<W>(q, db + j * words, words)], 1u);
+  for (std::size_t j = tid; j < n; j += blockDim.x) {
+    const std::uint64_t* x = db + j * words;
+    for (unsigned t = 0; t < nt; ++t)
+      atomicAdd(&offset[t * bins + hamming_words<W>(queries + (q0 + t) * words, x, words)], 1u);
+  }
   __syncthreads();
-  if (tid == 0) {
+  if (tid < nt) {
+    unsigned* off = offset + tid * bins;
     unsigned cum = 0;
     unsigned threshold = bits + 1;
     for (unsigned h = 0; h <= bits; ++h) {
-      const unsigned c = offset[h];
-      offset[h] = cum;
+      const unsigned c = off[h];
+      off[h] = cum;
       if (threshold > bits && cum + c >= kk) threshold = h;
       cum += c;
     }
-    s_threshold = kk == 0 ? 0 : threshold;
+    s_threshold[tid] = kk == 0 ? 0 : threshold;
   }
   __syncthreads();
-  const unsigned threshold = s_threshold;
-  std::int32_t* od = out_dist + query * k;
-  std::int64_t* oi = out_idx + query * k;
 
   for (std::size_t c0 = 0; c0 < n && kk > 0; c0 += blockDim.x) {
     const std::size_t j = c0 + tid;
-    const unsigned d = j < n ? hamming_words<W>(q, db + j * words, words) : bits + 1;
-    const bool keep = d <= threshold;
-    if (__syncthreads_count(keep) == 0) continue;
-    const unsigned group = __match_any_sync(0xFFFFFFFFu, keep ? d : bits + 1);
-    const unsigned rank = __popc(group & lanemask_lt());
-    const int leader = __ffs(static_cast<int>(group)) - 1;
-    for (unsigned w = 0; w < warps; ++w) {
-      if (warp == w) {
-        unsigned base = 0;
-        if (keep && static_cast<int>(lane) == leader) {
-          base = offset[d];
-          offset[d] = base + static_cast<unsigned>(__popc(group));
+    for (unsigned t = 0; t < nt; ++t) {
+      const unsigned d =
+          j < n ? hamming_words<W>(queries + (q0 + t) * words, db + j * words, words) : bits + 1;
+      const bool keep = d <= s_threshold[t];
+      if (__syncthreads_count(keep) == 0) continue;
+      const unsigned group = __match_any_sync(0xFFFFFFFFu, keep ? d : bits + 1);
+      const unsigned rank = __popc(group & lanemask_lt());
+      const int leader = __ffs(static_cast<int>(group)) - 1;
+      unsigned* off = offset + t * bins;
+      for (unsigned w = 0; w < warps; ++w) {
+        if (warp == w) {
+          unsigned base = 0;
+          if (keep && static_cast<int>(lane) == leader) {
+            base = off[d];
+            off[d] = base + static_cast<unsigned>(__popc(group));
+          }
+          base = __shfl_sync(0xFFFFFFFFu, base, leader);
+          const unsigned pos = base + rank;
+          if (keep && pos < kk) {
+            out_dist[(q0 + t) * k + pos] = static_cast<std::int32_t>(d);
+            out_idx[(q0 + t) * k + pos] = static_cast<std::int64_t>(j);
+          }
         }
-        base = __shfl_sync(0xFFFFFFFFu, base, leader);
-        const unsigned pos = base + rank;
-        if (keep && pos < kk) {
-          od[pos] = static_cast<std::int32_t>(d);
-          oi[pos] = static_cast<std::int64_t>(j);
-        }
+        __syncthreads();
       }
-      __syncthreads();
     }
   }
-  for (std::size_t r = kk + tid; r < k; r += blockDim.x) {
-    od[r] = 2147483647;
-    oi[r] = -1;
-  }
+  for (unsigned t = 0; t < nt; ++t)
+    for (std::size_t r = kk + tid; r < k; r += blockDim.x) {
+      out_dist[(q0 + t) * k + r] = 2147483647;
+      out_idx[(q0 + t) * k + r] = -1;
+    }
 }
 
 }  // namespace kernels
 
 inline constexpr unsigned topk_block_threads = 256;
+// Queries per block (fewer for very long codes, whose T histograms would
+// not fit in 48 KB of shared memory).
+inline constexpr int topk_query_tile = 8;
+
+inline std::size_t topk_shared_bytes(std::size_t bits, int tile) {
+  return static_cast<std::size_t>(tile) * (bits + 1) * sizeof(unsigned);
+}
 
 // Top-k of nq queries against n database codes of `bits` bits, all arrays
 // on the device (codes in the packed_codes layout). Writes nq x k distances
-// and indices. Needs no global workspace; uses (bits + 1) * 4 bytes of
-// dynamic shared memory per block.
+// and indices. Needs no global workspace.
 inline void hamming_knn(const std::uint64_t* d_queries, std::size_t nq,
                         const std::uint64_t* d_db, std::size_t n, std::size_t bits,
                         std::size_t k, std::int32_t* d_dist, std::int64_t* d_idx,
                         cudaStream_t stream) {
   require(bits >= 1 && bits <= 4096, "gpu::hamming_knn: K = ", bits, " outside [1, 4096]");
   require(k >= 1, "gpu::hamming_knn: k must be at least 1");
-  if (nq == 0) return;
-  require(nq <= 0x7FFFFFFFu, "gpu::hamming_knn: ", nq, " queries exceed one grid");
   require(n < (std::size_t{1} << 32), "gpu::hamming_knn: database of ", n,
           " items exceeds 2^32 - 1");
+  if (nq == 0) return;
   const unsigned words = static_cast<unsigned>((bits + 63) / 64);
-  const std::size_t shared = (bits + 1) * sizeof(unsigned);
-  const auto grid = static_cast<unsigned>(nq);
-  const auto b = static_cast<unsigned>(bits);
-  if (words == 1)
-    NMHASH_LAUNCH(kernels::hamming_topk<1>, grid, topk_block_threads, shared, stream)(
-        d_queries, d_db, n, words, b, k, d_dist, d_idx);
-  else if (words == 2)
-    NMHASH_LAUNCH(kernels::hamming_topk<2>, grid, topk_block_threads, shared, stream)(
-        d_queries, d_db, n, words, b, k, d_dist, d_idx);
+  const bool tiled = topk_shared_bytes(bits, topk_query_tile) <= 48 * 1024;
+  const int tile = tiled ? topk_query_tile : 1;
+  const std::size_t blocks = (nq + static_cast<std::size_t>(tile) - 1) / static_cast<std::size_t>(tile);
+  require(blocks <= 0x7FFFFFFFu, "gpu::hamming_knn: ", nq, " queries exceed one grid");
+  using kernel_t = void (*)(const std::uint64_t*, std::size_t, const std::uint64_t*, std::size_t,
+                            unsigned, unsigned, std::size_t, std::int32_t*, std::int64_t*);
+  kernel_t kernel;
+  if (tiled)
+    kernel = words == 1   ? kernels::hamming_topk<1, topk_query_tile>
+             : words == 2 ? kernels::hamming_topk<2, topk_query_tile>
+                          : kernels::hamming_topk<0, topk_query_tile>;
   else
-    NMHASH_LAUNCH(kernels::hamming_topk<0>, grid, topk_block_threads, shared, stream)(
-        d_queries, d_db, n, words, b, k, d_dist, d_idx);
+    kernel = kernels::hamming_topk<0, 1>;
+  NMHASH_LAUNCH(kernel, static_cast<unsigned>(blocks), topk_block_threads,
+                topk_shared_bytes(bits, tile), stream)(d_queries, nq, d_db, n, words,
+                                                       static_cast<unsigned>(bits), k, d_dist,
+                                                       d_idx);
   check_launch("hamming_topk");
 }
 
