@@ -50,7 +50,7 @@ namespace kernels {
 // AP@k tie-aware, AP@k index-order (k = map_at; 0 = no AP@k).
 // Dynamic shared memory: 4 (bits + 1) unsigned (histogram, two cursors).
 template <int W, class Rel>
-__global__ void average_precision(const std::uint64_t* __restrict__ queries,
+__global__ void __launch_bounds__(256, 4) average_precision(const std::uint64_t* __restrict__ queries,
                                   const std::uint64_t* __restrict__ db, std::size_t n,
                                   unsigned words, unsigned bits, Rel rel, std::size_t map_at,
                                   double* __restrict__ out) {
