@@ -5,6 +5,12 @@
 #include <random>
 #include <vector>
 
+#include <benchmark/benchmark.h>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "nmhash/nmhash.hpp"
 
 namespace bench {
@@ -38,6 +44,27 @@ inline nmhash::packed_codes class_codes(const std::vector<std::int32_t>& labels,
     for (std::size_t j = 0; j < k; ++j)
       c.set_bit(i, j, p.bit(static_cast<std::size_t>(labels[i]) % 64, j) != flip(g));
   return c;
+}
+
+// The thread counts each benchmark runs with: 1 and all OpenMP threads.
+inline std::vector<int> thread_counts() {
+#if defined(_OPENMP)
+  const int all = omp_get_max_threads();
+#else
+  const int all = 1;
+#endif
+  return all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
+}
+
+// main() of a benchmark binary whose benchmarks register_all() adds.
+template <class Register>
+int run_main(int argc, char** argv, Register register_all) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
 }
 
 }  // namespace bench

@@ -8,9 +8,6 @@
 #include <numeric>
 #include <vector>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 #include "bench_data.hpp"
 
@@ -107,16 +104,8 @@ void BM_loo_nmhash(benchmark::State& state) {
   counters(state, threads);
 }
 
-int all_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
 void register_all() {
-  for (int t : {1, all_threads()}) {
+  for (int t : bench::thread_counts()) {
     benchmark::RegisterBenchmark("map/K48/sort_based", BM_map_sort_based)
         ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
     benchmark::RegisterBenchmark("map/K48/nmhash_both_conventions", BM_map_nmhash_both)
@@ -131,17 +120,9 @@ void register_all() {
         ->Args({t, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
     benchmark::RegisterBenchmark("loo/K60/nmhash_index_order", BM_loo_nmhash)
         ->Args({t, 1})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
-    if (all_threads() == 1) break;
   }
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return bench::run_main(argc, argv, register_all); }

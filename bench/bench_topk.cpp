@@ -92,33 +92,17 @@ void BM_faiss_IndexBinaryFlat(benchmark::State& state) {
 }
 #endif
 
-int all_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
 void register_all() {
-  for (int t : {1, all_threads()}) {
+  for (int t : bench::thread_counts()) {
     benchmark::RegisterBenchmark("topk/K64/nmhash_hamming_knn", BM_nmhash_knn)
         ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(t == 1 ? 2 : 4);
 #if defined(NMHASH_BENCH_WITH_FAISS)
     benchmark::RegisterBenchmark("topk/K64/faiss_IndexBinaryFlat", BM_faiss_IndexBinaryFlat)
         ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(t == 1 ? 1 : 2);
 #endif
-    if (all_threads() == 1) break;
   }
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return bench::run_main(argc, argv, register_all); }

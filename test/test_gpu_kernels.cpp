@@ -23,6 +23,22 @@ nmhash::packed_codes random_codes(std::size_t n, std::size_t k, std::mt19937_64&
   return c;
 }
 
+struct shape {
+  std::size_t bits, nq, n;
+  double p_one;
+};
+
+// Random query and database codes with class ids in [0, classes).
+struct random_case {
+  nmhash::packed_codes q, db;
+  std::vector<std::int32_t> ql, dl;
+  random_case(const shape& s, int classes, std::mt19937_64& g)
+      : q(random_codes(s.nq, s.bits, g, s.p_one)), db(random_codes(s.n, s.bits, g, s.p_one)), ql(s.nq), dl(s.n) {
+    for (auto& v : ql) v = static_cast<std::int32_t>(g() % static_cast<unsigned>(classes));
+    for (auto& v : dl) v = static_cast<std::int32_t>(g() % static_cast<unsigned>(classes));
+  }
+};
+
 }  // namespace
 
 TEST_CASE("gpu::pack_signs equals pack_signs, tails and several blocks", "[gpu][pack]") {
@@ -44,16 +60,13 @@ TEST_CASE("gpu::pack_signs equals pack_signs, tails and several blocks", "[gpu][
 
 TEST_CASE("gpu::hamming_knn equals hamming_knn, distances and tie order", "[gpu][topk]") {
   std::mt19937_64 g(2);
-  struct shape {
-    std::size_t bits, nq, n;
-    double p_one;
-  };
   for (const shape s : {shape{1, 3, 300, 0.5}, shape{12, 4, 700, 0.8}, shape{64, 3, 600, 0.5},
                         shape{65, 2, 555, 0.5}, shape{128, 2, 300, 0.5}, shape{200, 2, 260, 0.5},
                         shape{4096, 2, 40, 0.5}, shape{64, 19, 333, 0.6}, shape{2000, 3, 50, 0.5}}) {
     DYNAMIC_SECTION("K = " << s.bits << ", N = " << s.n) {
-      const auto q = random_codes(s.nq, s.bits, g, s.p_one);
-      const auto db = random_codes(s.n, s.bits, g, s.p_one);
+      const random_case c(s, 2, g);
+      const auto& q = c.q;
+      const auto& db = c.db;
       for (std::size_t k : {std::size_t{1}, std::size_t{17}, s.n - 1, s.n, s.n + 9}) {
         std::vector<std::int32_t> dist(s.nq * k);
         std::vector<std::int64_t> idx(s.nq * k);
@@ -80,19 +93,15 @@ TEST_CASE("gpu::hamming_knn on an empty database pads every row", "[gpu][topk]")
 
 TEST_CASE("gpu::mean_average_precision equals the CPU MAP in both conventions", "[gpu][map]") {
   std::mt19937_64 g(4);
-  struct shape {
-    std::size_t bits, nq, n;
-    double p_one;
-  };
   for (const shape s : {shape{1, 3, 100, 0.5}, shape{12, 5, 700, 0.8}, shape{48, 4, 555, 0.5},
                         shape{64, 3, 300, 0.5}, shape{65, 3, 300, 0.5}, shape{200, 2, 257, 0.5},
                         shape{16, 2, 0, 0.5}}) {
     DYNAMIC_SECTION("K = " << s.bits << ", N = " << s.n) {
-      const auto q = random_codes(s.nq, s.bits, g, s.p_one);
-      const auto db = random_codes(s.n, s.bits, g, s.p_one);
-      std::vector<std::int32_t> ql(s.nq), dl(s.n);
-      for (auto& v : ql) v = static_cast<std::int32_t>(g() % 4);
-      for (auto& v : dl) v = static_cast<std::int32_t>(g() % 4);
+      const random_case c(s, 4, g);
+      const auto& q = c.q;
+      const auto& db = c.db;
+      const auto& ql = c.ql;
+      const auto& dl = c.dl;
       std::vector<unsigned char> ws(nmhash::gpu::map_workspace_bytes(s.nq));
       double map[4];
       const std::size_t at = 50;
@@ -140,19 +149,15 @@ TEST_CASE("harmonic_series agrees with the harmonic table", "[gpu][map]") {
 
 TEST_CASE("gpu::leave_one_bit_out_map equals the CPU tie-aware values", "[gpu][loo]") {
   std::mt19937_64 g(5);
-  struct shape {
-    std::size_t bits, nq, n;
-    double p_one;
-  };
   for (const shape s : {shape{2, 3, 100, 0.5}, shape{12, 4, 600, 0.85}, shape{60, 3, 555, 0.5},
                         shape{64, 2, 300, 0.5}, shape{65, 2, 200, 0.5}, shape{128, 2, 150, 0.5},
                         shape{20, 2, 0, 0.5}}) {
     DYNAMIC_SECTION("K = " << s.bits << ", N = " << s.n) {
-      const auto q = random_codes(s.nq, s.bits, g, s.p_one);
-      const auto db = random_codes(s.n, s.bits, g, s.p_one);
-      std::vector<std::int32_t> ql(s.nq), dl(s.n);
-      for (auto& v : ql) v = static_cast<std::int32_t>(g() % 3);
-      for (auto& v : dl) v = static_cast<std::int32_t>(g() % 3);
+      const random_case c(s, 3, g);
+      const auto& q = c.q;
+      const auto& db = c.db;
+      const auto& ql = c.ql;
+      const auto& dl = c.dl;
       std::vector<unsigned char> ws(nmhash::gpu::loo_workspace_bytes(s.nq, s.bits));
       std::vector<double> out(s.bits + 1);
       nmhash::gpu::leave_one_bit_out_map(q.data(), s.nq, db.data(), s.n, s.bits,
