@@ -95,7 +95,7 @@ TEST_CASE("gpu::mean_average_precision equals the CPU MAP in both conventions", 
   std::mt19937_64 g(4);
   for (const shape s : {shape{1, 3, 100, 0.5}, shape{12, 5, 700, 0.8}, shape{48, 4, 555, 0.5},
                         shape{64, 3, 300, 0.5}, shape{65, 3, 300, 0.5}, shape{200, 2, 257, 0.5},
-                        shape{16, 2, 0, 0.5}}) {
+                        shape{16, 2, 0, 0.5}, shape{4096, 2, 40, 0.5}}) {
     DYNAMIC_SECTION("K = " << s.bits << ", N = " << s.n) {
       const random_case c(s, 4, g);
       const auto& q = c.q;

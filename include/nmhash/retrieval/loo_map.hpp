@@ -47,7 +47,7 @@ namespace detail {
 template <int W, class Rel>
 void loo_query_tie_aware(const std::uint64_t* q, const packed_codes& db, const Rel& rel,
                          cell_bit_counter<W>& pos, std::vector<std::uint32_t>& counts,
-                         std::vector<std::uint32_t>& reduced, const harmonic_numbers& H,
+                         const harmonic_numbers& H,
                          double& full, double* without) {
   const std::size_t n = db.size(), words = db.words_per_code();
   const int K = static_cast<int>(db.bits());
@@ -76,21 +76,18 @@ void loo_query_tie_aware(const std::uint64_t* q, const packed_codes& db, const R
   pos.finish();
   for (std::size_t cell = 0; cell < counts.size(); ++cell) counts[cell] = pos.added(cell);
   full = tie_aware_ap(counts.data(), K, H);
-  // Cells whose count is zero contribute nothing to any reduced histogram.
+  // Distances above the largest occupied one contribute nothing.
   int top = K;
   while (top > 0 && counts[2 * static_cast<std::size_t>(top)] == 0 &&
          counts[2 * static_cast<std::size_t>(top) + 1] == 0)
     --top;
   for (int k = 0; k < K; ++k) {
     const std::size_t bk = static_cast<std::size_t>(k);
-    for (int h = 0; h < K; ++h) {
-      for (std::size_t r = 0; r < 2; ++r) {
-        const std::size_t cell = 2 * static_cast<std::size_t>(h) + r;
-        reduced[cell] = h > top ? 0u
-                                : counts[cell] - pos.count(cell, bk) + pos.count(cell + 2, bk);
-      }
-    }
-    without[k] = tie_aware_ap(reduced.data(), std::min(top, K - 1), H);
+    const auto without_k = [&](int h, int r) {
+      const std::size_t cell = 2 * static_cast<std::size_t>(h) + static_cast<std::size_t>(r);
+      return static_cast<double>(counts[cell] - pos.count(cell, bk) + pos.count(cell + 2, bk));
+    };
+    without[k] = tie_aware_ap_of(without_k, std::min(top, K - 1), H);
   }
 }
 
@@ -149,14 +146,14 @@ loo_map_result leave_one_bit_out_map(const packed_codes& queries, const packed_c
     const std::int64_t chunk = 4;
     const std::int64_t tasks = (static_cast<std::int64_t>(nq) + chunk - 1) / chunk;
     parallel_for(tasks, t, 1, [&](std::int64_t task) {
-      std::vector<std::uint32_t> counts(cells), reduced(cells);
+      std::vector<std::uint32_t> counts(cells);
       const std::size_t q0 = static_cast<std::size_t>(task * chunk);
       const std::size_t q1 = std::min(nq, q0 + static_cast<std::size_t>(chunk));
       if (ties == tie_rule::aware) {
         detail::cell_bit_counter<W> pos(cells, database.words_per_code());
         for (std::size_t q = q0; q < q1; ++q)
           with_relevance(query_labels, database_labels, q, [&](const auto& rel) {
-            detail::loo_query_tie_aware<W>(queries.row(q), database, rel, pos, counts, reduced, H,
+            detail::loo_query_tie_aware<W>(queries.row(q), database, rel, pos, counts, H,
                                            full[q], without.data() + q * K);
           });
       } else {
