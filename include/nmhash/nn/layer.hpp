@@ -1,0 +1,33 @@
+// The layer interface: explicit forward and backward, no autograd graph.
+// forward() keeps what backward() needs; backward() fills the input
+// gradient and accumulates the parameter gradients. Parameters and their
+// gradients live in flat buffers owned by the model (see sequential.hpp),
+// bound to each layer as slices, so optimizers step over one buffer.
+#pragma once
+
+#include <cstddef>
+#include <random>
+#include <string>
+
+#include "nmhash/core/tensor.hpp"
+
+namespace nmhash::nn {
+
+template <class T>
+class layer {
+ public:
+  virtual ~layer() = default;
+  virtual std::string name() const = 0;
+  // Output shape for an input shape; throws on an incompatible input.
+  virtual shape4 output_shape(const shape4& in) const = 0;
+  virtual std::size_t parameter_count() const { return 0; }
+  // Points the layer's parameters and gradients at slices of flat buffers
+  // (parameter_count() elements each).
+  virtual void bind(T* /*params*/, T* /*grads*/) {}
+  // Draws the parameters from the seeded generator.
+  virtual void initialize(std::mt19937_64& /*gen*/) {}
+  virtual void forward(const tensor<T>& x, tensor<T>& y, bool training) = 0;
+  virtual void backward(const tensor<T>& dy, tensor<T>& dx) = 0;
+};
+
+}  // namespace nmhash::nn

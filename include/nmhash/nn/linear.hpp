@@ -1,0 +1,78 @@
+// Fully connected layer: y = x W^T + b for x of shape (N, in) (any trailing
+// shape whose row size is `in`), W of shape (out, in), b of shape (out).
+// CPU math through Eigen on the flat buffers.
+#pragma once
+
+#include <Eigen/Core>
+
+#include "nmhash/nn/init.hpp"
+#include "nmhash/nn/layer.hpp"
+
+namespace nmhash::nn {
+
+template <class T>
+class linear : public layer<T> {
+  using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using map = Eigen::Map<matrix>;
+  using cmap = Eigen::Map<const matrix>;
+
+ public:
+  linear(std::size_t in, std::size_t out, init_scheme init = init_scheme::kaiming_normal)
+      : in_(in), out_(out), init_(init) {
+    require(in >= 1 && out >= 1, "linear: sizes must be positive, got ", in, " -> ", out);
+  }
+
+  std::string name() const override {
+    return "linear(" + std::to_string(in_) + " -> " + std::to_string(out_) + ")";
+  }
+  shape4 output_shape(const shape4& in) const override {
+    require(in.row_size() == in_, name(), ": input ", in.str(), " has ", in.row_size(),
+            " features per sample, expected ", in_);
+    return shape4{in[0], out_};
+  }
+  std::size_t parameter_count() const override { return out_ * in_ + out_; }
+  void bind(T* params, T* grads) override {
+    w_ = params;
+    b_ = params + out_ * in_;
+    dw_ = grads;
+    db_ = grads + out_ * in_;
+  }
+  void initialize(std::mt19937_64& gen) override {
+    init_weights(w_, out_ * in_, in_, out_, init_, gen);
+    for (std::size_t o = 0; o < out_; ++o) b_[o] = T(0);
+  }
+
+  void forward(const tensor<T>& x, tensor<T>& y, bool) override {
+    y.resize(output_shape(x.shape()));
+    x_ = &x;
+    const auto n = static_cast<Eigen::Index>(x.shape()[0]);
+    const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
+    map Y(y.data(), n, out);
+    Y.noalias() = cmap(x.data(), n, in) * cmap(w_, out, in).transpose();
+    Y.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(b_, out);
+  }
+
+  void backward(const tensor<T>& dy, tensor<T>& dx) override {
+    require(x_ != nullptr, name(), ": backward() before forward()");
+    const auto n = static_cast<Eigen::Index>(x_->shape()[0]);
+    const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
+    require(dy.shape() == output_shape(x_->shape()), name(), ": output gradient ", dy.shape().str(),
+            " does not match the forward output");
+    cmap DY(dy.data(), n, out);
+    map(dw_, out, in).noalias() += DY.transpose() * cmap(x_->data(), n, in);
+    Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db_, out) += DY.colwise().sum();
+    dx.resize(x_->shape());
+    map(dx.data(), n, in).noalias() = DY * cmap(w_, out, in);
+  }
+
+  const T* weight() const { return w_; }
+  const T* bias() const { return b_; }
+
+ private:
+  std::size_t in_, out_;
+  init_scheme init_;
+  T *w_ = nullptr, *b_ = nullptr, *dw_ = nullptr, *db_ = nullptr;
+  const tensor<T>* x_ = nullptr;
+};
+
+}  // namespace nmhash::nn

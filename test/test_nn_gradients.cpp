@@ -1,0 +1,134 @@
+// Finite-difference gradient checks in double for every layer: the loss is
+// L = sum(g * layer(x)) for a fixed random g, so dL/dy = g; backward(g) must
+// match central differences of L with respect to the input and to every
+// parameter.
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "nmhash/nn/conv2d.hpp"
+#include "nmhash/nn/flatten.hpp"
+#include "nmhash/nn/linear.hpp"
+#include "nmhash/nn/max_pool2d.hpp"
+#include "nmhash/nn/relu.hpp"
+
+using nmhash::shape4;
+using nmhash::tensor;
+using nmhash::nn::layer;
+
+namespace {
+
+// Checks backward() of `l` on input shape `in` against central differences.
+void check_gradients(layer<double>& l, shape4 in, std::uint64_t seed, double h = 1e-6) {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<double> normal;
+  std::vector<double> params(l.parameter_count()), grads(l.parameter_count(), 0.0);
+  l.bind(params.data(), grads.data());
+  l.initialize(g);
+  for (auto& p : params) p += 0.1 * normal(g);  // biases away from 0 too
+  tensor<double> x(in);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = normal(g);
+  tensor<double> y;
+  l.forward(x, y, true);
+  tensor<double> up(y.shape());
+  for (std::size_t i = 0; i < up.size(); ++i) up[i] = normal(g);
+  tensor<double> dx;
+  l.backward(up, dx);
+  REQUIRE(dx.shape() == x.shape());
+
+  auto loss = [&](tensor<double>& input) {
+    tensor<double> out;
+    l.forward(input, out, true);
+    double s = 0;
+    for (std::size_t i = 0; i < out.size(); ++i) s += up[i] * out[i];
+    return s;
+  };
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double keep = x[i];
+    x[i] = keep + h;
+    const double lp = loss(x);
+    x[i] = keep - h;
+    const double lm = loss(x);
+    x[i] = keep;
+    INFO(l.name() << ": input element " << i);
+    REQUIRE(dx[i] == Catch::Detail::Approx((lp - lm) / (2 * h)).epsilon(1e-6).margin(1e-7));
+  }
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    const double keep = params[p];
+    params[p] = keep + h;
+    const double lp = loss(x);
+    params[p] = keep - h;
+    const double lm = loss(x);
+    params[p] = keep;
+    INFO(l.name() << ": parameter " << p);
+    REQUIRE(grads[p] == Catch::Detail::Approx((lp - lm) / (2 * h)).epsilon(1e-6).margin(1e-7));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("linear: gradients, batch 1 and batch 3", "[nn][grad]") {
+  nmhash::nn::linear<double> l(5, 4);
+  check_gradients(l, shape4{1, 5}, 1);
+  check_gradients(l, shape4{3, 5}, 2);
+  // A (N, C, H, W) input is read as (N, C H W).
+  nmhash::nn::linear<double> l2(12, 2);
+  check_gradients(l2, shape4{2, 3, 2, 2}, 3);
+  tensor<double> bad(shape4{2, 6}), y;
+  REQUIRE_THROWS_WITH(l.forward(bad, y, true), Catch::Contains("has 6 features per sample, expected 5"));
+}
+
+TEST_CASE("conv2d: gradients with stride, padding and non-square shapes", "[nn][grad]") {
+  using nmhash::nn::conv2d;
+  using nmhash::nn::conv2d_options;
+  conv2d<double> a(2, 3, conv2d_options{3, 3, 1, 0});
+  check_gradients(a, shape4{1, 2, 5, 6}, 4);
+  conv2d<double> b(3, 2, conv2d_options{3, 2, 2, 1});
+  check_gradients(b, shape4{2, 3, 7, 5}, 5);
+  conv2d<double> c(1, 2, conv2d_options{5, 5, 1, 2});
+  check_gradients(c, shape4{1, 1, 6, 4}, 6);
+  tensor<double> bad(shape4{1, 3, 5, 5}), y;
+  REQUIRE_THROWS_WITH(a.forward(bad, y, true), Catch::Contains("is not (N, 2, H, W)"));
+}
+
+TEST_CASE("conv2d: forward equals a direct convolution", "[nn]") {
+  nmhash::nn::conv2d<double> c(2, 3, nmhash::nn::conv2d_options{3, 2, 2, 1});
+  std::vector<double> params(c.parameter_count()), grads(c.parameter_count());
+  c.bind(params.data(), grads.data());
+  std::mt19937_64 g(7);
+  std::normal_distribution<double> normal;
+  for (auto& p : params) p = normal(g);
+  tensor<double> x(shape4{2, 2, 6, 5}), y;
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = normal(g);
+  c.forward(x, y, false);
+  REQUIRE(y.shape() == (shape4{2, 3, 3, 3}));
+  for (std::size_t n = 0; n < 2; ++n)
+    for (std::size_t o = 0; o < 3; ++o)
+      for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t j = 0; j < 3; ++j) {
+          double s = params[3 * 2 * 3 * 2 + o];
+          for (std::size_t ci = 0; ci < 2; ++ci)
+            for (std::size_t a = 0; a < 3; ++a)
+              for (std::size_t b = 0; b < 2; ++b) {
+                const long r = static_cast<long>(i * 2 + a) - 1, q = static_cast<long>(j * 2 + b) - 1;
+                if (r < 0 || q < 0 || r >= 6 || q >= 5) continue;
+                s += params[((o * 2 + ci) * 3 + a) * 2 + b] *
+                     x[((n * 2 + ci) * 6 + static_cast<std::size_t>(r)) * 5 + static_cast<std::size_t>(q)];
+              }
+          REQUIRE(y[((n * 3 + o) * 3 + i) * 3 + j] == Catch::Detail::Approx(s).epsilon(1e-12));
+        }
+}
+
+TEST_CASE("relu, max_pool2d and flatten: gradients", "[nn][grad]") {
+  nmhash::nn::relu<double> r;
+  check_gradients(r, shape4{2, 7}, 8);
+  nmhash::nn::max_pool2d<double> p(2);
+  check_gradients(p, shape4{2, 3, 4, 6}, 9);
+  nmhash::nn::max_pool2d<double> p3(3, 2);
+  check_gradients(p3, shape4{1, 2, 7, 5}, 10);
+  nmhash::nn::flatten<double> f;
+  check_gradients(f, shape4{2, 2, 3, 3}, 11);
+}
