@@ -1,0 +1,166 @@
+// Layers without closed-form references (dropout, local response
+// normalisation), the sequential container, and the optimizers' steps
+// against values computed by hand.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "nmhash/nn/conv2d.hpp"
+#include "nmhash/nn/dropout.hpp"
+#include "nmhash/nn/flatten.hpp"
+#include "nmhash/nn/linear.hpp"
+#include "nmhash/nn/local_response_norm.hpp"
+#include "nmhash/nn/max_pool2d.hpp"
+#include "nmhash/nn/relu.hpp"
+#include "nmhash/nn/sequential.hpp"
+#include "nmhash/optim/adam.hpp"
+#include "nmhash/optim/rmsprop.hpp"
+#include "nmhash/optim/sgd.hpp"
+
+using Catch::Detail::Approx;
+using nmhash::shape4;
+using nmhash::tensor;
+
+TEST_CASE("dropout: scaled mask in training, identity in evaluation", "[nn]") {
+  nmhash::nn::dropout<double> d(0.25, 3);
+  tensor<double> x(shape4{4, 50}, 2.0), y, dx;
+  d.forward(x, y, true);
+  std::size_t zeros = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    REQUIRE((y[i] == 0.0 || y[i] == Approx(2.0 / 0.75)));
+    zeros += y[i] == 0.0;
+  }
+  REQUIRE(zeros > 20);
+  REQUIRE(zeros < 80);
+  tensor<double> g(y.shape(), 1.0);
+  d.backward(g, dx);
+  for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(dx[i] == Approx(y[i] / 2.0));
+  d.forward(x, y, false);
+  for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(y[i] == 2.0);
+  REQUIRE_THROWS_AS(nmhash::nn::dropout<double>(1.0), nmhash::error);
+}
+
+TEST_CASE("local_response_norm: forward and finite-difference gradients", "[nn][grad]") {
+  nmhash::nn::local_response_norm<double> l(3, 0.5, 0.75, 2.0);
+  std::mt19937_64 g(1);
+  std::normal_distribution<double> normal;
+  tensor<double> x(shape4{2, 5, 2, 3}), y, dx;
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = normal(g);
+  l.forward(x, y, true);
+  // Channel 0's window is channels 0..1 (size 3, clipped).
+  const double s0 = 2.0 + 0.5 / 3 * (x[0] * x[0] + x[6] * x[6]);
+  REQUIRE(y[0] == Approx(x[0] * std::pow(s0, -0.75)));
+  tensor<double> up(y.shape());
+  for (std::size_t i = 0; i < up.size(); ++i) up[i] = normal(g);
+  l.backward(up, dx);
+  const double h = 1e-6;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    auto loss = [&] {
+      tensor<double> out;
+      l.forward(x, out, true);
+      double s = 0;
+      for (std::size_t j = 0; j < out.size(); ++j) s += up[j] * out[j];
+      return s;
+    };
+    const double keep = x[i];
+    x[i] = keep + h;
+    const double lp = loss();
+    x[i] = keep - h;
+    const double lm = loss();
+    x[i] = keep;
+    REQUIRE(dx[i] == Approx((lp - lm) / (2 * h)).epsilon(1e-6).margin(1e-8));
+  }
+}
+
+TEST_CASE("sequential: shapes, flat parameters, groups, forward and backward", "[nn]") {
+  using namespace nmhash::nn;
+  sequential<double> net;
+  net.add(conv2d<double>(1, 2, conv2d_options{3, 3, 1, 0}));
+  net.add(relu<double>());
+  net.add(max_pool2d<double>(2));
+  net.add(flatten<double>());
+  net.add(linear<double>(2 * 3 * 3, 4), 1);
+  net.build(shape4{3, 1, 8, 8});
+  REQUIRE(net.output_shape() == (shape4{3, 4}));
+  REQUIRE(net.parameters().size() == (2 * 9 + 2) + (18 * 4 + 4));
+  REQUIRE(net.ranges().size() == 2);
+  REQUIRE(net.ranges()[1].group == 1);
+  REQUIRE(net.ranges()[1].offset == 20);
+  net.initialize(42);
+  std::vector<double> first = net.parameters();
+  net.initialize(42);
+  REQUIRE(net.parameters() == first);
+
+  std::mt19937_64 g(2);
+  std::normal_distribution<double> normal;
+  tensor<double> x(shape4{3, 1, 8, 8});
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = normal(g);
+  tensor<double> up(shape4{3, 4});
+  for (std::size_t i = 0; i < up.size(); ++i) up[i] = normal(g);
+  auto loss = [&] {
+    const tensor<double>& y = net.forward(x, true);
+    double s = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) s += up[i] * y[i];
+    return s;
+  };
+  loss();
+  net.zero_grad();
+  const tensor<double>& dx = net.backward(up);
+  REQUIRE(dx.shape() == x.shape());
+  const std::vector<double> grads = net.gradients();
+  const double h = 1e-6;
+  for (std::size_t p = 0; p < net.parameters().size(); p += 7) {
+    const double keep = net.parameters()[p];
+    net.parameters()[p] = keep + h;
+    const double lp = loss();
+    net.parameters()[p] = keep - h;
+    const double lm = loss();
+    net.parameters()[p] = keep;
+    REQUIRE(grads[p] == Approx((lp - lm) / (2 * h)).epsilon(1e-5).margin(1e-7));
+  }
+  sequential<double> bad;
+  bad.add(linear<double>(5, 2));
+  REQUIRE_THROWS_WITH(bad.build(shape4{2, 4}), Catch::Contains("expected 5"));
+}
+
+TEST_CASE("optimizers: steps equal hand-computed values, per-group learning rates", "[optim]") {
+  const std::vector<nmhash::nn::parameter_range> ranges{{0, 1, 0}, {1, 1, 1}};
+  nmhash::optim::group_table groups{{{0.1, 0.0}, {0.01, 0.5}}, {}};
+  SECTION("sgd with momentum and weight decay") {
+    std::vector<double> p{1.0, 2.0}, g{0.5, -1.0};
+    nmhash::optim::sgd<double> opt(0.9, groups);
+    opt.step(p, g, ranges);
+    // p0: d = 0.5, v = 0.5, p = 1 - 0.1 * 0.5 = 0.95
+    // p1: d = -1 + 0.5 * 2 = 0, v = 0, p = 2
+    REQUIRE(p[0] == Approx(0.95));
+    REQUIRE(p[1] == Approx(2.0));
+    opt.step(p, g, ranges);
+    // p0: v = 0.9 * 0.5 + 0.5 = 0.95, p = 0.95 - 0.095 = 0.855
+    // p1: d = -1 + 0.5 * 2 = 0, v = 0
+    REQUIRE(p[0] == Approx(0.855));
+    REQUIRE(p[1] == Approx(2.0));
+  }
+  SECTION("rmsprop") {
+    std::vector<double> p{1.0, 2.0}, g{0.5, -1.0};
+    nmhash::optim::rmsprop<double> opt(groups, 0.9, 1e-8);
+    opt.step(p, g, ranges);
+    // p0: s = 0.1 * 0.25 = 0.025, p = 1 - 0.1 * 0.5 / (sqrt(0.025) + eps)
+    REQUIRE(p[0] == Approx(1.0 - 0.1 * 0.5 / (std::sqrt(0.025) + 1e-8)));
+    // p1: g = -1 + 1 = 0 -> unchanged
+    REQUIRE(p[1] == Approx(2.0));
+  }
+  SECTION("adam") {
+    std::vector<double> p{1.0, 2.0}, g{0.5, -1.0};
+    nmhash::optim::adam<double> opt(groups, 0.9, 0.999, 1e-8);
+    opt.step(p, g, ranges);
+    // First step: m / (1 - b1) = g, v / (1 - b2) = g^2 -> p -= lr * g / (|g| + eps)
+    REQUIRE(p[0] == Approx(1.0 - 0.1 * 0.5 / (0.5 + 1e-8)));
+    opt.step(p, g, ranges);
+    const double m = 0.9 * 0.05 + 0.1 * 0.5, v = 0.999 * 0.00025 + 0.001 * 0.25;
+    const double expect = (1.0 - 0.1 * 0.5 / (0.5 + 1e-8)) -
+                          0.1 * (m / (1 - 0.81)) / (std::sqrt(v / (1 - 0.999 * 0.999)) + 1e-8);
+    REQUIRE(p[0] == Approx(expect));
+    REQUIRE(opt.steps() == 2);
+  }
+}
