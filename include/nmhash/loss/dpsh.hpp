@@ -1,0 +1,54 @@
+// The DPSH loss (Li et al., IJCAI 2016) as the DPSH and DeepHash-pytorch
+// code computes it: with theta_ij = u_i . U_j / 2 between the batch outputs
+// u and every row of the memory bank U (already updated with this batch),
+// s_ij = 1 for image pairs that share a label and 0 otherwise,
+//   L = mean_ij [ log(1 + exp(-|theta_ij|)) + max(theta_ij, 0) - s_ij theta_ij ]
+//       + alpha * mean_ik (u_ik - sgn(u_ik))^2,
+// the means over the B x N pairs and the B x K outputs. The bank is treated
+// as a constant (the reference code stores detached outputs), so the
+// gradient flows through u only.
+#pragma once
+
+#include <Eigen/Core>
+#include <cmath>
+#include <vector>
+
+#include "nmhash/loss/memory_bank.hpp"
+
+namespace nmhash::loss {
+
+// Returns L and writes dL/du into du (shape of u). idx: the training indices
+// of the batch rows.
+template <class T>
+double dpsh(const tensor<T>& u, const std::vector<std::size_t>& idx, const memory_bank<T>& bank,
+            double alpha, tensor<T>& du) {
+  using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  bank.check_batch(u, idx, "dpsh");
+  const auto B = static_cast<Eigen::Index>(idx.size()), N = static_cast<Eigen::Index>(bank.size()),
+             K = static_cast<Eigen::Index>(bank.bits());
+  Eigen::Map<const matrix> Um(u.data(), B, K), Bank(bank.rows(), N, K);
+  const matrix theta = (Um * Bank.transpose()) * T(0.5);
+  matrix coef(B, N);  // dL/dtheta, times B N
+  double loss = 0;
+  for (Eigen::Index i = 0; i < B; ++i)
+    for (Eigen::Index j = 0; j < N; ++j) {
+      const double t = theta(i, j);
+      const double s = bank.similar(idx[static_cast<std::size_t>(i)], static_cast<std::size_t>(j)) ? 1.0 : 0.0;
+      loss += std::log1p(std::exp(-std::abs(t))) + (t > 0 ? t : 0.0) - s * t;
+      coef(i, j) = static_cast<T>(1.0 / (1.0 + std::exp(-t)) - s);
+    }
+  const double pairs = static_cast<double>(B) * static_cast<double>(N);
+  du.resize(u.shape());
+  Eigen::Map<matrix> D(du.data(), B, K);
+  D.noalias() = (coef * Bank) * static_cast<T>(0.5 / pairs);
+  double quant = 0;
+  const double outputs = static_cast<double>(B) * static_cast<double>(K);
+  for (std::size_t e = 0; e < u.size(); ++e) {
+    const double v = u[e], d = v - (v >= 0 ? 1.0 : -1.0);
+    quant += d * d;
+    du[e] = static_cast<T>(du[e] + alpha * 2.0 * d / outputs);
+  }
+  return loss / pairs + alpha * quant / outputs;
+}
+
+}  // namespace nmhash::loss
