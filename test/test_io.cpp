@@ -129,3 +129,38 @@ TEST_CASE("IDX reader reads gzip files and reports corruption", "[io]") {
   write_bytes(tmp.file("cut.gz"), raw.substr(0, raw.size() / 2));
   REQUIRE_THROWS_AS(nmhash::io::read_idx(tmp.file("cut.gz")), nmhash::error);
 }
+
+#include "nmhash/io/safetensors.hpp"
+
+TEST_CASE("safetensors round trip and error reports", "[io]") {
+  temp_dir tmp;
+  const std::string f = tmp.file("w.safetensors");
+  const std::vector<float> w{1.5f, -2.0f, 3.0f, 0.25f, 8.0f, -1.0f};
+  const std::vector<double> b{0.5, -0.125};
+  nmhash::io::tensor_map m;
+  m["fc.weight"] = nmhash::io::named_tensor::from(w.data(), {2, 3});
+  m["fc.bias"] = nmhash::io::named_tensor::from(b.data(), {2});
+  nmhash::io::save_safetensors(f, m, {{"format", "pt"}});
+  const auto r = nmhash::io::load_safetensors(f);
+  REQUIRE(r.metadata.at("format") == "pt");
+  std::vector<double> w2(6);
+  r.at("fc.weight", {2, 3}, f).copy_to(w2.data(), 6);
+  for (std::size_t i = 0; i < 6; ++i) REQUIRE(w2[i] == w[i]);
+  std::vector<float> b2(2);
+  r.at("fc.bias", {2}, f).copy_to(b2.data(), 2);
+  REQUIRE(b2[1] == -0.125f);
+  REQUIRE_THROWS_WITH(r.at("fc.weight", {3, 2}, f), Catch::Contains("has shape [2,3], expected [3,2]"));
+  REQUIRE_THROWS_WITH(r.at("conv.weight", {1}, f), Catch::Contains("no tensor named 'conv.weight'"));
+  // The layout: 8-byte length, JSON header padded to 8 bytes, then data.
+  const std::string raw = read_bytes(f);
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = n << 8 | static_cast<unsigned char>(raw[static_cast<std::size_t>(i)]);
+  REQUIRE(n % 8 == 0);
+  REQUIRE(raw.size() == 8 + n + 6 * 4 + 2 * 8);
+  write_bytes(f, raw.substr(0, raw.size() - 5));
+  REQUIRE_THROWS_WITH(nmhash::io::load_safetensors(f), Catch::Contains("truncated file"));
+  write_bytes(f, raw.substr(0, 8) + std::string(n, '{'));
+  REQUIRE_THROWS_WITH(nmhash::io::load_safetensors(f), Catch::Contains("malformed safetensors header"));
+  write_bytes(f, "abc");
+  REQUIRE_THROWS_WITH(nmhash::io::load_safetensors(f), Catch::Contains("not a safetensors file"));
+}
