@@ -88,7 +88,7 @@ TEST_CASE("sequential: shapes, flat parameters, groups, forward and backward", "
   REQUIRE(net.ranges()[1].group == 1);
   REQUIRE(net.ranges()[1].offset == 20);
   net.initialize(42);
-  std::vector<double> first = net.parameters();
+  nmhash::aligned_vector<double> first = net.parameters();
   net.initialize(42);
   REQUIRE(net.parameters() == first);
 
@@ -108,7 +108,7 @@ TEST_CASE("sequential: shapes, flat parameters, groups, forward and backward", "
   net.zero_grad();
   const tensor<double>& dx = net.backward(up);
   REQUIRE(dx.shape() == x.shape());
-  const std::vector<double> grads = net.gradients();
+  const nmhash::aligned_vector<double> grads = net.gradients();
   const double h = 1e-6;
   for (std::size_t p = 0; p < net.parameters().size(); p += 7) {
     const double keep = net.parameters()[p];
@@ -128,7 +128,7 @@ TEST_CASE("optimizers: steps equal hand-computed values, per-group learning rate
   const std::vector<nmhash::nn::parameter_range> ranges{{0, 1, 0}, {1, 1, 1}};
   nmhash::optim::group_table groups{{{0.1, 0.0}, {0.01, 0.5}}, {}};
   SECTION("sgd with momentum and weight decay") {
-    std::vector<double> p{1.0, 2.0}, g{0.5, -1.0};
+    nmhash::aligned_vector<double> p{1.0, 2.0}, g{0.5, -1.0};
     nmhash::optim::sgd<double> opt(0.9, groups);
     opt.step(p, g, ranges);
     // p0: d = 0.5, v = 0.5, p = 1 - 0.1 * 0.5 = 0.95
@@ -142,7 +142,7 @@ TEST_CASE("optimizers: steps equal hand-computed values, per-group learning rate
     REQUIRE(p[1] == Approx(2.0));
   }
   SECTION("rmsprop") {
-    std::vector<double> p{1.0, 2.0}, g{0.5, -1.0};
+    nmhash::aligned_vector<double> p{1.0, 2.0}, g{0.5, -1.0};
     nmhash::optim::rmsprop<double> opt(groups, 0.9, 1e-8);
     opt.step(p, g, ranges);
     // p0: s = 0.1 * 0.25 = 0.025, p = 1 - 0.1 * 0.5 / (sqrt(0.025) + eps)
@@ -151,7 +151,7 @@ TEST_CASE("optimizers: steps equal hand-computed values, per-group learning rate
     REQUIRE(p[1] == Approx(2.0));
   }
   SECTION("adam") {
-    std::vector<double> p{1.0, 2.0}, g{0.5, -1.0};
+    nmhash::aligned_vector<double> p{1.0, 2.0}, g{0.5, -1.0};
     nmhash::optim::adam<double> opt(groups, 0.9, 0.999, 1e-8);
     opt.step(p, g, ranges);
     // First step: m / (1 - b1) = g, v / (1 - b2) = g^2 -> p -= lr * g / (|g| + eps)

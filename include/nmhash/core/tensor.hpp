@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "nmhash/core/aligned_allocator.hpp"
 #include "nmhash/core/device.hpp"
 #include "nmhash/core/error.hpp"
 
@@ -88,7 +89,7 @@ class tensor {
 
  private:
   shape4 shape_{};
-  std::vector<T> data_;
+  aligned_vector<T> data_;
 };
 
 }  // namespace nmhash

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "nmhash/core/aligned_allocator.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/core/tensor.hpp"
 #include "nmhash/retrieval/labels.hpp"
@@ -55,7 +56,7 @@ class memory_bank {
  private:
   nmhash::labels labels_;
   std::size_t bits_;
-  std::vector<T> u_;
+  aligned_vector<T> u_;
 };
 
 }  // namespace nmhash::loss

@@ -49,6 +49,9 @@ class conv2d : public layer<T> {
   }
 
   std::size_t parameter_count() const override { return cout_ * patch() + cout_; }
+  std::vector<std::pair<std::string, std::vector<std::size_t>>> parameter_layout() const override {
+    return {{"weight", {cout_, cin_, o_.kernel_h, o_.kernel_w}}, {"bias", {cout_}}};
+  }
   void bind(T* params, T* grads) override {
     w_ = params;
     b_ = params + cout_ * patch();
@@ -152,7 +155,7 @@ class conv2d : public layer<T> {
   init_scheme init_;
   T *w_ = nullptr, *b_ = nullptr, *dw_ = nullptr, *db_ = nullptr;
   const tensor<T>* x_ = nullptr;
-  std::vector<T> cols_, dcol_;
+  aligned_vector<T> cols_, dcol_;
 };
 
 }  // namespace nmhash::nn

@@ -37,7 +37,7 @@ class dropout : public layer<T> {
  private:
   double p_;
   std::mt19937_64 gen_;
-  std::vector<T> scale_;
+  aligned_vector<T> scale_;
 };
 
 }  // namespace nmhash::nn

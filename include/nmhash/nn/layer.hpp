@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "nmhash/core/tensor.hpp"
 
@@ -24,6 +26,11 @@ class layer {
   // Points the layer's parameters and gradients at slices of flat buffers
   // (parameter_count() elements each).
   virtual void bind(T* /*params*/, T* /*grads*/) {}
+  // Names and shapes of the parameter tensors, in buffer order (PyTorch's
+  // names and layouts: "weight" then "bias").
+  virtual std::vector<std::pair<std::string, std::vector<std::size_t>>> parameter_layout() const {
+    return {};
+  }
   // Draws the parameters from the seeded generator.
   virtual void initialize(std::mt19937_64& /*gen*/) {}
   virtual void forward(const tensor<T>& x, tensor<T>& y, bool training) = 0;

@@ -31,6 +31,9 @@ class linear : public layer<T> {
     return shape4{in[0], out_};
   }
   std::size_t parameter_count() const override { return out_ * in_ + out_; }
+  std::vector<std::pair<std::string, std::vector<std::size_t>>> parameter_layout() const override {
+    return {{"weight", {out_, in_}}, {"bias", {out_}}};
+  }
   void bind(T* params, T* grads) override {
     w_ = params;
     b_ = params + out_ * in_;

@@ -80,7 +80,7 @@ class local_response_norm : public layer<T> {
   std::size_t size_;
   double alpha_, beta_, k_;
   const tensor<T>* x_ = nullptr;
-  std::vector<T> scale_;
+  aligned_vector<T> scale_;
 };
 
 }  // namespace nmhash::nn

@@ -88,9 +88,9 @@ class sequential {
 
   void zero_grad() { std::fill(grads_.begin(), grads_.end(), T(0)); }
 
-  std::vector<T>& parameters() { return params_; }
-  const std::vector<T>& parameters() const { return params_; }
-  std::vector<T>& gradients() { return grads_; }
+  aligned_vector<T>& parameters() { return params_; }
+  const aligned_vector<T>& parameters() const { return params_; }
+  aligned_vector<T>& gradients() { return grads_; }
   const std::vector<parameter_range>& ranges() const { return ranges_; }
   const shape4& output_shape() const { return output_shape_; }
   std::size_t size() const { return layers_.size(); }
@@ -99,7 +99,7 @@ class sequential {
  private:
   std::vector<std::unique_ptr<layer<T>>> layers_;
   std::vector<int> groups_;
-  std::vector<T> params_, grads_;
+  aligned_vector<T> params_, grads_;
   std::vector<parameter_range> ranges_;
   std::vector<tensor<T>> acts_;
   tensor<T> grad_[2];

@@ -3,9 +3,11 @@
 
 #include <cmath>
 #include <cstddef>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "nmhash/core/aligned_allocator.hpp"
 #include "nmhash/optim/groups.hpp"
 
 namespace nmhash::optim {
@@ -18,7 +20,7 @@ class adam {
  public:
   explicit adam(group_table groups, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8)
       : groups_(std::move(groups)), b1_(beta1), b2_(beta2), eps_(eps) {}
-  void step(std::vector<T>& params, const std::vector<T>& grads,
+  void step(aligned_vector<T>& params, const aligned_vector<T>& grads,
             const std::vector<nn::parameter_range>& ranges) {
     require(params.size() == grads.size(), "adam: ", params.size(), " parameters but ", grads.size(), " gradients");
     if (m_.size() != params.size()) {
@@ -39,11 +41,16 @@ class adam {
     }
   }
   std::size_t steps() const { return t_; }
+  // Restores the step count with the moments (checkpoints).
+  void set_steps(std::size_t t) { t_ = t; }
+  std::vector<std::pair<std::string, aligned_vector<T>*>> state() {
+    return {{"exp_avg", &m_}, {"exp_avg_sq", &v_}};
+  }
 
  private:
   group_table groups_;
   double b1_, b2_, eps_;
-  std::vector<T> m_, v_;
+  aligned_vector<T> m_, v_;
   std::size_t t_ = 0;
 };
 

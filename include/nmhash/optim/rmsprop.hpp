@@ -3,9 +3,11 @@
 
 #include <cmath>
 #include <cstddef>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "nmhash/core/aligned_allocator.hpp"
 #include "nmhash/optim/groups.hpp"
 
 namespace nmhash::optim {
@@ -17,7 +19,7 @@ class rmsprop {
  public:
   explicit rmsprop(group_table groups, double alpha = 0.99, double eps = 1e-8)
       : groups_(std::move(groups)), alpha_(alpha), eps_(eps) {}
-  void step(std::vector<T>& params, const std::vector<T>& grads,
+  void step(aligned_vector<T>& params, const aligned_vector<T>& grads,
             const std::vector<nn::parameter_range>& ranges) {
     require(params.size() == grads.size(), "rmsprop: ", params.size(), " parameters but ", grads.size(), " gradients");
     if (s_.size() != params.size()) s_.assign(params.size(), T(0));
@@ -30,12 +32,12 @@ class rmsprop {
       }
     }
   }
-  std::vector<T>& state() { return s_; }
+  std::vector<std::pair<std::string, aligned_vector<T>*>> state() { return {{"square_avg", &s_}}; }
 
  private:
   group_table groups_;
   double alpha_, eps_;
-  std::vector<T> s_;
+  aligned_vector<T> s_;
 };
 
 }  // namespace nmhash::optim

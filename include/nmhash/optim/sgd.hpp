@@ -3,9 +3,11 @@
 
 #include <cmath>
 #include <cstddef>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "nmhash/core/aligned_allocator.hpp"
 #include "nmhash/optim/groups.hpp"
 
 namespace nmhash::optim {
@@ -18,7 +20,7 @@ class sgd {
   sgd(double momentum, group_table groups) : mu_(momentum), groups_(std::move(groups)) {
     require(momentum >= 0.0 && momentum < 1.0, "sgd: momentum ", momentum, " outside [0, 1)");
   }
-  void step(std::vector<T>& params, const std::vector<T>& grads,
+  void step(aligned_vector<T>& params, const aligned_vector<T>& grads,
             const std::vector<nn::parameter_range>& ranges) {
     require(params.size() == grads.size(), "sgd: ", params.size(), " parameters but ", grads.size(), " gradients");
     if (v_.size() != params.size()) v_.assign(params.size(), T(0));
@@ -31,13 +33,13 @@ class sgd {
       }
     }
   }
-  group_table& groups() { return groups_; }
-  std::vector<T>& state() { return v_; }
+  // Named state buffers, for checkpoints.
+  std::vector<std::pair<std::string, aligned_vector<T>*>> state() { return {{"momentum", &v_}}; }
 
  private:
   double mu_;
   group_table groups_;
-  std::vector<T> v_;
+  aligned_vector<T> v_;
 };
 
 }  // namespace nmhash::optim

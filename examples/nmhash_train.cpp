@@ -1,0 +1,273 @@
+// nmhash_train: trains the fmnist-dpsh `lenet` backbone with a pairwise
+// hashing loss at a fixed code length, evaluates query codes against the
+// database in both tie conventions, and writes a JSON summary, the weights
+// (safetensors), and the codes and labels (.npy, readable by nmhash_eval).
+// Every epoch ends with an atomic checkpoint; a killed run resumes from it.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "nmhash/data/batches.hpp"
+#include "nmhash/io/codes_npy.hpp"
+#include "nmhash/io/npy.hpp"
+#include "nmhash/loss/dpsh.hpp"
+#include "nmhash/loss/pairwise_eq7.hpp"
+#include "nmhash/nmhash.hpp"
+#include "nmhash/nn/lenet.hpp"
+#include "nmhash/nn/serialize.hpp"
+#include "nmhash/optim/adam.hpp"
+#include "nmhash/optim/rmsprop.hpp"
+#include "nmhash/optim/sgd.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using real = float;
+
+struct options {
+  std::string loss = "dpsh", optimizer = "adam", data = nmhash::data::default_fashion_mnist_dir,
+              out;
+  std::size_t bits = 48, epochs = 20, batch = 128, train_limit = 0, query_limit = 0, db_limit = 0;
+  double lr = 1e-4, weight_decay = 1e-5, momentum = 0.9, alpha = 0.1, eta = 1200;
+  std::uint64_t seed = 1;
+  bool resume = true;
+};
+
+// Takes the first `limit` entries (all when 0).
+std::vector<std::size_t> head(std::vector<std::size_t> v, std::size_t limit) {
+  if (limit && limit < v.size()) v.resize(limit);
+  return v;
+}
+
+std::vector<std::int32_t> gather(const std::vector<std::int32_t>& v, const std::vector<std::size_t>& idx) {
+  std::vector<std::int32_t> out(idx.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) out[i] = v[idx[i]];
+  return out;
+}
+
+// A one-line progress bar on a terminal, otherwise nothing until the epoch's
+// summary line.
+void progress(std::size_t epoch, std::size_t epochs, std::size_t done, std::size_t total, double loss,
+              double rate) {
+  if (!isatty(fileno(stderr))) return;
+  const int width = 30, filled = static_cast<int>(width * done / (total ? total : 1));
+  std::fprintf(stderr, "\r[epoch %zu/%zu] [%.*s%*s] %3zu%% loss %.4f %6.0f img/s", epoch, epochs, filled,
+               "##############################", width - filled, "", 100 * done / (total ? total : 1), loss,
+               rate);
+  std::fflush(stderr);
+}
+
+nmhash::packed_codes encode(nmhash::nn::sequential<real>& net, const nmhash::data::image_pool& pool,
+                            const std::vector<std::size_t>& idx, std::size_t bits, std::size_t batch) {
+  nmhash::packed_codes codes(idx.size(), bits);
+  nmhash::tensor<real> x;
+  for (std::size_t b = 0; b < idx.size(); b += batch) {
+    const std::size_t n = std::min(batch, idx.size() - b);
+    nmhash::data::gather_images(pool, idx, b, n, x);
+    const auto& y = net.forward(x, false);
+    const auto part = nmhash::pack_signs(y.data(), n, bits);
+    std::copy(part.data(), part.data() + n * codes.words_per_code(), codes.row(b));
+  }
+  return codes;
+}
+
+// Number of distinct codes and the share of the most frequent one.
+std::pair<std::size_t, double> code_spread(const nmhash::packed_codes& c) {
+  std::unordered_map<std::string, std::size_t> count;
+  std::size_t top = 0;
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    const std::string key(reinterpret_cast<const char*>(c.row(i)), c.words_per_code() * 8);
+    top = std::max(top, ++count[key]);
+  }
+  return {count.size(), c.size() ? static_cast<double>(top) / static_cast<double>(c.size()) : 0.0};
+}
+
+template <class Optimizer>
+void restore_state(Optimizer& opt, const nmhash::io::safetensors_file& ck, const std::string& path,
+                   std::size_t n) {
+  for (auto& [name, buf] : opt.state()) {
+    const auto it = ck.tensors.find("optimizer." + name);
+    if (it == ck.tensors.end()) continue;
+    buf->resize(n);
+    ck.at("optimizer." + name, {n}, path).copy_to(buf->data(), n);
+  }
+}
+
+template <class Optimizer>
+int run(const options& o, Optimizer opt) {
+  const auto t0 = clock_type::now();
+  const auto pool = nmhash::data::load_fashion_mnist_pool(o.data);
+  const auto split = nmhash::data::make_fmnist_dpsh_splits(pool.labels);
+  const auto train = head(split.train, o.train_limit);
+  const auto query = head(split.query, o.query_limit);
+  const auto db = head(split.database, o.db_limit);
+  std::filesystem::create_directories(o.out);
+  const std::string ck_path = o.out + "/checkpoint.safetensors";
+
+  nmhash::nn::sequential<real> net;
+  nmhash::nn::build_lenet(net, o.bits, o.batch);
+  net.initialize(o.seed);
+  nmhash::loss::memory_bank<real> bank(nmhash::labels::single(gather(pool.labels, train)), o.bits);
+
+  std::size_t start_epoch = 0;
+  if (o.resume && std::filesystem::exists(ck_path)) {
+    const auto ck = nmhash::io::load_safetensors(ck_path);
+    for (const char* key : {"loss", "bits", "seed", "train"}) {
+      const std::string expect = key == std::string("loss")   ? o.loss
+                                 : key == std::string("bits") ? std::to_string(o.bits)
+                                 : key == std::string("seed") ? std::to_string(o.seed)
+                                                              : std::to_string(train.size());
+      nmhash::require(ck.metadata.count(key) && ck.metadata.at(key) == expect, ck_path, ": checkpoint has ",
+                      key, " = ", ck.metadata.count(key) ? ck.metadata.at(key) : "?", ", this run has ", expect,
+                      " (use another --out or --no-resume)");
+    }
+    nmhash::nn::load_parameters(ck, ck_path, net);
+    ck.at("memory_bank", {train.size(), o.bits}, ck_path).copy_to(bank.rows(), train.size() * o.bits);
+    restore_state(opt, ck, ck_path, net.parameters().size());
+    if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>)
+      opt.set_steps(std::stoull(ck.metadata.at("optimizer_steps")));
+    start_epoch = std::stoull(ck.metadata.at("epochs_done"));
+    std::fprintf(stderr, "resuming from %s after epoch %zu\n", ck_path.c_str(), start_epoch);
+  }
+
+  std::printf("fmnist-dpsh lenet, %s loss, K = %zu, %s lr %g, batch %zu, seed %llu: %zu training images\n",
+              o.loss.c_str(), o.bits, o.optimizer.c_str(), o.lr, o.batch,
+              static_cast<unsigned long long>(o.seed), train.size());
+  nlohmann::json history = nlohmann::json::array();
+  nmhash::tensor<real> x, du;
+  std::vector<std::size_t> batch_idx;
+  double train_seconds = 0;
+  for (std::size_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
+    const auto e0 = clock_type::now();
+    const auto order = nmhash::data::epoch_order(train.size(), o.seed, epoch);
+    std::vector<std::size_t> pool_idx(order.size());
+    for (std::size_t i = 0; i < order.size(); ++i) pool_idx[i] = train[order[i]];
+    double loss_sum = 0;
+    std::size_t batches = 0;
+    for (std::size_t b = 0; b < order.size(); b += o.batch) {
+      const std::size_t n = std::min(o.batch, order.size() - b);
+      nmhash::data::gather_images(pool, pool_idx, b, n, x);
+      batch_idx.assign(order.begin() + static_cast<long>(b), order.begin() + static_cast<long>(b + n));
+      const auto& u = net.forward(x, true);
+      bank.update(u, batch_idx);
+      const double l = o.loss == "dpsh" ? nmhash::loss::dpsh(u, batch_idx, bank, o.alpha, du)
+                                        : nmhash::loss::pairwise_eq7(u, batch_idx, bank, o.eta, du);
+      net.zero_grad();
+      net.backward(du);
+      opt.step(net.parameters(), net.gradients(), net.ranges());
+      loss_sum += l;
+      ++batches;
+      const double s = std::chrono::duration<double>(clock_type::now() - e0).count();
+      progress(epoch + 1, o.epochs, b + n, order.size(), loss_sum / static_cast<double>(batches),
+               static_cast<double>(b + n) / s);
+    }
+    const double es = std::chrono::duration<double>(clock_type::now() - e0).count();
+    train_seconds += es;
+    if (isatty(fileno(stderr))) std::fprintf(stderr, "\n");
+    std::printf("epoch %zu/%zu  loss %.5f  %.1f s  %.0f img/s\n", epoch + 1, o.epochs,
+                loss_sum / static_cast<double>(batches), es, static_cast<double>(order.size()) / es);
+    std::fflush(stdout);
+    history.push_back({{"epoch", epoch + 1}, {"loss", loss_sum / static_cast<double>(batches)}, {"seconds", es}});
+
+    auto tensors = nmhash::nn::parameter_tensors(net);
+    tensors["memory_bank"] = nmhash::io::named_tensor::from(bank.rows(), {train.size(), o.bits});
+    std::map<std::string, std::string> meta{{"loss", o.loss},
+                                            {"bits", std::to_string(o.bits)},
+                                            {"seed", std::to_string(o.seed)},
+                                            {"train", std::to_string(train.size())},
+                                            {"epochs_done", std::to_string(epoch + 1)}};
+    for (auto& [name, buf] : opt.state())
+      if (!buf->empty()) tensors["optimizer." + name] = nmhash::io::named_tensor::from(buf->data(), {buf->size()});
+    if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>)
+      meta["optimizer_steps"] = std::to_string(opt.steps());
+    nmhash::io::save_safetensors(ck_path, tensors, meta);
+  }
+
+  const auto v0 = clock_type::now();
+  const auto cq = encode(net, pool, query, o.bits, 256), cd = encode(net, pool, db, o.bits, 256);
+  const auto ql = gather(pool.labels, query), dl = gather(pool.labels, db);
+  nmhash::evaluation_options eo;
+  eo.precision_at = {100, 1000};
+  const auto ev = nmhash::evaluate(cq, cd, nmhash::labels::single(ql), nmhash::labels::single(dl), eo);
+  const double eval_seconds = std::chrono::duration<double>(clock_type::now() - v0).count();
+  const auto [distinct, top_share] = code_spread(cd);
+  const bool collapsed = distinct < 10 || top_share > 0.5;
+  std::printf("MAP tie-aware %.4f  index-order %.4f  precision r<=2 %.4f  distinct database codes %zu (largest group %.1f%%)\n",
+              ev.map.tie_aware, ev.map.index_order, ev.within_radius.precision, distinct, 100 * top_share);
+  if (collapsed)
+    std::printf("WARNING: the codes have collapsed (%zu distinct database codes, %.1f%% share one code): "
+                "lower the learning rate or change the optimizer\n",
+                distinct, 100 * top_share);
+
+  nmhash::nn::save_parameters(o.out + "/weights.safetensors", net, {{"model", "lenet"}, {"bits", std::to_string(o.bits)}});
+  nmhash::io::save_codes_npy(o.out + "/query_codes.npy", cq);
+  nmhash::io::save_codes_npy(o.out + "/db_codes.npy", cd);
+  nmhash::io::write_npy(o.out + "/query_labels.npy", ql.data(), {ql.size()});
+  nmhash::io::write_npy(o.out + "/db_labels.npy", dl.data(), {dl.size()});
+  const nlohmann::json summary = {
+      {"protocol", "fmnist-dpsh"}, {"model", "lenet"}, {"loss", o.loss}, {"bits", o.bits},
+      {"optimizer", o.optimizer}, {"lr", o.lr}, {"weight_decay", o.weight_decay}, {"batch", o.batch},
+      {"epochs", o.epochs}, {"seed", o.seed}, {"train_images", train.size()}, {"queries", query.size()},
+      {"database", db.size()}, {"map_tie_aware", ev.map.tie_aware}, {"map_index_order", ev.map.index_order},
+      {"precision_within_radius_2", ev.within_radius.precision}, {"distinct_database_codes", distinct},
+      {"largest_code_share", top_share}, {"collapsed", collapsed}, {"train_seconds_this_run", train_seconds},
+      {"eval_seconds", eval_seconds},
+      {"wall_seconds", std::chrono::duration<double>(clock_type::now() - t0).count()}, {"history", history}};
+  const std::string text = summary.dump(2) + "\n";
+  nmhash::io::atomic_file f(o.out + "/summary.json");
+  f.write(text.data(), text.size());
+  f.commit();
+  std::printf("wrote %s/{summary.json, weights.safetensors, query_codes.npy, db_codes.npy, *_labels.npy}\n",
+              o.out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nmhash_train: fixed-length deep hashing baseline (lenet) on fmnist-dpsh"};
+  options o;
+  app.add_option("--loss", o.loss, "pairwise hashing loss")->check(CLI::IsMember({"dpsh", "eq7"}));
+  app.add_option("--bits", o.bits, "code length K")->check(CLI::Range(1, 4096));
+  app.add_option("--epochs", o.epochs, "training epochs");
+  app.add_option("--batch", o.batch, "batch size")->check(CLI::PositiveNumber);
+  app.add_option("--optimizer", o.optimizer, "optimizer")->check(CLI::IsMember({"adam", "sgd", "rmsprop"}));
+  app.add_option("--lr", o.lr, "learning rate");
+  app.add_option("--weight-decay", o.weight_decay, "L2 weight decay");
+  app.add_option("--momentum", o.momentum, "SGD momentum");
+  app.add_option("--alpha", o.alpha, "DPSH quantization weight");
+  app.add_option("--eta", o.eta, "Eq. (7) quantization weight");
+  app.add_option("--seed", o.seed, "seed of initialisation and shuffling");
+  app.add_option("--data", o.data, "Fashion-MNIST directory");
+  app.add_option("--out", o.out, "output directory (default results/train-LOSS-KBITS)");
+  app.add_option("--train-limit", o.train_limit, "use only the first N training images");
+  app.add_option("--query-limit", o.query_limit, "use only the first N queries");
+  app.add_option("--db-limit", o.db_limit, "use only the first N database images");
+  bool no_resume = false;
+  app.add_flag("--no-resume", no_resume, "ignore an existing checkpoint");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  o.resume = !no_resume;
+  if (o.out.empty()) o.out = "results/train-" + o.loss + "-" + std::to_string(o.bits);
+  try {
+    const nmhash::optim::group_table groups{{}, {o.lr, o.weight_decay}};
+    if (o.optimizer == "adam") return run(o, nmhash::optim::adam<real>(groups));
+    if (o.optimizer == "rmsprop") return run(o, nmhash::optim::rmsprop<real>(groups));
+    return run(o, nmhash::optim::sgd<real>(o.momentum, groups));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nmhash_train: error: %s\n", e.what());
+    return 1;
+  }
+}
