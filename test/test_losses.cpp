@@ -8,6 +8,7 @@
 
 #include "nmhash/loss/dpsh.hpp"
 #include "nmhash/loss/pairwise_eq7.hpp"
+#include "finite_difference.hpp"
 
 using Catch::Detail::Approx;
 using nmhash::shape4;
@@ -49,16 +50,10 @@ template <class Loss>
 void check_gradient(setup& s, Loss loss) {
   tensor<double> du, scratch;
   loss(s.u, du);
-  const double h = 1e-6;
+  const auto value = [&] { return loss(s.u, scratch); };
   for (std::size_t e = 0; e < s.u.size(); ++e) {
-    const double keep = s.u[e];
-    s.u[e] = keep + h;
-    const double lp = loss(s.u, scratch);
-    s.u[e] = keep - h;
-    const double lm = loss(s.u, scratch);
-    s.u[e] = keep;
     INFO("output element " << e);
-    REQUIRE(du[e] == Approx((lp - lm) / (2 * h)).epsilon(1e-6).margin(1e-9));
+    REQUIRE(du[e] == Approx(central_difference(s.u[e], value)).epsilon(1e-6).margin(1e-9));
   }
 }
 

@@ -14,6 +14,7 @@
 #include "nmhash/nn/linear.hpp"
 #include "nmhash/nn/max_pool2d.hpp"
 #include "nmhash/nn/relu.hpp"
+#include "finite_difference.hpp"
 
 using nmhash::shape4;
 using nmhash::tensor;
@@ -46,25 +47,14 @@ void check_gradients(layer<double>& l, shape4 in, std::uint64_t seed, double h =
     for (std::size_t i = 0; i < out.size(); ++i) s += up[i] * out[i];
     return s;
   };
+  const auto at_x = [&] { return loss(x); };
   for (std::size_t i = 0; i < x.size(); ++i) {
-    const double keep = x[i];
-    x[i] = keep + h;
-    const double lp = loss(x);
-    x[i] = keep - h;
-    const double lm = loss(x);
-    x[i] = keep;
     INFO(l.name() << ": input element " << i);
-    REQUIRE(dx[i] == Catch::Detail::Approx((lp - lm) / (2 * h)).epsilon(1e-6).margin(1e-7));
+    REQUIRE(dx[i] == Catch::Detail::Approx(central_difference(x[i], at_x, h)).epsilon(1e-6).margin(1e-7));
   }
   for (std::size_t p = 0; p < params.size(); ++p) {
-    const double keep = params[p];
-    params[p] = keep + h;
-    const double lp = loss(x);
-    params[p] = keep - h;
-    const double lm = loss(x);
-    params[p] = keep;
     INFO(l.name() << ": parameter " << p);
-    REQUIRE(grads[p] == Catch::Detail::Approx((lp - lm) / (2 * h)).epsilon(1e-6).margin(1e-7));
+    REQUIRE(grads[p] == Catch::Detail::Approx(central_difference(params[p], at_x, h)).epsilon(1e-6).margin(1e-7));
   }
 }
 

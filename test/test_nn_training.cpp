@@ -17,6 +17,7 @@
 #include "nmhash/optim/adam.hpp"
 #include "nmhash/optim/rmsprop.hpp"
 #include "nmhash/optim/sgd.hpp"
+#include "finite_difference.hpp"
 
 using Catch::Detail::Approx;
 using nmhash::shape4;
@@ -54,23 +55,15 @@ TEST_CASE("local_response_norm: forward and finite-difference gradients", "[nn][
   tensor<double> up(y.shape());
   for (std::size_t i = 0; i < up.size(); ++i) up[i] = normal(g);
   l.backward(up, dx);
-  const double h = 1e-6;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    auto loss = [&] {
-      tensor<double> out;
-      l.forward(x, out, true);
-      double s = 0;
-      for (std::size_t j = 0; j < out.size(); ++j) s += up[j] * out[j];
-      return s;
-    };
-    const double keep = x[i];
-    x[i] = keep + h;
-    const double lp = loss();
-    x[i] = keep - h;
-    const double lm = loss();
-    x[i] = keep;
-    REQUIRE(dx[i] == Approx((lp - lm) / (2 * h)).epsilon(1e-6).margin(1e-8));
-  }
+  const auto loss = [&] {
+    tensor<double> out;
+    l.forward(x, out, true);
+    double s = 0;
+    for (std::size_t j = 0; j < out.size(); ++j) s += up[j] * out[j];
+    return s;
+  };
+  for (std::size_t i = 0; i < x.size(); ++i)
+    REQUIRE(dx[i] == Approx(central_difference(x[i], loss)).epsilon(1e-6).margin(1e-8));
 }
 
 TEST_CASE("sequential: shapes, flat parameters, groups, forward and backward", "[nn]") {
@@ -109,16 +102,8 @@ TEST_CASE("sequential: shapes, flat parameters, groups, forward and backward", "
   const tensor<double>& dx = net.backward(up);
   REQUIRE(dx.shape() == x.shape());
   const nmhash::aligned_vector<double> grads = net.gradients();
-  const double h = 1e-6;
-  for (std::size_t p = 0; p < net.parameters().size(); p += 7) {
-    const double keep = net.parameters()[p];
-    net.parameters()[p] = keep + h;
-    const double lp = loss();
-    net.parameters()[p] = keep - h;
-    const double lm = loss();
-    net.parameters()[p] = keep;
-    REQUIRE(grads[p] == Approx((lp - lm) / (2 * h)).epsilon(1e-5).margin(1e-7));
-  }
+  for (std::size_t p = 0; p < net.parameters().size(); p += 7)
+    REQUIRE(grads[p] == Approx(central_difference(net.parameters()[p], loss)).epsilon(1e-5).margin(1e-7));
   sequential<double> bad;
   bad.add(linear<double>(5, 2));
   REQUIRE_THROWS_WITH(bad.build(shape4{2, 4}), Catch::Contains("expected 5"));

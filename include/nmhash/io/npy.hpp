@@ -7,13 +7,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "nmhash/core/error.hpp"
 #include "nmhash/io/atomic_file.hpp"
+#include "nmhash/io/read_file.hpp"
 
 namespace nmhash::io {
 
@@ -133,30 +133,23 @@ constexpr char npy_kind() {
 }  // namespace detail
 
 inline npy_array read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  require(in.good(), path, ": cannot open file");
-  in.seekg(0, std::ios::end);
-  const auto file_size = static_cast<std::uint64_t>(in.tellg());
-  in.seekg(0);
-  unsigned char magic[8];
-  require(file_size >= 10 && in.read(reinterpret_cast<char*>(magic), 8).good(), path,
-          ": not a .npy file (", file_size, " bytes, too short for the header)");
-  require(std::memcmp(magic, "\x93NUMPY", 6) == 0, path,
+  const std::vector<unsigned char> file = read_file(path);
+  const auto file_size = static_cast<std::uint64_t>(file.size());
+  require(file_size >= 10, path, ": not a .npy file (", file_size,
+          " bytes, too short for the header)");
+  require(std::memcmp(file.data(), "\x93NUMPY", 6) == 0, path,
           ": not a .npy file (missing the \\x93NUMPY magic string)");
-  const int major = magic[6];
+  const int major = file[6];
   require(major >= 1 && major <= 3, path, ": unsupported .npy format version ", major, ".",
-          int(magic[7]));
-  std::uint64_t header_len = 0;
+          int(file[7]));
   const int len_bytes = major == 1 ? 2 : 4;
-  unsigned char lb[4] = {0, 0, 0, 0};
-  require(in.read(reinterpret_cast<char*>(lb), len_bytes).good(), path,
-          ": truncated .npy header");
-  for (int i = len_bytes - 1; i >= 0; --i) header_len = header_len << 8 | lb[i];
+  require(file_size >= 8u + static_cast<unsigned>(len_bytes), path, ": truncated .npy header");
+  std::uint64_t header_len = 0;
+  for (int i = len_bytes - 1; i >= 0; --i) header_len = header_len << 8 | file[8 + static_cast<std::size_t>(i)];
   const std::uint64_t data_offset = 8 + static_cast<std::uint64_t>(len_bytes) + header_len;
   require(data_offset <= file_size, path, ": truncated .npy header (header says ", header_len,
           " bytes, file has ", file_size, ")");
-  std::string header(header_len, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(header_len));
+  const std::string header(file.begin() + 8 + len_bytes, file.begin() + static_cast<long>(data_offset));
 
   npy_array a;
   const std::string descr = detail::npy_header_value(header, "descr", path);
@@ -196,9 +189,7 @@ inline npy_array read_npy(const std::string& path) {
           file_size - data_offset);
   require(file_size - data_offset == data_bytes, path, ": ", file_size - data_offset - data_bytes,
           " unexpected trailing bytes after the data of shape ", a.shape_string());
-  a.bytes.resize(data_bytes);
-  in.read(reinterpret_cast<char*>(a.bytes.data()), static_cast<std::streamsize>(data_bytes));
-  require(in.good() || data_bytes == 0, path, ": read error");
+  a.bytes.assign(file.begin() + static_cast<long>(data_offset), file.end());
   return a;
 }
 

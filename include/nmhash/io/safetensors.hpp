@@ -8,7 +8,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <string>
 #include <type_traits>
@@ -18,6 +17,7 @@
 
 #include "nmhash/core/error.hpp"
 #include "nmhash/io/atomic_file.hpp"
+#include "nmhash/io/read_file.hpp"
 
 namespace nmhash::io {
 
@@ -103,19 +103,13 @@ struct safetensors_file {
 };
 
 inline safetensors_file load_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  require(in.good(), path, ": cannot open file");
-  in.seekg(0, std::ios::end);
-  const auto size = static_cast<std::uint64_t>(in.tellg());
-  in.seekg(0);
-  unsigned char len[8];
-  require(size >= 8 && in.read(reinterpret_cast<char*>(len), 8).good(), path,
-          ": not a safetensors file (", size, " bytes)");
+  const std::vector<unsigned char> file = read_file(path);
+  const auto size = static_cast<std::uint64_t>(file.size());
+  require(size >= 8, path, ": not a safetensors file (", size, " bytes)");
   std::uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = n << 8 | len[i];
+  for (int i = 7; i >= 0; --i) n = n << 8 | file[static_cast<std::size_t>(i)];
   require(n <= size - 8, path, ": truncated header (", n, " bytes announced, ", size - 8, " present)");
-  std::string text(n, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(n));
+  const std::string text(file.begin() + 8, file.begin() + 8 + static_cast<long>(n));
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(text);
@@ -124,8 +118,7 @@ inline safetensors_file load_safetensors(const std::string& path) {
   }
   require(header.is_object(), path, ": safetensors header is not a JSON object");
   const std::uint64_t data_size = size - 8 - n;
-  std::vector<unsigned char> data(data_size);
-  if (data_size) in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(data_size));
+  const auto data = file.begin() + 8 + static_cast<long>(n);
   safetensors_file out;
   try {
     for (const auto& [name, entry] : header.items()) {
@@ -144,7 +137,7 @@ inline safetensors_file load_safetensors(const std::string& path) {
               data_size, "-byte data section (truncated file)");
       require(off[1] - off[0] == t.elements() * (t.dtype == "F32" ? 4u : 8u), path, ": tensor '", name,
               "' has ", off[1] - off[0], " bytes for its shape");
-      t.bytes.assign(data.begin() + static_cast<long>(off[0]), data.begin() + static_cast<long>(off[1]));
+      t.bytes.assign(data + static_cast<long>(off[0]), data + static_cast<long>(off[1]));
       out.tensors.emplace(name, std::move(t));
     }
   } catch (const nlohmann::json::exception& e) {
