@@ -201,26 +201,9 @@ struct precision_recall {
   double recall = 0;
 };
 
-// Precision and recall of the items within Hamming radius r (tie rule does
-// not matter: the whole ball is retrieved).
-inline precision_recall radius_precision_recall(const std::uint32_t* counts, int max_distance,
-                                                int radius) {
-  double retrieved = 0, rel_in = 0, rel_all = 0;
-  for (int h = 0; h <= max_distance; ++h) {
-    rel_all += counts[2 * h + 1];
-    if (h <= radius) {
-      retrieved += counts[2 * h] + counts[2 * h + 1];
-      rel_in += counts[2 * h + 1];
-    }
-  }
-  precision_recall pr;
-  pr.precision = retrieved > 0 ? rel_in / retrieved : 0.0;
-  pr.recall = rel_all > 0 ? rel_in / rel_all : 0.0;
-  return pr;
-}
-
 // Precision and recall within every radius r = 0..max_distance at once
-// (precision[r], recall[r]); the same values as radius_precision_recall.
+// (precision[r], recall[r]); the tie rule does not matter, as the whole
+// Hamming ball is retrieved.
 inline void radius_curve(const std::uint32_t* counts, int max_distance, double* precision,
                          double* recall) {
   double rel_all = 0;

@@ -36,15 +36,13 @@ class bucketed_positional_popcount {
         planes_(buckets * planes * words_, 0),
         counts_(buckets * 64 * words_, 0) {}
 
-  std::size_t words() const { return words_; }
-
   void reset() {
     std::fill(added_.begin(), added_.end(), 0u);
     std::fill(planes_.begin(), planes_.end(), 0u);
     std::fill(counts_.begin(), counts_.end(), 0u);
   }
 
-  // Adds the words()-word value x to bucket b.
+  // Adds the value x (one word per 64 bits) to bucket b.
   void add(std::size_t b, const std::uint64_t* x) {
     std::uint64_t* slot = buffer_.data() + (b * group + (added_[b] % group)) * words_;
     for (std::size_t w = 0; w < words_; ++w) slot[w] = x[w];
@@ -164,8 +162,6 @@ class vector_bit_counter {
         added_(buckets, 0),
         rows_(buckets * words_),
         counts_(buckets * 64 * words_, 0) {}
-
-  std::size_t words() const { return words_; }
 
   void reset() {
     std::fill(added_.begin(), added_.end(), 0u);
