@@ -1,6 +1,8 @@
-// nmhash_lsh_fmnist: random-hyperplane LSH codes of Fashion-MNIST pixels on
-// the fmnist-dpsh splits, evaluated with the retrieval core at several code
-// lengths. A data-independent reference point for the learned codes.
+// nmhash_lsh_fmnist: unsupervised codes of Fashion-MNIST pixels on the
+// fmnist-dpsh splits, evaluated with the retrieval core at several code
+// lengths: random-hyperplane LSH (data-independent) or ITQ (Gong &
+// Lazebnik 2011, fitted on the training set T). Reference points for the
+// learned codes.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nmhash/data/fmnist_dpsh.hpp"
+#include "nmhash/hashing/itq.hpp"
 #include "nmhash/io/atomic_file.hpp"
 #include "nmhash/nmhash.hpp"
 
@@ -42,19 +45,24 @@ std::vector<std::int32_t> gather(const std::vector<std::int32_t>& v,
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"nmhash_lsh_fmnist: random-hyperplane LSH on fmnist-dpsh, MAP at several lengths"};
-  std::string data_dir = nmhash::data::default_fashion_mnist_dir, out_dir = "results/lsh";
+  CLI::App app{"nmhash_lsh_fmnist: LSH or ITQ codes of pixels on fmnist-dpsh, MAP at several lengths"};
+  std::string data_dir = nmhash::data::default_fashion_mnist_dir, out_dir, method = "lsh";
+  std::size_t itq_iterations = 50;
   std::vector<std::size_t> lengths{12, 16, 24, 32, 48, 64};
   std::uint64_t seed = 20190810;
   app.add_option("--data", data_dir, "Fashion-MNIST directory (gzipped IDX files)");
   app.add_option("--bits", lengths, "code lengths to evaluate")->delimiter(',');
-  app.add_option("--seed", seed, "seed of the random hyperplanes");
-  app.add_option("--out", out_dir, "directory for results.json");
+  app.add_option("--method", method, "lsh (random hyperplanes) or itq (PCA + iterative rotation)")
+      ->check(CLI::IsMember({"lsh", "itq"}));
+  app.add_option("--itq-iterations", itq_iterations, "ITQ rotation iterations");
+  app.add_option("--seed", seed, "seed of the random hyperplanes (ITQ: of the initial rotation)");
+  app.add_option("--out", out_dir, "directory for results.json (default results/METHOD)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (out_dir.empty()) out_dir = "results/" + method;
   try {
     std::size_t max_bits = 0;
     for (std::size_t k : lengths) {
@@ -79,12 +87,23 @@ int main(int argc, char** argv) {
     nlohmann::json results = nlohmann::json::array();
     std::printf("\n%6s %12s %12s %12s %10s\n", "bits", "MAP (tie)", "MAP (index)", "P@r<=2",
                 "eval s");
+    const matrix xt = method == "itq" ? features(pool, split.train) : matrix();
     for (std::size_t k : lengths) {
       auto take = [&](const matrix& p) {
         const matrix head = p.leftCols(static_cast<Eigen::Index>(k));
         return nmhash::pack_signs(head.data(), static_cast<std::size_t>(head.rows()), k);
       };
-      const auto cq = take(pq), cd = take(pd);
+      nmhash::packed_codes cq, cd;
+      if (method == "itq") {
+        const auto dim = static_cast<std::size_t>(xt.cols());
+        const auto m = nmhash::hashing::fit_itq(xt.data(), static_cast<std::size_t>(xt.rows()), dim, k,
+                                                itq_iterations, seed);
+        cq = m.encode(xq.data(), static_cast<std::size_t>(xq.rows()), dim);
+        cd = m.encode(xd.data(), static_cast<std::size_t>(xd.rows()), dim);
+      } else {
+        cq = take(pq);
+        cd = take(pd);
+      }
       const auto e0 = std::chrono::steady_clock::now();
       const auto ev = nmhash::evaluate(cq, cd, ql, dl);
       const double es = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
@@ -100,7 +119,8 @@ int main(int argc, char** argv) {
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::filesystem::create_directories(out_dir);
     const nlohmann::json doc = {{"protocol", "fmnist-dpsh"},
-                                {"method", "random-hyperplane LSH on normalised pixels"},
+                                {"method", method == "itq" ? "ITQ on normalised pixels, fitted on T"
+                                                           : "random-hyperplane LSH on normalised pixels"},
                                 {"seed", seed},
                                 {"queries", split.query.size()},
                                 {"database", split.database.size()},

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -19,10 +20,14 @@
 #include "nmhash/data/batches.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/io/npy.hpp"
+#include "nmhash/loss/dhn.hpp"
 #include "nmhash/loss/dpsh.hpp"
+#include "nmhash/loss/dsh.hpp"
+#include "nmhash/loss/hashnet.hpp"
 #include "nmhash/loss/pairwise_eq7.hpp"
 #include "nmhash/nmhash.hpp"
 #include "nmhash/nn/lenet.hpp"
+#include "nmhash/nn/scaled_tanh.hpp"
 #include "nmhash/nn/serialize.hpp"
 #include "nmhash/optim/adam.hpp"
 #include "nmhash/optim/rmsprop.hpp"
@@ -38,6 +43,7 @@ struct options {
               out;
   std::size_t bits = 48, epochs = 20, batch = 128, train_limit = 0, query_limit = 0, db_limit = 0;
   double lr = 1e-4, weight_decay = 1e-5, momentum = 0.9, alpha = 0.1, eta = 1200;
+  double hashnet_alpha = 0, margin = 0;  // 0: 10 / K and 2 K
   std::uint64_t seed = 1;
   bool resume = true;
 };
@@ -114,7 +120,13 @@ int run(const options& o, Optimizer opt) {
   const std::string ck_path = o.out + "/checkpoint.safetensors";
 
   nmhash::nn::sequential<real> net;
-  nmhash::nn::build_lenet(net, o.bits, o.batch);
+  nmhash::nn::scaled_tanh<real>* tanh_head = nullptr;
+  nmhash::nn::build_lenet<real>(net, o.bits, o.batch, 0, [&](nmhash::nn::sequential<real>& n) {
+    if (o.loss == "hashnet") tanh_head = &n.add(nmhash::nn::scaled_tanh<real>(1.0));
+  });
+  const double hashnet_alpha = o.hashnet_alpha > 0 ? o.hashnet_alpha : nmhash::loss::hashnet_defaults::alpha(o.bits);
+  const double margin = o.margin > 0 ? o.margin : 2.0 * static_cast<double>(o.bits);
+  const std::size_t batches_per_epoch = (train.size() + o.batch - 1) / o.batch;
   net.initialize(o.seed);
   nmhash::loss::memory_bank<real> bank(nmhash::labels::single(gather(pool.labels, train)), o.bits);
 
@@ -157,10 +169,16 @@ int run(const options& o, Optimizer opt) {
       const std::size_t n = std::min(o.batch, order.size() - b);
       nmhash::data::gather_images(pool, pool_idx, b, n, x);
       batch_idx.assign(order.begin() + static_cast<long>(b), order.begin() + static_cast<long>(b + n));
+      if (tanh_head) tanh_head->set_beta(nmhash::nn::hashnet_beta(epoch * batches_per_epoch + b / o.batch));
       const auto& u = net.forward(x, true);
       bank.update(u, batch_idx);
-      const double l = o.loss == "dpsh" ? nmhash::loss::dpsh(u, batch_idx, bank, o.alpha, du)
-                                        : nmhash::loss::pairwise_eq7(u, batch_idx, bank, o.eta, du);
+      const double l = o.loss == "dpsh"      ? nmhash::loss::dpsh(u, batch_idx, bank, o.alpha, du)
+                       : o.loss == "eq7"     ? nmhash::loss::pairwise_eq7(u, batch_idx, bank, o.eta, du)
+                       : o.loss == "dhn"     ? nmhash::loss::dhn(u, batch_idx, bank, o.alpha, du)
+                       : o.loss == "hashnet" ? nmhash::loss::hashnet(u, batch_idx, bank, hashnet_alpha, du)
+                                             : nmhash::loss::dsh(u, batch_idx, bank, margin, o.alpha, du);
+      nmhash::require(std::isfinite(l), "the ", o.loss, " loss is ", l, " at epoch ", epoch + 1, ", batch ",
+                      b / o.batch + 1, ": training diverged (lower --lr or use --optimizer adam)");
       net.zero_grad();
       net.backward(du);
       opt.step(net.parameters(), net.gradients(), net.ranges());
@@ -236,7 +254,8 @@ int run(const options& o, Optimizer opt) {
 int main(int argc, char** argv) {
   CLI::App app{"nmhash_train: fixed-length deep hashing baseline (lenet) on fmnist-dpsh"};
   options o;
-  app.add_option("--loss", o.loss, "pairwise hashing loss")->check(CLI::IsMember({"dpsh", "eq7"}));
+  app.add_option("--method,--loss", o.loss, "hashing method (its pairwise loss): dpsh, eq7, dhn, hashnet, dsh")
+      ->check(CLI::IsMember({"dpsh", "eq7", "dhn", "hashnet", "dsh"}));
   app.add_option("--bits", o.bits, "code length K")->check(CLI::Range(1, 4096));
   app.add_option("--epochs", o.epochs, "training epochs");
   app.add_option("--batch", o.batch, "batch size")->check(CLI::PositiveNumber);
@@ -244,7 +263,9 @@ int main(int argc, char** argv) {
   app.add_option("--lr", o.lr, "learning rate");
   app.add_option("--weight-decay", o.weight_decay, "L2 weight decay");
   app.add_option("--momentum", o.momentum, "SGD momentum");
-  app.add_option("--alpha", o.alpha, "DPSH quantization weight");
+  app.add_option("--alpha", o.alpha, "quantization weight of dpsh, dhn and dsh");
+  app.add_option("--hashnet-alpha", o.hashnet_alpha, "HashNet's sigmoid scale (default 10 / K)");
+  app.add_option("--margin", o.margin, "DSH margin (default 2 K)");
   app.add_option("--eta", o.eta, "Eq. (7) quantization weight");
   app.add_option("--seed", o.seed, "seed of initialisation and shuffling");
   app.add_option("--data", o.data, "Fashion-MNIST directory");

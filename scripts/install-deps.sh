@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages nmhash builds, tests and benchmarks with,
 # skipping those already present. Needs root (or sudo) only when something
-# is missing.
+# is missing. Usage: install-deps.sh [extra Debian packages]
 set -euo pipefail
 
 packages=(
@@ -10,6 +10,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   libfaiss-dev
   dataset-fashion-mnist
+  "$@"
 )
 
 missing=()

@@ -10,6 +10,7 @@
 #include <set>
 #include "nmhash/codes/bit_ops.hpp"
 #include "nmhash/data/batches.hpp"
+#include "nmhash/hashing/model_io.hpp"
 #include "nmhash/hashing/progressive_trainer.hpp"
 #include "nmhash/loss/pairwise_eq7.hpp"
 #include "nmhash/nn/lenet.hpp"
@@ -339,4 +340,32 @@ TEST_CASE("a short progressive run goes from 16 to 8 bits and resumes exactly", 
   b.tr->run();
   REQUIRE(b.tr->nm().partition() == part);
   REQUIRE(b.net.parameters() == a.net.parameters());
+}
+
+TEST_CASE("a hashing model file carries the network and the grouping", "[nmlayer][io]") {
+  namespace h = nmhash::hashing;
+  auto build = [](nmhash::nn::sequential<float>& net, std::uint64_t seed) {
+    net.add(nmhash::nn::linear<float>(5, 6));
+    net.build(nmhash::shape4{2, 5});
+    net.initialize(seed);
+  };
+  nmhash::nn::sequential<float> a, b, c;
+  build(a, 1);
+  build(b, 2);
+  build(c, 3);
+  const auto part = neuron_partition::from_groups(6, {{0, 4}, {1}, {2, 3}});  // neuron 5 unused
+  const std::string path = (std::filesystem::temp_directory_path() / "nmhash_model_io.safetensors").string();
+  h::save_hashing_model(path, a, part, {{"model", "test"}});
+  REQUIRE(h::load_hashing_model(path, b) == part);
+  REQUIRE(b.parameters() == a.parameters());
+  REQUIRE(nmhash::io::load_safetensors(path).metadata.at("bits") == "3");
+  // A grouping over another width is refused with the file named.
+  nmhash::nn::sequential<float> narrow;
+  narrow.add(nmhash::nn::linear<float>(5, 4));
+  narrow.build(nmhash::shape4{2, 5});
+  REQUIRE_THROWS_WITH(h::save_hashing_model(path + ".x", narrow, part), Catch::Contains("covers 6 neurons"));
+  // A plain network file loads as the identity grouping.
+  nmhash::nn::save_parameters(path, c);
+  REQUIRE(h::load_hashing_model(path, b) == neuron_partition(6));
+  std::filesystem::remove(path);
 }

@@ -143,3 +143,57 @@ TEST_CASE("nmhash_search writes FAISS-layout results equal to hamming_knn", "[to
   REQUIRE(bad.status != 0);
   REQUIRE_THAT(bad.err, Catch::Contains("code length mismatch"));
 }
+
+TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finished runs and resumes", "[tools][fmnist]") {
+  if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
+    WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
+    return;
+  }
+  temp_dir tmp;
+  const std::string out = tmp.file("repro");
+  const std::string cmd = std::string(NMHASH_REPRODUCE_BIN) + " --out " + out +
+                          " --train-limit 260 --query-limit 40 --db-limit 400 --warmup-epochs 1 --baseline-epochs 2";
+  const auto first = run(tmp, cmd + " --variants nmlayer,baseline,select");
+  INFO(first.out << first.err);
+  REQUIRE(first.status == 0);
+  for (const char* f : {"results.json", "table.csv", "map_vs_length.csv", "loo_per_bit.csv", "pr_curves.csv",
+                        "precision_at_n.csv", "precision_r2.csv", "runs/nmlayer/model-32.safetensors"})
+    REQUIRE(std::filesystem::exists(out + "/" + f));
+  const auto results = nlohmann::json::parse(read_bytes(out + "/results.json"));
+  REQUIRE(results["protocol"] == "fmnist-dpsh subset (smoke test)");
+  REQUIRE(results["runs"].size() == 1 + 4 + 1);
+  const auto& nm = results["runs"][0];
+  REQUIRE(nm["variant"] == "nmlayer");
+  std::vector<std::size_t> lengths;
+  for (const auto& r : nm["reports"]) lengths.push_back(r["bits"]);
+  REQUIRE(lengths == std::vector<std::size_t>{60, 52, 48, 40, 32, 24, 16, 12});
+  REQUIRE(nm["reports"][4].contains("loo"));
+  REQUIRE(nm["reports"][4]["loo"]["without_bit"].size() == 32);
+  REQUIRE(nm["scoring_share_of_active_epochs"].get<double>() > 0);
+  const std::string table = read_bytes(out + "/table.csv");
+  for (const char* row : {"nmlayer,48,", "nmlayer,12,", "baseline,48,", "baseline,12,", "select,32,"})
+    REQUIRE(table.find(row) != std::string::npos);
+
+  // Finished runs are read back, not trained again.
+  const auto second = run(tmp, cmd + " --variants nmlayer,baseline,select");
+  REQUIRE(second.status == 0);
+  REQUIRE(second.out.find("[nmlayer] done before") != std::string::npos);
+  REQUIRE(second.out.find("epoch") == std::string::npos);
+
+  // Without its result, a run continues from its checkpoint (after the last
+  // epoch: nothing to train) and reports the same numbers.
+  const std::string result = out + "/runs/nmlayer/result.json";
+  const auto before = nlohmann::json::parse(read_bytes(result));
+  std::filesystem::remove(result);
+  const auto third = run(tmp, cmd + " --variants nmlayer");
+  INFO(third.out << third.err);
+  REQUIRE(third.status == 0);
+  REQUIRE(third.out.find("resuming after epoch 15 of 15") != std::string::npos);
+  REQUIRE(nlohmann::json::parse(read_bytes(result))["reports"] == before["reports"]);
+
+  // A checkpoint from another schedule is refused, not silently reused.
+  std::filesystem::remove(result);
+  const auto other = run(tmp, cmd + " --variants nmlayer --merges 6");
+  REQUIRE(other.status == 1);
+  REQUIRE(other.err.find("checkpoint of another run, seed or preset") != std::string::npos);
+}

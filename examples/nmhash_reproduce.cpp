@@ -1,0 +1,545 @@
+// nmhash_reproduce: the NMLayer paper's experiments on fmnist-dpsh.
+//
+// Runs (each in OUT/runs/<id>/, skipped when its result.json exists, and
+// resumed from its checkpoint after every epoch otherwise):
+//   nmlayer          progressive NMLayer from B_in bits, evaluated at every
+//                    stage (MAP against code length, Fig. 4b) and fully at
+//                    the reported lengths (Table 1, Fig. 5)
+//   baseline-K       fixed-length lenet at K bits, as many epochs as the
+//                    progressive run spent to reach K (Table 1, Fig. 4)
+//   random, select   the ablations without active / frozen phase (Fig. 5)
+//   dropout-K        dropout (0.5) before the hashing layer (Fig. 5)
+//   fclayer-K        a fully connected B_in -> K layer instead of NMLayer
+// Writes OUT/results.json, OUT/table.csv and the curve CSVs that
+// scripts/plot_reproduction.py turns into PNG plots.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "nmhash/data/batches.hpp"
+#include "nmhash/hashing/model_io.hpp"
+#include "nmhash/hashing/progressive_trainer.hpp"
+#include "nmhash/io/atomic_file.hpp"
+#include "nmhash/loss/pairwise_eq7.hpp"
+#include "nmhash/nmhash.hpp"
+#include "nmhash/nn/conv2d.hpp"
+#include "nmhash/nn/dropout.hpp"
+#include "nmhash/nn/flatten.hpp"
+#include "nmhash/nn/linear.hpp"
+#include "nmhash/nn/max_pool2d.hpp"
+#include "nmhash/nn/relu.hpp"
+#include "nmhash/optim/adam.hpp"
+#include "nmhash/optim/rmsprop.hpp"
+#include "nmhash/optim/sgd.hpp"
+
+namespace {
+
+namespace h = nmhash::hashing;
+using json = nlohmann::json;
+using real = float;
+using clock_type = std::chrono::steady_clock;
+
+struct options {
+  std::string preset = "quick", out = "results/reproduce", data = nmhash::data::default_fashion_mnist_dir;
+  std::vector<std::string> variants{"nmlayer", "baseline", "random", "select", "dropout", "fclayer"};
+  std::vector<std::size_t> ablation_lengths;  // default: 32 (quick) or every length (paper)
+  std::size_t loo_bits = 32, baseline_epochs = 0;
+  std::size_t train_limit = 0, query_limit = 0, db_limit = 0;  // smoke tests: evenly spaced subsets
+  std::string gradient;
+  // Overrides of the preset (negative: keep the preset's value).
+  long merges = -1, warmup = -1, n0 = -1, n1 = -1;
+  double lr = -1, nm_lr = -1, eta = -1, frozen_weight = -1;
+  std::uint64_t seed = 1;
+  bool resume = true;
+};
+
+struct run_spec {
+  std::string id, variant;
+  h::progressive_schedule sched;
+  h::reduction mode = h::reduction::merge;
+  std::size_t bits = 0;        // final code length
+  bool dropout = false;        // dropout before the hashing layer
+  std::size_t fc_from = 0;     // > 0: hashing layer of fc_from bits, then FC fc_from -> bits
+  std::set<std::size_t> full_eval;  // lengths evaluated with every metric
+  bool eval_every_stage = false;
+};
+
+void write_text(const std::string& path, const std::string& text) {
+  nmhash::io::atomic_file f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  nmhash::require(static_cast<bool>(in), path, ": cannot open");
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    nmhash::detail::fail(path, ": not valid JSON (", e.what(), ")");
+  }
+}
+
+json schedule_json(const h::progressive_schedule& s) {
+  return {{"name", s.name},
+          {"b_in", s.b_in},
+          {"lengths", s.lengths},
+          {"m", s.merges},
+          {"warmup_epochs", s.warmup_epochs},
+          {"n0", s.active_epochs},
+          {"n1", s.frozen_epochs},
+          {"batch", s.batch},
+          {"optimizer", s.optimizer},
+          {"backbone_lr", s.backbone_lr},
+          {"weight_decay", s.weight_decay},
+          {"nm_lr", s.nm_lr},
+          {"eta", s.eta},
+          {"frozen_weight", s.frozen_weight},
+          {"gradient", to_string(s.gradient)},
+          {"validation_refresh", s.validation_refresh}};
+}
+
+// lenet (protocol.md) with the variants' changes at its head.
+void build_net(nmhash::nn::sequential<real>& net, const run_spec& r) {
+  using namespace nmhash::nn;
+  net.add(conv2d<real>(1, 32, conv2d_options{5, 5, 1, 0}));
+  net.add(relu<real>());
+  net.add(max_pool2d<real>(2));
+  net.add(conv2d<real>(32, 64, conv2d_options{5, 5, 1, 0}));
+  net.add(relu<real>());
+  net.add(max_pool2d<real>(2));
+  net.add(flatten<real>());
+  net.add(linear<real>(1024, 500));
+  net.add(relu<real>());
+  if (r.dropout) net.add(dropout<real>(0.5, r.sched.name.size() + 17));
+  if (r.fc_from) {
+    net.add(linear<real>(500, r.fc_from, init_scheme::xavier_normal));
+    net.add(linear<real>(r.fc_from, r.bits, init_scheme::xavier_normal));
+  } else {
+    net.add(linear<real>(500, r.sched.b_in, init_scheme::xavier_normal));
+  }
+  net.build(nmhash::shape4{r.sched.batch, 1, 28, 28});
+}
+
+// Every ceil(n / limit)-th entry (all when limit is 0): a subset that keeps
+// the class balance of class-ordered splits.
+std::vector<std::size_t> subsample(const std::vector<std::size_t>& v, std::size_t limit) {
+  if (!limit || limit >= v.size()) return v;
+  const std::size_t step = (v.size() + limit - 1) / limit;
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < v.size(); i += step) out.push_back(v[i]);
+  return out;
+}
+
+std::vector<std::int32_t> labels_of(const nmhash::data::image_pool& pool, const std::vector<std::size_t>& idx) {
+  std::vector<std::int32_t> out;
+  out.reserve(idx.size());
+  for (auto i : idx) out.push_back(pool.labels[i]);
+  return out;
+}
+
+struct context {
+  const options& o;
+  const nmhash::data::image_pool& pool;
+  nmhash::data::fmnist_dpsh_splits split;
+  std::vector<std::int32_t> query_labels, db_labels;
+};
+
+template <class Optimizer>
+json run_one(context& cx, const run_spec& r, Optimizer opt) {
+  const std::string dir = cx.o.out + "/runs/" + r.id;
+  std::filesystem::create_directories(dir);
+  const std::string ck_path = dir + "/checkpoint.safetensors";
+  // Fixed-length runs train on all of T; NMLayer-style runs on T' (V scores).
+  const bool progressive = !r.sched.lengths.empty();
+  const auto& train = progressive ? cx.split.train_nm : cx.split.train;
+  nmhash::nn::sequential<real> net;
+  build_net(net, r);
+  net.initialize(cx.o.seed);
+  const double eta = r.sched.eta;
+  h::progressive_trainer<real, Optimizer> tr(
+      r.sched, r.mode, net, opt,
+      [eta](const auto& u, const auto& idx, const auto& bank, auto& du) {
+        const double l = nmhash::loss::pairwise_eq7(u, idx, bank, eta, du);
+        nmhash::require(std::isfinite(l), "the hashing loss is ", l, ": training diverged (lower the learning rate)");
+        return l;
+      },
+      [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<real>& x) {
+        nmhash::data::gather_images(cx.pool, ids, first, n, x);
+      },
+      train, labels_of(cx.pool, train), cx.split.validation, labels_of(cx.pool, cx.split.validation), cx.o.seed);
+
+  json reports = json::array(), history = json::array();
+  double train_seconds = 0;
+  if (cx.o.resume && std::filesystem::exists(ck_path)) {
+    const auto ck = nmhash::io::load_safetensors(ck_path);
+    nmhash::require(ck.metadata.count("run") && ck.metadata.at("run") == r.id && ck.metadata.count("seed") &&
+                        ck.metadata.at("seed") == std::to_string(cx.o.seed) && ck.metadata.count("schedule_json") &&
+                        ck.metadata.at("schedule_json") == schedule_json(r.sched).dump(),
+                    ck_path, ": checkpoint of another run, seed or preset (use another --out or --no-resume)");
+    tr.load_state(ck, ck_path);
+    reports = json::parse(ck.metadata.at("reports"));
+    history = json::parse(ck.metadata.at("history"));
+    train_seconds = std::stod(ck.metadata.at("train_seconds"));
+    std::printf("[%s] resuming after epoch %zu of %zu\n", r.id.c_str(), tr.epochs_done(), tr.plan().size());
+  }
+
+  const bool tty = isatty(fileno(stderr));
+  tr.on_batch = [&](const h::epoch_record& e, std::size_t done, std::size_t total) {
+    if (!tty) return;
+    const int width = 24, filled = static_cast<int>(width * done / total);
+    std::fprintf(stderr, "\r[%s] epoch %zu/%zu %-6s K=%-2zu [%.*s%*s] loss %.2f %5.0f img/s", r.id.c_str(), e.epoch,
+                 tr.plan().size(), to_string(e.phase), e.nodes, filled, "########################", width - filled,
+                 "", e.loss, static_cast<double>(done) / e.seconds);
+    std::fflush(stderr);
+  };
+
+  auto evaluate = [&](std::size_t epochs_done) {
+    const std::size_t k = tr.nm().nodes();
+    const bool full = r.full_eval.count(k) > 0;
+    if (!full && !r.eval_every_stage) return;
+    const auto t0 = clock_type::now();
+    const auto cq = tr.encode(cx.split.query), cd = tr.encode(cx.split.database);
+    const double encode_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+    nmhash::evaluation_options eo;
+    eo.precision_at = {1, 10, 50, 100, 200, 500, 1000, 2000, 5000};
+    const auto ql = nmhash::labels::single(cx.query_labels), dl = nmhash::labels::single(cx.db_labels);
+    const auto ev = nmhash::evaluate(cq, cd, ql, dl, eo);
+    json rep = {{"bits", k},
+                {"epochs", epochs_done},
+                {"train_seconds", train_seconds},
+                {"map_tie_aware", ev.map.tie_aware},
+                {"map_index_order", ev.map.index_order},
+                {"precision_r2", ev.within_radius.precision},
+                {"recall_r2", ev.within_radius.recall},
+                {"grouping", tr.nm().partition().str()}};
+    if (full) {
+      json pr = json::array(), pn = json::array();
+      for (const auto& p : ev.pr_curve) pr.push_back({p.precision, p.recall});
+      for (std::size_t i = 0; i < ev.precision_at_n.size(); ++i)
+        pn.push_back({ev.precision_at_n[i], ev.precision_at[i].tie_aware});
+      rep["pr_curve"] = pr;
+      rep["precision_at_n"] = pn;
+      if (k == cx.o.loo_bits && (r.variant == "nmlayer" || r.variant == "baseline")) {
+        const auto loo = nmhash::leave_one_bit_out_map(cq, cd, ql, dl);
+        double mean = 0, var = 0;
+        for (double v : loo.without_bit) mean += v;
+        mean /= static_cast<double>(k);
+        for (double v : loo.without_bit) var += (v - mean) * (v - mean);
+        var /= static_cast<double>(k);
+        rep["loo"] = {{"full", loo.full}, {"without_bit", loo.without_bit}, {"mean", mean}, {"variance", var}};
+      }
+      h::save_hashing_model(dir + "/model-" + std::to_string(k) + ".safetensors", net, tr.nm().partition(),
+                            {{"model", "lenet"}, {"run", r.id}, {"epochs", std::to_string(epochs_done)}});
+    }
+    rep["eval_seconds"] = std::chrono::duration<double>(clock_type::now() - t0).count();
+    rep["encode_seconds"] = encode_s;
+    for (auto it = reports.begin(); it != reports.end(); ++it)
+      if ((*it)["bits"] == k) {
+        reports.erase(it);
+        break;
+      }
+    reports.push_back(rep);
+    if (tty) std::fprintf(stderr, "\n");
+    std::printf("[%s] %zu bits after %zu epochs: MAP tie-aware %.4f index-order %.4f, precision r<=2 %.4f (eval %.0f s)\n",
+                r.id.c_str(), k, epochs_done, ev.map.tie_aware, ev.map.index_order, ev.within_radius.precision,
+                rep["eval_seconds"].get<double>());
+    std::fflush(stdout);
+  };
+  tr.on_report = [&](const h::planned_epoch&, std::size_t done) { evaluate(done); };
+  tr.on_epoch = [&](std::size_t) {
+    const auto& e = tr.history().back();
+    train_seconds += e.seconds;
+    history.push_back({{"epoch", e.epoch},
+                       {"phase", to_string(e.phase)},
+                       {"stage", e.stage},
+                       {"nodes", e.nodes},
+                       {"loss", e.loss},
+                       {"frozen_loss", e.frozen_loss},
+                       {"active_loss", e.active_loss},
+                       {"batch_map", e.batch_map},
+                       {"seconds", e.seconds},
+                       {"scoring_seconds", e.scoring_seconds}});
+    if (tty) std::fprintf(stderr, "\n");
+    std::printf("[%s] epoch %zu/%zu %s K=%zu loss %.3f%s %.1f s (scoring %.1f%%)\n", r.id.c_str(), e.epoch,
+                tr.plan().size(), to_string(e.phase), e.nodes, e.loss,
+                e.phase == h::epoch_phase::active && r.mode == h::reduction::merge
+                    ? (" active loss " + std::to_string(e.active_loss)).c_str()
+                    : "",
+                e.seconds, 100 * e.scoring_seconds / e.seconds);
+    std::fflush(stdout);
+    nmhash::io::tensor_map tensors;
+    std::map<std::string, std::string> meta{{"run", r.id},
+                                            {"schedule_json", schedule_json(r.sched).dump()},
+                                            {"seed", std::to_string(cx.o.seed)},
+                                            {"reports", reports.dump()},
+                                            {"history", history.dump()},
+                                            {"train_seconds", std::to_string(train_seconds)}};
+    tr.save_state(tensors, meta);
+    nmhash::io::save_safetensors(ck_path, tensors, meta);
+  };
+  tr.run();
+  if (reports.empty() || reports.back()["bits"] != tr.nm().nodes()) evaluate(tr.epochs_done());
+
+  double active_s = 0, scoring_s = 0;
+  for (const auto& e : history)
+    if (e["phase"] == "active") {
+      active_s += e["seconds"].get<double>();
+      scoring_s += e["scoring_seconds"].get<double>();
+    }
+  json result = {{"id", r.id},
+                 {"variant", r.variant},
+                 {"reduction", to_string(r.mode)},
+                 {"schedule", r.sched.name},
+                 {"b_in", r.sched.b_in},
+                 {"bits", r.bits},
+                 {"seed", cx.o.seed},
+                 {"train_images", train.size()},
+                 {"epochs", tr.plan().size()},
+                 {"train_seconds", train_seconds},
+                 {"active_seconds", active_s},
+                 {"scoring_seconds", scoring_s},
+                 {"scoring_share_of_active_epochs", active_s > 0 ? scoring_s / active_s : 0.0},
+                 {"reports", reports},
+                 {"history", history}};
+  write_text(dir + "/result.json", result.dump(2) + "\n");
+  return result;
+}
+
+json run_spec_dispatch(context& cx, const run_spec& r) {
+  const std::string result_path = cx.o.out + "/runs/" + r.id + "/result.json";
+  if (cx.o.resume && std::filesystem::exists(result_path)) {
+    std::printf("[%s] done before: %s\n", r.id.c_str(), result_path.c_str());
+    return read_json(result_path);
+  }
+  const nmhash::optim::group_table groups{{}, {r.sched.backbone_lr, r.sched.weight_decay}};
+  if (r.sched.optimizer == "adam") return run_one(cx, r, nmhash::optim::adam<real>(groups));
+  if (r.sched.optimizer == "rmsprop") return run_one(cx, r, nmhash::optim::rmsprop<real>(groups));
+  nmhash::require(r.sched.optimizer == "sgd", "schedule '", r.sched.name, "': optimizer '", r.sched.optimizer,
+                  "' is not one of sgd, adam, rmsprop");
+  return run_one(cx, r, nmhash::optim::sgd<real>(r.sched.momentum, groups));
+}
+
+std::vector<run_spec> make_runs(const options& o, const h::progressive_schedule& base) {
+  std::vector<run_spec> runs;
+  const auto& lengths = base.lengths;
+  const std::set<std::size_t> all(lengths.begin(), lengths.end());
+  std::vector<std::size_t> abl = o.ablation_lengths;
+  if (abl.empty()) abl = base.name.rfind("quick", 0) == 0 ? std::vector<std::size_t>{32} : lengths;
+  for (std::size_t k : abl)
+    nmhash::require(all.count(k), "--ablation-lengths: ", k, " is not a reported length of the schedule");
+  const std::size_t abl_min = *std::min_element(abl.begin(), abl.end());
+  auto want = [&](const std::string& v) { return std::find(o.variants.begin(), o.variants.end(), v) != o.variants.end(); };
+  auto fixed = [&](const std::string& variant, std::size_t k) {
+    run_spec r;
+    r.variant = variant;
+    r.id = variant + "-" + std::to_string(k);
+    r.sched = base;
+    r.sched.name = base.name;
+    r.sched.b_in = k;
+    r.sched.lengths.clear();
+    r.sched.warmup_epochs = o.baseline_epochs ? o.baseline_epochs : h::epochs_to_reach(base, k);
+    r.bits = k;
+    r.full_eval = {k};
+    return r;
+  };
+  if (want("nmlayer")) {
+    run_spec r;
+    r.id = r.variant = "nmlayer";
+    r.sched = base;
+    r.bits = lengths.back();
+    r.full_eval = all;
+    r.eval_every_stage = true;
+    runs.push_back(r);
+  }
+  if (want("baseline"))
+    for (std::size_t k : lengths) runs.push_back(fixed("baseline", k));
+  for (const char* v : {"random", "select"})
+    if (want(v)) {
+      run_spec r;
+      r.id = r.variant = v;
+      r.mode = std::string(v) == "random" ? h::reduction::random : h::reduction::select;
+      r.sched = base;
+      r.sched.lengths.clear();
+      for (std::size_t k : lengths)
+        if (k >= abl_min) r.sched.lengths.push_back(k);
+      r.bits = abl_min;
+      r.full_eval = {abl.begin(), abl.end()};
+      runs.push_back(r);
+    }
+  if (want("dropout"))
+    for (std::size_t k : abl) {
+      auto r = fixed("dropout", k);
+      r.dropout = true;
+      runs.push_back(r);
+    }
+  if (want("fclayer"))
+    for (std::size_t k : abl) {
+      auto r = fixed("fclayer", k);
+      r.fc_from = base.b_in;
+      runs.push_back(r);
+    }
+  return runs;
+}
+
+// Table 1 and the curve CSVs.
+void write_summary(const options& o, const h::progressive_schedule& s, const std::vector<json>& results,
+                   double wall) {
+  std::ostringstream table, curve, loo, pr, pn, r2;
+  table << "method,bits,map_tie_aware,map_index_order,precision_r2,epochs,train_seconds\n";
+  curve << "method,bits,epochs,map_tie_aware,map_index_order\n";
+  loo << "method,bit,map_without_bit,map_full\n";
+  pr << "method,bits,radius,precision,recall\n";
+  pn << "method,bits,n,precision\n";
+  r2 << "method,bits,precision_r2,recall_r2\n";
+  for (const auto& res : results) {
+    const std::string v = res["variant"];
+    for (const auto& rep : res["reports"]) {
+      const std::size_t k = rep["bits"];
+      const bool full = rep.contains("pr_curve");
+      curve << v << ',' << k << ',' << rep["epochs"] << ',' << rep["map_tie_aware"] << ',' << rep["map_index_order"]
+            << '\n';
+      if (!full) continue;
+      table << v << ',' << k << ',' << rep["map_tie_aware"] << ',' << rep["map_index_order"] << ','
+            << rep["precision_r2"] << ',' << rep["epochs"] << ',' << rep["train_seconds"] << '\n';
+      r2 << v << ',' << k << ',' << rep["precision_r2"] << ',' << rep["recall_r2"] << '\n';
+      for (std::size_t i = 0; i < rep["pr_curve"].size(); ++i)
+        pr << v << ',' << k << ',' << i << ',' << rep["pr_curve"][i][0] << ',' << rep["pr_curve"][i][1] << '\n';
+      for (const auto& p : rep["precision_at_n"]) pn << v << ',' << k << ',' << p[0] << ',' << p[1] << '\n';
+      if (rep.contains("loo"))
+        for (std::size_t b = 0; b < rep["loo"]["without_bit"].size(); ++b)
+          loo << v << ',' << b << ',' << rep["loo"]["without_bit"][b] << ',' << rep["loo"]["full"] << '\n';
+    }
+  }
+  write_text(o.out + "/table.csv", table.str());
+  write_text(o.out + "/map_vs_length.csv", curve.str());
+  write_text(o.out + "/loo_per_bit.csv", loo.str());
+  write_text(o.out + "/pr_curves.csv", pr.str());
+  write_text(o.out + "/precision_at_n.csv", pn.str());
+  write_text(o.out + "/precision_r2.csv", r2.str());
+  const json sched = schedule_json(s);
+  const bool subset = o.train_limit || o.query_limit || o.db_limit;
+  const json all = {{"protocol", subset ? "fmnist-dpsh subset (smoke test)" : "fmnist-dpsh"}, {"model", "lenet"}, {"loss", "eq7"},
+                    {"seed", o.seed},            {"schedule", sched}, {"wall_seconds_this_invocation", wall},
+                    {"runs", results}};
+  write_text(o.out + "/results.json", all.dump(2) + "\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nmhash_reproduce: the NMLayer paper's experiments (Table 1, Fig. 4, Fig. 5) on fmnist-dpsh"};
+  options o;
+  app.add_option("--preset", o.preset, "schedule preset")->check(CLI::IsMember({"quick", "paper"}));
+  app.add_option("--out", o.out, "output directory");
+  app.add_option("--variants", o.variants, "runs: nmlayer baseline random select dropout fclayer")
+      ->check(CLI::IsMember({"nmlayer", "baseline", "random", "select", "dropout", "fclayer"}))
+      ->delimiter(',');
+  app.add_option("--ablation-lengths", o.ablation_lengths,
+                 "code lengths of the ablations (default: 32 for quick, all for paper)")
+      ->delimiter(',');
+  app.add_option("--baseline-epochs", o.baseline_epochs,
+                 "epochs of fixed-length runs (default: those the progressive run spends to reach the length)");
+  app.add_option("--loo-bits", o.loo_bits, "code length of the per-bit leave-one-bit-out MAP (Fig. 4a)");
+  app.add_option("--gradient", o.gradient, "gradient of A: paper_eq4 (default) or chain_rule")
+      ->check(CLI::IsMember({"paper_eq4", "chain_rule"}));
+  app.add_option("--merges", o.merges, "override m, nodes removed per truncation")->check(CLI::PositiveNumber);
+  app.add_option("--warmup-epochs", o.warmup, "override the warm-up epochs at B_in")->check(CLI::NonNegativeNumber);
+  app.add_option("--active-epochs", o.n0, "override N0")->check(CLI::PositiveNumber);
+  app.add_option("--frozen-epochs", o.n1, "override N1")->check(CLI::NonNegativeNumber);
+  app.add_option("--lr", o.lr, "override the backbone learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--nm-lr", o.nm_lr, "override the learning rate of A")->check(CLI::PositiveNumber);
+  app.add_option("--eta", o.eta, "override eta of Eq. (7)")->check(CLI::NonNegativeNumber);
+  app.add_option("--frozen-weight", o.frozen_weight, "override the frozen-loss weight")->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", o.seed, "seed of initialisation, shuffling and child draws");
+  app.add_option("--data", o.data, "Fashion-MNIST directory");
+  auto* limits = app.add_option_group("smoke tests", "evenly spaced subsets (not the protocol)");
+  limits->add_option("--train-limit", o.train_limit, "at most N training images");
+  limits->add_option("--query-limit", o.query_limit, "at most N queries");
+  limits->add_option("--db-limit", o.db_limit, "at most N database images");
+  bool no_resume = false;
+  app.add_flag("--no-resume", no_resume, "ignore finished runs and checkpoints in --out");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  o.resume = !no_resume;
+  try {
+    const auto t0 = clock_type::now();
+    auto sched = h::preset(o.preset);
+    if (!o.gradient.empty()) sched.gradient = h::parse_active_gradient(o.gradient);
+    const bool custom = o.merges >= 0 || o.warmup >= 0 || o.n0 >= 0 || o.n1 >= 0 || o.lr >= 0 || o.nm_lr >= 0 ||
+                        o.eta >= 0 || o.frozen_weight >= 0 || !o.gradient.empty();
+    if (o.merges >= 0) sched.merges = static_cast<std::size_t>(o.merges);
+    if (o.warmup >= 0) sched.warmup_epochs = static_cast<std::size_t>(o.warmup);
+    if (o.n0 >= 0) sched.active_epochs = static_cast<std::size_t>(o.n0);
+    if (o.n1 >= 0) sched.frozen_epochs = static_cast<std::size_t>(o.n1);
+    if (o.lr >= 0) sched.backbone_lr = o.lr;
+    if (o.nm_lr >= 0) sched.nm_lr = o.nm_lr;
+    if (o.eta >= 0) sched.eta = o.eta;
+    if (o.frozen_weight >= 0) sched.frozen_weight = o.frozen_weight;
+    if (custom) sched.name += "+custom";
+    sched.validate();
+    const auto runs = make_runs(o, sched);
+    const auto pool = nmhash::data::load_fashion_mnist_pool(o.data);
+    context cx{o, pool, nmhash::data::make_fmnist_dpsh_splits(pool.labels), {}, {}};
+    cx.split.train = subsample(cx.split.train, o.train_limit);
+    cx.split.train_nm = subsample(cx.split.train_nm, o.train_limit);
+    cx.split.query = subsample(cx.split.query, o.query_limit);
+    cx.split.database = subsample(cx.split.database, o.db_limit);
+    cx.query_labels = labels_of(pool, cx.split.query);
+    cx.db_labels = labels_of(pool, cx.split.database);
+    std::filesystem::create_directories(o.out);
+    std::printf("fmnist-dpsh reproduction, preset %s (B_in %zu, m %zu, warm-up %zu, N0 %zu, N1 %zu, %s lr %g, A lr %g, "
+                "eta %g), seed %llu, %zu runs -> %s\n",
+                sched.name.c_str(), sched.b_in, sched.merges, sched.warmup_epochs, sched.active_epochs,
+                sched.frozen_epochs, sched.optimizer.c_str(), sched.backbone_lr, sched.nm_lr, sched.eta,
+                static_cast<unsigned long long>(o.seed), runs.size(), o.out.c_str());
+    std::vector<json> results;
+    for (const auto& r : runs) {
+      results.push_back(run_spec_dispatch(cx, r));
+      write_summary(o, sched, results, std::chrono::duration<double>(clock_type::now() - t0).count());
+    }
+    std::printf("\nTable 1 (fmnist-dpsh, MAP tie-aware / index-order)\n%-10s", "method");
+    for (std::size_t k : sched.lengths) std::printf("  %2zu bits        ", k);
+    std::printf("\n");
+    for (const auto& res : results) {
+      if (res["variant"] != "nmlayer" && res["variant"] != "baseline") continue;
+      if (res["variant"] == "baseline" && res["bits"] != sched.lengths.front()) continue;
+      const std::string v = res["variant"];
+      std::printf("%-10s", v.c_str());
+      for (std::size_t k : sched.lengths) {
+        const json* found = nullptr;
+        for (const auto& other : results)
+          if (other["variant"] == v)
+            for (const auto& rep : other["reports"])
+              if (rep["bits"] == k && rep.contains("pr_curve")) found = &rep;
+        if (found)
+          std::printf("  %.4f / %.4f", (*found)["map_tie_aware"].get<double>(), (*found)["map_index_order"].get<double>());
+        else
+          std::printf("  %-15s", "-");
+      }
+      std::printf("\n");
+    }
+    std::printf("wrote %s/{results.json, table.csv, map_vs_length.csv, loo_per_bit.csv, pr_curves.csv, "
+                "precision_at_n.csv, precision_r2.csv}\n",
+                o.out.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nmhash_reproduce: error: %s\n", e.what());
+    return 1;
+  }
+}
