@@ -32,9 +32,14 @@
 #include "nmhash/hashing/model_io.hpp"
 #include "nmhash/hashing/progressive_trainer.hpp"
 #include "nmhash/io/atomic_file.hpp"
+#include "nmhash/loss/dhn.hpp"
+#include "nmhash/loss/dpsh.hpp"
+#include "nmhash/loss/dsh.hpp"
+#include "nmhash/loss/hashnet.hpp"
 #include "nmhash/loss/pairwise_eq7.hpp"
 #include "nmhash/nmhash.hpp"
 #include "nmhash/nn/conv2d.hpp"
+#include "nmhash/nn/scaled_tanh.hpp"
 #include "nmhash/nn/dropout.hpp"
 #include "nmhash/nn/flatten.hpp"
 #include "nmhash/nn/linear.hpp"
@@ -57,7 +62,8 @@ struct options {
   std::vector<std::size_t> ablation_lengths;  // default: 32 (quick) or every length (paper)
   std::size_t loo_bits = 32, baseline_epochs = 0;
   std::size_t train_limit = 0, query_limit = 0, db_limit = 0;  // smoke tests: evenly spaced subsets
-  std::string gradient;
+  std::string gradient, method = "eq7";
+  double alpha = 0.1;  // quantization weight of dpsh, dhn and dsh
   // Overrides of the preset (negative: keep the preset's value).
   long merges = -1, warmup = -1, n0 = -1, n1 = -1;
   double lr = -1, nm_lr = -1, eta = -1, frozen_weight = -1;
@@ -111,8 +117,9 @@ json schedule_json(const h::progressive_schedule& s) {
           {"validation_refresh", s.validation_refresh}};
 }
 
-// lenet (protocol.md) with the variants' changes at its head.
-void build_net(nmhash::nn::sequential<real>& net, const run_spec& r) {
+// lenet (protocol.md) with the variants' changes at its head, and HashNet's
+// scaled tanh after the hashing layer; returns that layer (or null).
+nmhash::nn::scaled_tanh<real>* build_net(nmhash::nn::sequential<real>& net, const run_spec& r, const std::string& method) {
   using namespace nmhash::nn;
   net.add(conv2d<real>(1, 32, conv2d_options{5, 5, 1, 0}));
   net.add(relu<real>());
@@ -130,7 +137,9 @@ void build_net(nmhash::nn::sequential<real>& net, const run_spec& r) {
   } else {
     net.add(linear<real>(500, r.sched.b_in, init_scheme::xavier_normal));
   }
+  scaled_tanh<real>* tanh_head = method == "hashnet" ? &net.add(scaled_tanh<real>(1.0)) : nullptr;
   net.build(nmhash::shape4{r.sched.batch, 1, 28, 28});
+  return tanh_head;
 }
 
 // Every ceil(n / limit)-th entry (all when limit is 0): a subset that keeps
@@ -166,13 +175,19 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
   const bool progressive = !r.sched.lengths.empty();
   const auto& train = progressive ? cx.split.train_nm : cx.split.train;
   nmhash::nn::sequential<real> net;
-  build_net(net, r);
+  const std::string method = cx.o.method;
+  auto* tanh_head = build_net(net, r, method);
   net.initialize(cx.o.seed);
-  const double eta = r.sched.eta;
+  const double eta = r.sched.eta, alpha = cx.o.alpha;
   h::progressive_trainer<real, Optimizer> tr(
       r.sched, r.mode, net, opt,
-      [eta](const auto& u, const auto& idx, const auto& bank, auto& du) {
-        const double l = nmhash::loss::pairwise_eq7(u, idx, bank, eta, du);
+      [eta, alpha, method](const auto& u, const auto& idx, const auto& bank, auto& du) {
+        const double margin = 2.0 * static_cast<double>(bank.bits());
+        const double l = method == "eq7"    ? nmhash::loss::pairwise_eq7(u, idx, bank, eta, du)
+                         : method == "dpsh" ? nmhash::loss::dpsh(u, idx, bank, alpha, du)
+                         : method == "dhn"  ? nmhash::loss::dhn(u, idx, bank, alpha, du)
+                         : method == "dsh"  ? nmhash::loss::dsh(u, idx, bank, margin, alpha, du)
+                                            : nmhash::loss::hashnet(u, idx, bank, nmhash::loss::hashnet_defaults::alpha(bank.bits()), du);
         nmhash::require(std::isfinite(l), "the hashing loss is ", l, ": training diverged (lower the learning rate)");
         return l;
       },
@@ -196,8 +211,15 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
     std::printf("[%s] resuming after epoch %zu of %zu\n", r.id.c_str(), tr.epochs_done(), tr.plan().size());
   }
 
+  // HashNet's continuation: beta follows the iteration count over the whole
+  // run (every epoch has the same number of batches).
+  const std::size_t batches_per_epoch = (train.size() + r.sched.batch - 1) / r.sched.batch;
+  if (tanh_head) tanh_head->set_beta(nmhash::nn::hashnet_beta(tr.epochs_done() * batches_per_epoch));
   const bool tty = isatty(fileno(stderr));
   tr.on_batch = [&](const h::epoch_record& e, std::size_t done, std::size_t total) {
+    if (tanh_head)
+      tanh_head->set_beta(nmhash::nn::hashnet_beta((e.epoch - 1) * batches_per_epoch +
+                                                   (done + r.sched.batch - 1) / r.sched.batch));
     if (!tty) return;
     const int width = 24, filled = static_cast<int>(width * done / total);
     std::fprintf(stderr, "\r[%s] epoch %zu/%zu %-6s K=%-2zu [%.*s%*s] loss %.2f %5.0f img/s", r.id.c_str(), e.epoch,
@@ -431,7 +453,7 @@ void write_summary(const options& o, const h::progressive_schedule& s, const std
   write_text(o.out + "/precision_r2.csv", r2.str());
   const json sched = schedule_json(s);
   const bool subset = o.train_limit || o.query_limit || o.db_limit;
-  const json all = {{"protocol", subset ? "fmnist-dpsh subset (smoke test)" : "fmnist-dpsh"}, {"model", "lenet"}, {"loss", "eq7"},
+  const json all = {{"protocol", subset ? "fmnist-dpsh subset (smoke test)" : "fmnist-dpsh"}, {"model", "lenet"}, {"loss", o.method},
                     {"seed", o.seed},            {"schedule", sched}, {"wall_seconds_this_invocation", wall},
                     {"runs", results}};
   write_text(o.out + "/results.json", all.dump(2) + "\n");
@@ -453,6 +475,11 @@ int main(int argc, char** argv) {
   app.add_option("--baseline-epochs", o.baseline_epochs,
                  "epochs of fixed-length runs (default: those the progressive run spends to reach the length)");
   app.add_option("--loo-bits", o.loo_bits, "code length of the per-bit leave-one-bit-out MAP (Fig. 4a)");
+  app.add_option("--method", o.method,
+                 "hashing loss of every run: eq7 (the paper's), dpsh, dhn, dsh, hashnet (with its scaled tanh "
+                 "and continuation; sigmoid scale 10 / current K)")
+      ->check(CLI::IsMember({"eq7", "dpsh", "dhn", "dsh", "hashnet"}));
+  app.add_option("--alpha", o.alpha, "quantization weight of dpsh, dhn and dsh");
   app.add_option("--gradient", o.gradient, "gradient of A: paper_eq4 (default) or chain_rule")
       ->check(CLI::IsMember({"paper_eq4", "chain_rule"}));
   app.add_option("--merges", o.merges, "override m, nodes removed per truncation")->check(CLI::PositiveNumber);
@@ -491,6 +518,7 @@ int main(int argc, char** argv) {
     if (o.nm_lr >= 0) sched.nm_lr = o.nm_lr;
     if (o.eta >= 0) sched.eta = o.eta;
     if (o.frozen_weight >= 0) sched.frozen_weight = o.frozen_weight;
+    if (o.method != "eq7") sched.name += "+" + o.method;
     if (custom) sched.name += "+custom";
     sched.validate();
     const auto runs = make_runs(o, sched);

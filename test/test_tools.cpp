@@ -196,4 +196,18 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
   const auto other = run(tmp, cmd + " --variants nmlayer --merges 6");
   REQUIRE(other.status == 1);
   REQUIRE(other.err.find("checkpoint of another run, seed or preset") != std::string::npos);
+
+  // The NMLayer on top of other hashing losses (HashNet with its scaled tanh).
+  for (const std::string method : {"dhn", "hashnet"}) {
+    const std::string out2 = tmp.file("repro-" + method);
+    const auto res = run(tmp, std::string(NMHASH_REPRODUCE_BIN) + " --out " + out2 +
+                                  " --train-limit 260 --query-limit 40 --db-limit 400 --warmup-epochs 1"
+                                  " --variants nmlayer --method " + method);
+    INFO(method << ": " << res.out << res.err);
+    REQUIRE(res.status == 0);
+    const auto r2 = nlohmann::json::parse(read_bytes(out2 + "/results.json"));
+    REQUIRE(r2["loss"] == method);
+    REQUIRE(r2["runs"][0]["reports"].back()["bits"] == 12);
+    REQUIRE(r2["runs"][0]["reports"].back()["map_tie_aware"].get<double>() > 0.0);
+  }
 }
