@@ -28,6 +28,7 @@ void BM_train_step_lenet_dpsh(benchmark::State& state) {
   nmhash::nn::sequential<float> net;
   nmhash::nn::build_lenet(net, kBits, kBatch);
   net.initialize(1);
+  net.set_input_gradient(false);  // as PyTorch, whose input does not require a gradient
   nmhash::loss::memory_bank<float> bank(nmhash::labels::single(bench::random_labels(kBank, 10, 3)), kBits);
   nmhash::optim::adam<float> opt(nmhash::optim::group_table{{}, {1e-4, 1e-5}});
   nmhash::tensor<float> x(nmhash::shape4{kBatch, 1, 28, 28}), du;

@@ -128,6 +128,7 @@ int run(const options& o, Optimizer opt) {
   const double margin = o.margin > 0 ? o.margin : 2.0 * static_cast<double>(o.bits);
   const std::size_t batches_per_epoch = (train.size() + o.batch - 1) / o.batch;
   net.initialize(o.seed);
+  net.set_input_gradient(false);
   nmhash::loss::memory_bank<real> bank(nmhash::labels::single(gather(pool.labels, train)), o.bits);
 
   std::size_t start_epoch = 0;

@@ -9,6 +9,10 @@
 #include <random>
 #include <vector>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "nmhash/nn/conv2d.hpp"
 #include "nmhash/nn/flatten.hpp"
 #include "nmhash/nn/linear.hpp"
@@ -80,8 +84,51 @@ TEST_CASE("conv2d: gradients with stride, padding and non-square shapes", "[nn][
   check_gradients(b, shape4{2, 3, 7, 5}, 5);
   conv2d<double> c(1, 2, conv2d_options{5, 5, 1, 2});
   check_gradients(c, shape4{1, 1, 6, 4}, 6);
+  // A batch over several blocks of the summed weight gradient, the last one partial.
+  conv2d<double> d(2, 2, conv2d_options{3, 3, 1, 1});
+  check_gradients(d, shape4{37, 2, 4, 3}, 7);
   tensor<double> bad(shape4{1, 3, 5, 5}), y;
   REQUIRE_THROWS_WITH(a.forward(bad, y, true), Catch::Contains("is not (N, 2, H, W)"));
+}
+
+TEST_CASE("conv2d: the same gradients on any thread count, and without the input gradient", "[nn]") {
+  using nmhash::nn::conv2d;
+  using nmhash::nn::conv2d_options;
+  std::mt19937_64 g(9);
+  std::normal_distribution<float> normal;
+  tensor<float> x(shape4{45, 3, 9, 9}), up(shape4{45, 4, 5, 5});
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = normal(g);
+  for (std::size_t i = 0; i < up.size(); ++i) up[i] = normal(g);
+  auto run = [&](int threads, bool input_gradient, tensor<float>& dx) {
+#if defined(_OPENMP)
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    conv2d<float> c(3, 4, conv2d_options{3, 3, 2, 1});
+    std::vector<float> params(c.parameter_count()), grads(c.parameter_count(), 0.0f);
+    c.bind(params.data(), grads.data());
+    std::mt19937_64 init(3);
+    c.initialize(init);
+    c.set_input_gradient(input_gradient);
+    tensor<float> y;
+    c.forward(x, y, true);
+    c.backward(up, dx);
+    return grads;
+  };
+#if defined(_OPENMP)
+  const int before = omp_get_max_threads();
+#endif
+  tensor<float> dx1, dx2, none;
+  const auto g1 = run(1, true, dx1), g2 = run(2, true, dx2), g3 = run(2, false, none);
+#if defined(_OPENMP)
+  omp_set_num_threads(before);
+#endif
+  REQUIRE(g1 == g2);  // bit for bit
+  REQUIRE(g1 == g3);
+  REQUIRE(dx1.shape() == x.shape());
+  for (std::size_t i = 0; i < dx1.size(); ++i) REQUIRE(dx1[i] == dx2[i]);
+  REQUIRE(none.size() == 0);  // left untouched
 }
 
 TEST_CASE("conv2d: forward equals a direct convolution", "[nn]") {

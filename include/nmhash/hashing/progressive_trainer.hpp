@@ -144,6 +144,7 @@ class progressive_trainer {
     const bool scores = mode_ != reduction::random && !stage_targets(s_).empty();
     require(!scores || !val_.empty(), "progressive_trainer: the ", to_string(mode_),
             " reduction scores bits on a validation set, and none was given");
+    net_.set_input_gradient(false);  // the input is data
   }
 
   const progressive_schedule& schedule() const { return s_; }

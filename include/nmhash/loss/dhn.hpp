@@ -16,31 +16,9 @@
 #include <vector>
 
 #include "nmhash/loss/memory_bank.hpp"
+#include "nmhash/loss/pairwise_logistic.hpp"
 
 namespace nmhash::loss {
-
-namespace detail {
-
-// Pairwise logistic likelihood on theta = scale * u U^T, optionally
-// weighted per pair class (similar / dissimilar); returns the weighted sum
-// over pairs and fills dsum/dtheta into coef. Shared by DHN and HashNet.
-template <class T, class Matrix>
-double pairwise_logistic(const Matrix& theta, const std::vector<std::size_t>& idx, const memory_bank<T>& bank,
-                         double w_similar, double w_dissimilar, Matrix& coef) {
-  double loss = 0;
-  coef.resize(theta.rows(), theta.cols());
-  for (Eigen::Index i = 0; i < theta.rows(); ++i)
-    for (Eigen::Index j = 0; j < theta.cols(); ++j) {
-      const double t = theta(i, j);
-      const bool sim = bank.similar(idx[static_cast<std::size_t>(i)], static_cast<std::size_t>(j));
-      const double s = sim ? 1.0 : 0.0, w = sim ? w_similar : w_dissimilar;
-      loss += w * (std::log1p(std::exp(-std::abs(t))) + (t > 0 ? t : 0.0) - s * t);
-      coef(i, j) = static_cast<T>(w * (1.0 / (1.0 + std::exp(-t)) - s));
-    }
-  return loss;
-}
-
-}  // namespace detail
 
 template <class T>
 double dhn(const tensor<T>& u, const std::vector<std::size_t>& idx, const memory_bank<T>& bank, double lambda,

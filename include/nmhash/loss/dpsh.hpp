@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "nmhash/loss/memory_bank.hpp"
+#include "nmhash/loss/pairwise_logistic.hpp"
 
 namespace nmhash::loss {
 
@@ -28,15 +29,8 @@ double dpsh(const tensor<T>& u, const std::vector<std::size_t>& idx, const memor
              K = static_cast<Eigen::Index>(bank.bits());
   Eigen::Map<const matrix> Um(u.data(), B, K), Bank(bank.rows(), N, K);
   const matrix theta = (Um * Bank.transpose()) * T(0.5);
-  matrix coef(B, N);  // dL/dtheta, times B N
-  double loss = 0;
-  for (Eigen::Index i = 0; i < B; ++i)
-    for (Eigen::Index j = 0; j < N; ++j) {
-      const double t = theta(i, j);
-      const double s = bank.similar(idx[static_cast<std::size_t>(i)], static_cast<std::size_t>(j)) ? 1.0 : 0.0;
-      loss += std::log1p(std::exp(-std::abs(t))) + (t > 0 ? t : 0.0) - s * t;
-      coef(i, j) = static_cast<T>(1.0 / (1.0 + std::exp(-t)) - s);
-    }
+  matrix coef;  // dL/dtheta, times B N
+  const double loss = detail::pairwise_logistic(theta, idx, bank, 1.0, 1.0, coef);
   const double pairs = static_cast<double>(B) * static_cast<double>(N);
   du.resize(u.shape());
   Eigen::Map<matrix> D(du.data(), B, K);

@@ -1,13 +1,17 @@
 // 2-D convolution (cross-correlation, as in PyTorch) over NCHW input with
-// a square or rectangular kernel, stride and zero padding. CPU: per sample,
-// im2col into a (C kh kw) x (OH OW) matrix, then one Eigen GEMM with the
-// (out, C kh kw) weight matrix; backward reuses the columns for the weight
-// gradient and scatters W^T dY back with col2im.
+// a square or rectangular kernel, stride and zero padding. CPU, samples in
+// parallel: im2col into a (C kh kw) x (OH OW) matrix per sample, then an
+// Eigen GEMM with the (out, C kh kw) weight matrix straight into the output;
+// backward reuses the columns for the weight gradient (summed per block of
+// samples, then over the blocks in a fixed order, so the result does not
+// depend on the thread count) and scatters W^T dY back with col2im.
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <vector>
 
+#include "nmhash/core/parallel.hpp"
 #include "nmhash/nn/init.hpp"
 #include "nmhash/nn/layer.hpp"
 
@@ -68,94 +72,126 @@ class conv2d : public layer<T> {
     y.resize(os);
     x_ = &x;
     const std::size_t n = x.shape()[0], pix = os[2] * os[3];
+    const auto co = static_cast<Eigen::Index>(cout_), pa = static_cast<Eigen::Index>(patch()),
+               px = static_cast<Eigen::Index>(pix);
     cols_.resize(n * patch() * pix);
-    for (std::size_t s = 0; s < n; ++s) {
+    parallel_for(static_cast<std::int64_t>(n), threads{}, 1, [&](std::int64_t i) {
+      const auto s = static_cast<std::size_t>(i);
       T* col = cols_.data() + s * patch() * pix;
       im2col(x.data() + s * x.shape().row_size(), x.shape(), os, col);
-      map Y(y.data() + s * os.row_size(), static_cast<Eigen::Index>(cout_), static_cast<Eigen::Index>(pix));
-      Y.noalias() = cmap(w_, static_cast<Eigen::Index>(cout_), static_cast<Eigen::Index>(patch())) *
-                    cmap(col, static_cast<Eigen::Index>(patch()), static_cast<Eigen::Index>(pix));
-      Y.colwise() += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(b_, static_cast<Eigen::Index>(cout_));
-    }
+      map Y(y.data() + s * os.row_size(), co, px);
+      Y.noalias() = cmap(w_, co, pa) * cmap(col, pa, px);
+      Y.colwise() += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(b_, co);
+    });
   }
 
   void backward(const tensor<T>& dy, tensor<T>& dx) override {
     require(x_ != nullptr, name(), ": backward() before forward()");
     const shape4 os = output_shape(x_->shape());
     require(dy.shape() == os, name(), ": output gradient ", dy.shape().str(), " does not match ", os.str());
-    const std::size_t n = x_->shape()[0], pix = os[2] * os[3];
+    const std::size_t n = x_->shape()[0], pix = os[2] * os[3], in_row = x_->shape().row_size();
     const auto co = static_cast<Eigen::Index>(cout_), pa = static_cast<Eigen::Index>(patch()),
                px = static_cast<Eigen::Index>(pix);
-    dx.resize(x_->shape());
-    dx.fill(T(0));
-    dcol_.resize(patch() * pix);
-    map DW(dw_, co, pa);
-    auto DB = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>(db_, co);
-    for (std::size_t s = 0; s < n; ++s) {
-      cmap DY(dy.data() + s * os.row_size(), co, px);
-      const T* col = cols_.data() + s * patch() * pix;
-      DW.noalias() += DY * cmap(col, pa, px).transpose();
-      DB += DY.rowwise().sum();
-      map(dcol_.data(), pa, px).noalias() = cmap(w_, co, pa).transpose() * DY;
-      col2im(dcol_.data(), x_->shape(), os, dx.data() + s * x_->shape().row_size());
-    }
+    const bool want_dx = this->input_gradient();
+    if (want_dx) dx.resize(x_->shape());
+    const std::size_t blocks = (n + kBlock - 1) / kBlock, wsize = cout_ * patch() + cout_;
+    partial_.assign(blocks * wsize, T(0));
+    if (want_dx) dcol_.resize(blocks * patch() * pix);
+    parallel_for(static_cast<std::int64_t>(blocks), threads{}, 1, [&](std::int64_t bi) {
+      const auto b = static_cast<std::size_t>(bi);
+      map DW(partial_.data() + b * wsize, co, pa);
+      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> DB(partial_.data() + b * wsize + cout_ * patch(), co);
+      T* dcol = want_dx ? dcol_.data() + b * patch() * pix : nullptr;
+      for (std::size_t s = b * kBlock; s < std::min(n, (b + 1) * kBlock); ++s) {
+        cmap DY(dy.data() + s * os.row_size(), co, px);
+        DW.noalias() += DY * cmap(cols_.data() + s * patch() * pix, pa, px).transpose();
+        DB += DY.rowwise().sum();
+        if (!want_dx) continue;
+        map(dcol, pa, px).noalias() = cmap(w_, co, pa).transpose() * DY;
+        T* d = dx.data() + s * in_row;
+        std::fill(d, d + in_row, T(0));
+        col2im(dcol, x_->shape(), os, d);
+      }
+    });
+    const std::size_t total = wsize;
+    parallel_for(static_cast<std::int64_t>((total + 4095) / 4096), threads{}, 1, [&](std::int64_t ci) {
+      const std::size_t lo = static_cast<std::size_t>(ci) * 4096, hi = std::min(total, lo + 4096);
+      for (std::size_t b = 0; b < blocks; ++b) {
+        const T* p = partial_.data() + b * wsize;
+        for (std::size_t k = lo; k < hi; ++k) dw_[k] += p[k];  // dw_ and db_ are adjacent
+      }
+    });
   }
 
  private:
   std::size_t patch() const { return cin_ * o_.kernel_h * o_.kernel_w; }
 
+  // Output columns [lo, hi) whose input column oj * stride + kj - padding
+  // lies inside [0, W).
+  void valid_columns(std::size_t kj, std::size_t W, std::size_t OW, std::size_t& lo, std::size_t& hi) const {
+    const std::size_t st = o_.stride, pad = o_.padding;
+    lo = kj >= pad ? 0 : (pad - kj + st - 1) / st;
+    hi = W + pad > kj ? std::min(OW, (W + pad - kj + st - 1) / st) : 0;
+    if (lo > hi) lo = hi;
+  }
+
   // Rows (c, ki, kj), columns (oi, oj): the input value under kernel tap
   // (ki, kj) for output pixel (oi, oj), 0 in the padding.
   void im2col(const T* x, const shape4& in, const shape4& os, T* col) const {
-    const std::size_t H = in[2], W = in[3], OH = os[2], OW = os[3];
+    const std::size_t H = in[2], W = in[3], OH = os[2], OW = os[3], st = o_.stride, pad = o_.padding;
     std::size_t r = 0;
     for (std::size_t c = 0; c < cin_; ++c)
       for (std::size_t ki = 0; ki < o_.kernel_h; ++ki)
         for (std::size_t kj = 0; kj < o_.kernel_w; ++kj, ++r) {
+          std::size_t lo, hi;
+          valid_columns(kj, W, OW, lo, hi);
           T* out = col + r * OH * OW;
-          for (std::size_t oi = 0; oi < OH; ++oi) {
-            const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(oi * o_.stride + ki) -
-                                     static_cast<std::ptrdiff_t>(o_.padding);
-            for (std::size_t oj = 0; oj < OW; ++oj) {
-              const std::ptrdiff_t j = static_cast<std::ptrdiff_t>(oj * o_.stride + kj) -
-                                       static_cast<std::ptrdiff_t>(o_.padding);
-              const bool inside = i >= 0 && j >= 0 && i < static_cast<std::ptrdiff_t>(H) &&
-                                  j < static_cast<std::ptrdiff_t>(W);
-              out[oi * OW + oj] =
-                  inside ? x[(c * H + static_cast<std::size_t>(i)) * W + static_cast<std::size_t>(j)] : T(0);
+          for (std::size_t oi = 0; oi < OH; ++oi, out += OW) {
+            const std::size_t i = oi * st + ki;
+            if (i < pad || i - pad >= H) {
+              std::fill(out, out + OW, T(0));
+              continue;
             }
+            const T* src = x + (c * H + i - pad) * W + kj - pad;  // column oj reads src[oj * st]
+            std::fill(out, out + lo, T(0));
+            if (st == 1)
+              std::copy(src + lo, src + hi, out + lo);
+            else
+              for (std::size_t oj = lo; oj < hi; ++oj) out[oj] = src[oj * st];
+            std::fill(out + hi, out + OW, T(0));
           }
         }
   }
 
   // Adds each column entry back to the input position it was read from.
   void col2im(const T* col, const shape4& in, const shape4& os, T* dx) const {
-    const std::size_t H = in[2], W = in[3], OH = os[2], OW = os[3];
+    const std::size_t H = in[2], W = in[3], OH = os[2], OW = os[3], st = o_.stride, pad = o_.padding;
     std::size_t r = 0;
     for (std::size_t c = 0; c < cin_; ++c)
       for (std::size_t ki = 0; ki < o_.kernel_h; ++ki)
         for (std::size_t kj = 0; kj < o_.kernel_w; ++kj, ++r) {
+          std::size_t lo, hi;
+          valid_columns(kj, W, OW, lo, hi);
           const T* src = col + r * OH * OW;
-          for (std::size_t oi = 0; oi < OH; ++oi) {
-            const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(oi * o_.stride + ki) -
-                                     static_cast<std::ptrdiff_t>(o_.padding);
-            if (i < 0 || i >= static_cast<std::ptrdiff_t>(H)) continue;
-            for (std::size_t oj = 0; oj < OW; ++oj) {
-              const std::ptrdiff_t j = static_cast<std::ptrdiff_t>(oj * o_.stride + kj) -
-                                       static_cast<std::ptrdiff_t>(o_.padding);
-              if (j < 0 || j >= static_cast<std::ptrdiff_t>(W)) continue;
-              dx[(c * H + static_cast<std::size_t>(i)) * W + static_cast<std::size_t>(j)] += src[oi * OW + oj];
-            }
+          for (std::size_t oi = 0; oi < OH; ++oi, src += OW) {
+            const std::size_t i = oi * st + ki;
+            if (i < pad || i - pad >= H) continue;
+            T* dst = dx + (c * H + i - pad) * W + kj - pad;  // column oj adds to dst[oj * st]
+            if (st == 1)
+              for (std::size_t oj = lo; oj < hi; ++oj) dst[oj] += src[oj];
+            else
+              for (std::size_t oj = lo; oj < hi; ++oj) dst[oj * st] += src[oj];
           }
         }
   }
 
+  static constexpr std::size_t kBlock = 16;  // samples per partial weight gradient
   std::size_t cin_, cout_;
   conv2d_options o_;
   init_scheme init_;
   T *w_ = nullptr, *b_ = nullptr, *dw_ = nullptr, *db_ = nullptr;
   const tensor<T>* x_ = nullptr;
-  aligned_vector<T> cols_, dcol_;
+  aligned_vector<T> cols_, dcol_, partial_;
 };
 
 }  // namespace nmhash::nn

@@ -34,7 +34,17 @@ class layer {
   // Draws the parameters from the seeded generator.
   virtual void initialize(std::mt19937_64& /*gen*/) {}
   virtual void forward(const tensor<T>& x, tensor<T>& y, bool training) = 0;
+  // Accumulates the parameter gradients and writes the input gradient to dx
+  // (left untouched where input_gradient() is off and the layer can skip it).
   virtual void backward(const tensor<T>& dy, tensor<T>& dx) = 0;
+
+  // Whether backward() must produce the input gradient; a network's first
+  // layer usually need not (its input is data).
+  bool input_gradient() const { return input_gradient_; }
+  void set_input_gradient(bool on) { input_gradient_ = on; }
+
+ private:
+  bool input_gradient_ = true;
 };
 
 }  // namespace nmhash::nn

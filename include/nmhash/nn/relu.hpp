@@ -1,6 +1,8 @@
 // Rectified linear unit, elementwise: y = max(x, 0).
 #pragma once
 
+#include <Eigen/Core>
+
 #include "nmhash/nn/layer.hpp"
 
 namespace nmhash::nn {
@@ -12,7 +14,8 @@ class relu : public layer<T> {
   shape4 output_shape(const shape4& in) const override { return in; }
   void forward(const tensor<T>& x, tensor<T>& y, bool) override {
     y.resize(x.shape());
-    for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+    const auto n = static_cast<Eigen::Index>(x.size());
+    array(y.data(), n) = carray(x.data(), n).max(T(0));
     y_ = &y;
   }
   // The gradient at 0 is taken as 0.
@@ -20,10 +23,13 @@ class relu : public layer<T> {
     require(y_ != nullptr && dy.shape() == y_->shape(), name(),
             ": output gradient does not match the forward output");
     dx.resize(dy.shape());
-    for (std::size_t i = 0; i < dy.size(); ++i) dx[i] = (*y_)[i] > T(0) ? dy[i] : T(0);
+    const auto n = static_cast<Eigen::Index>(dy.size());
+    array(dx.data(), n) = (carray(y_->data(), n) > T(0)).select(carray(dy.data(), n), T(0));
   }
 
  private:
+  using array = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  using carray = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
   const tensor<T>* y_ = nullptr;
 };
 

@@ -75,8 +75,17 @@ class sequential {
     return *in;
   }
 
+  // Whether backward() computes the gradient with respect to the network's
+  // input (on by default; training on data turns it off and saves the first
+  // layer's input-gradient pass).
+  void set_input_gradient(bool on) {
+    require(!layers_.empty(), "sequential: set_input_gradient() on an empty network");
+    layers_.front()->set_input_gradient(on);
+  }
+
   // Back-propagates dy (the gradient of the loss with respect to the last
-  // output), accumulating parameter gradients; returns the input gradient.
+  // output), accumulating parameter gradients; returns the input gradient
+  // (unspecified when set_input_gradient(false)).
   const tensor<T>& backward(const tensor<T>& dy) {
     const tensor<T>* g = &dy;
     for (std::size_t i = layers_.size(); i-- > 0;) {
