@@ -187,7 +187,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
                          : method == "dpsh" ? nmhash::loss::dpsh(u, idx, bank, alpha, du)
                          : method == "dhn"  ? nmhash::loss::dhn(u, idx, bank, alpha, du)
                          : method == "dsh"  ? nmhash::loss::dsh(u, idx, bank, margin, alpha, du)
-                                            : nmhash::loss::hashnet(u, idx, bank, nmhash::loss::hashnet_defaults::alpha(bank.bits()), du);
+                                            : nmhash::loss::hashnet(u, idx, bank, nmhash::loss::hashnet_defaults::alpha, du);
         nmhash::require(std::isfinite(l), "the hashing loss is ", l, ": training diverged (lower the learning rate)");
         return l;
       },
@@ -477,7 +477,7 @@ int main(int argc, char** argv) {
   app.add_option("--loo-bits", o.loo_bits, "code length of the per-bit leave-one-bit-out MAP (Fig. 4a)");
   app.add_option("--method", o.method,
                  "hashing loss of every run: eq7 (the paper's), dpsh, dhn, dsh, hashnet (with its scaled tanh "
-                 "and continuation; sigmoid scale 10 / current K)")
+                 "and continuation; sigmoid scale 0.1)")
       ->check(CLI::IsMember({"eq7", "dpsh", "dhn", "dsh", "hashnet"}));
   app.add_option("--alpha", o.alpha, "quantization weight of dpsh, dhn and dsh");
   app.add_option("--gradient", o.gradient, "gradient of A: paper_eq4 (default) or chain_rule")

@@ -43,7 +43,7 @@ struct options {
               out;
   std::size_t bits = 48, epochs = 20, batch = 128, train_limit = 0, query_limit = 0, db_limit = 0;
   double lr = 1e-4, weight_decay = 1e-5, momentum = 0.9, alpha = 0.1, eta = 1200;
-  double hashnet_alpha = 0, margin = 0;  // 0: 10 / K and 2 K
+  double hashnet_alpha = nmhash::loss::hashnet_defaults::alpha, margin = 0;  // margin 0: 2 K
   std::uint64_t seed = 1;
   bool resume = true;
 };
@@ -124,21 +124,27 @@ int run(const options& o, Optimizer opt) {
   nmhash::nn::build_lenet<real>(net, o.bits, o.batch, 0, [&](nmhash::nn::sequential<real>& n) {
     if (o.loss == "hashnet") tanh_head = &n.add(nmhash::nn::scaled_tanh<real>(1.0));
   });
-  const double hashnet_alpha = o.hashnet_alpha > 0 ? o.hashnet_alpha : nmhash::loss::hashnet_defaults::alpha(o.bits);
+  const double hashnet_alpha = o.hashnet_alpha;
   const double margin = o.margin > 0 ? o.margin : 2.0 * static_cast<double>(o.bits);
   const std::size_t batches_per_epoch = (train.size() + o.batch - 1) / o.batch;
   net.initialize(o.seed);
   net.set_input_gradient(false);
   nmhash::loss::memory_bank<real> bank(nmhash::labels::single(gather(pool.labels, train)), o.bits);
 
+  // Every setting a resumed run must share with the checkpoint's.
+  const nlohmann::json hyper = {{"optimizer", o.optimizer}, {"lr", o.lr},       {"weight_decay", o.weight_decay},
+                                {"momentum", o.momentum},   {"batch", o.batch}, {"alpha", o.alpha},
+                                {"eta", o.eta},             {"hashnet_alpha", o.hashnet_alpha},
+                                {"margin", margin}};
   std::size_t start_epoch = 0;
   if (o.resume && std::filesystem::exists(ck_path)) {
     const auto ck = nmhash::io::load_safetensors(ck_path);
-    for (const char* key : {"loss", "bits", "seed", "train"}) {
+    for (const char* key : {"loss", "bits", "seed", "train", "settings"}) {
       const std::string expect = key == std::string("loss")   ? o.loss
                                  : key == std::string("bits") ? std::to_string(o.bits)
                                  : key == std::string("seed") ? std::to_string(o.seed)
-                                                              : std::to_string(train.size());
+                                 : key == std::string("train") ? std::to_string(train.size())
+                                                               : hyper.dump();
       nmhash::require(ck.metadata.count(key) && ck.metadata.at(key) == expect, ck_path, ": checkpoint has ",
                       key, " = ", ck.metadata.count(key) ? ck.metadata.at(key) : "?", ", this run has ", expect,
                       " (use another --out or --no-resume)");
@@ -203,6 +209,7 @@ int run(const options& o, Optimizer opt) {
                                             {"bits", std::to_string(o.bits)},
                                             {"seed", std::to_string(o.seed)},
                                             {"train", std::to_string(train.size())},
+                                            {"settings", hyper.dump()},
                                             {"epochs_done", std::to_string(epoch + 1)}};
     for (auto& [name, buf] : opt.state())
       if (!buf->empty()) tensors["optimizer." + name] = nmhash::io::named_tensor::from(buf->data(), {buf->size()});
@@ -233,7 +240,7 @@ int run(const options& o, Optimizer opt) {
   nmhash::io::write_npy(o.out + "/query_labels.npy", ql.data(), {ql.size()});
   nmhash::io::write_npy(o.out + "/db_labels.npy", dl.data(), {dl.size()});
   const nlohmann::json summary = {
-      {"protocol", "fmnist-dpsh"}, {"model", "lenet"}, {"loss", o.loss}, {"bits", o.bits},
+      {"protocol", "fmnist-dpsh"}, {"model", "lenet"}, {"loss", o.loss}, {"bits", o.bits}, {"settings", hyper},
       {"optimizer", o.optimizer}, {"lr", o.lr}, {"weight_decay", o.weight_decay}, {"batch", o.batch},
       {"epochs", o.epochs}, {"seed", o.seed}, {"train_images", train.size()}, {"queries", query.size()},
       {"database", db.size()}, {"map_tie_aware", ev.map.tie_aware}, {"map_index_order", ev.map.index_order},
@@ -265,7 +272,8 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", o.weight_decay, "L2 weight decay");
   app.add_option("--momentum", o.momentum, "SGD momentum");
   app.add_option("--alpha", o.alpha, "quantization weight of dpsh, dhn and dsh");
-  app.add_option("--hashnet-alpha", o.hashnet_alpha, "HashNet's sigmoid scale (default 10 / K)");
+  app.add_option("--hashnet-alpha", o.hashnet_alpha, "HashNet's sigmoid scale (theta = alpha h . H)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--margin", o.margin, "DSH margin (default 2 K)");
   app.add_option("--eta", o.eta, "Eq. (7) quantization weight");
   app.add_option("--seed", o.seed, "seed of initialisation and shuffling");

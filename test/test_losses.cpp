@@ -161,7 +161,7 @@ TEST_CASE("dhn loss: value and gradient", "[loss][grad]") {
 TEST_CASE("hashnet loss: class-balanced weights, value and gradient", "[loss][grad]") {
   for (bool multi : {false, true}) {
     setup s(20, 6, 4, multi, 3);
-    const double alpha = nmhash::loss::hashnet_defaults::alpha(6);
+    const double alpha = nmhash::loss::hashnet_defaults::alpha;
     REQUIRE(alpha == Approx(10.0 / 6));
     auto loss = [&](const tensor<double>& h, tensor<double>& dh) { return nmhash::loss::hashnet(h, s.idx, s.bank, alpha, dh); };
     const double s1 = over_pairs(s, 4, 20, 6, [](double, double, bool sim) { return sim ? 1.0 : 0.0; });

@@ -144,6 +144,35 @@ TEST_CASE("nmhash_search writes FAISS-layout results equal to hamming_knn", "[to
   REQUIRE_THAT(bad.err, Catch::Contains("code length mismatch"));
 }
 
+TEST_CASE("nmhash_train: every method trains and writes its summary; resumes only with the same settings",
+          "[tools][fmnist]") {
+  if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
+    WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
+    return;
+  }
+  temp_dir tmp;
+  const std::string limits = " --train-limit 256 --query-limit 40 --db-limit 300 --bits 12";
+  for (const std::string method : {"dpsh", "eq7", "dhn", "hashnet", "dsh"}) {
+    const std::string out = tmp.file("train-" + method);
+    const auto r = run(tmp, std::string(NMHASH_TRAIN_BIN) + limits + " --epochs 1 --method " + method + " --out " + out);
+    INFO(method << ": " << r.out << r.err);
+    REQUIRE(r.status == 0);
+    const auto summary = nlohmann::json::parse(read_bytes(out + "/summary.json"));
+    REQUIRE(summary["loss"] == method);
+    REQUIRE(summary["epochs"] == 1);
+    REQUIRE(summary["map_tie_aware"].get<double>() > 0.0);
+    REQUIRE(std::filesystem::exists(out + "/db_codes.npy"));
+  }
+  const std::string cmd = std::string(NMHASH_TRAIN_BIN) + limits + " --method dsh --out " + tmp.file("train-dsh");
+  const auto more = run(tmp, cmd + " --epochs 2");
+  INFO(more.out << more.err);
+  REQUIRE(more.status == 0);
+  REQUIRE_THAT(more.err, Catch::Contains("after epoch 1"));
+  const auto other = run(tmp, cmd + " --epochs 3 --lr 0.001");
+  REQUIRE(other.status != 0);
+  REQUIRE_THAT(other.err, Catch::Contains("checkpoint has settings"));
+}
+
 TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finished runs and resumes", "[tools][fmnist]") {
   if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
     WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");

@@ -6,8 +6,10 @@
 //   L = (1 / S) sum_ij w_ij [ log(1 + exp(-|theta_ij|)) + max(theta_ij, 0) - s_ij theta_ij ],
 //   w_ij = S / S1 for similar pairs, S / S0 for dissimilar ones,
 // as the paper's Eq. (4)-(5) and the DeepHash-pytorch code. alpha: the
-// paper's adaptive sigmoid parameter; the authors' code uses 10 / K
-// (hashnet::default_alpha), DeepHash-pytorch 0.1. The bank is a constant.
+// paper's adaptive sigmoid parameter; the authors' code uses 10 / K,
+// DeepHash-pytorch 0.1, and so does nmhash (hashnet_defaults::alpha): on
+// fmnist-dpsh 10 / K collapsed the codes at 12 and 24 bits (docs/training.md).
+// The bank is a constant.
 #pragma once
 
 #include <Eigen/Core>
@@ -18,7 +20,7 @@
 namespace nmhash::loss {
 
 namespace hashnet_defaults {
-inline double alpha(std::size_t bits) { return 10.0 / static_cast<double>(bits); }
+inline constexpr double alpha = 0.1;
 }  // namespace hashnet_defaults
 
 template <class T>
