@@ -60,7 +60,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     a = ap.parse_args()
     config = torch.__config__.show()
-    blas = [line.strip() for line in config.splitlines() if "BLAS" in line or "LAPACK" in line]
+    blas = sorted({tok.strip(" ,") for tok in config.replace(",", " ").split()
+                   if tok.startswith(("BLAS_INFO=", "LAPACK_INFO=", "USE_MKLDNN="))})
     out = {"torch": torch.__version__, "blas": blas, "images_per_second": {}}
     for t in (int(v) for v in a.threads.split(",")):
         out["images_per_second"][str(t)] = measure(t, a.seconds)
