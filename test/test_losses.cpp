@@ -159,22 +159,24 @@ TEST_CASE("dhn loss: value and gradient", "[loss][grad]") {
 }
 
 TEST_CASE("hashnet loss: class-balanced weights, value and gradient", "[loss][grad]") {
-  for (bool multi : {false, true}) {
-    setup s(20, 6, 4, multi, 3);
-    const double alpha = nmhash::loss::hashnet_defaults::alpha;
-    REQUIRE(alpha == Approx(10.0 / 6));
-    auto loss = [&](const tensor<double>& h, tensor<double>& dh) { return nmhash::loss::hashnet(h, s.idx, s.bank, alpha, dh); };
-    const double s1 = over_pairs(s, 4, 20, 6, [](double, double, bool sim) { return sim ? 1.0 : 0.0; });
-    const double s0 = 80 - s1;
-    REQUIRE(s1 > 0);
-    REQUIRE(s0 > 0);
-    const double expect = over_pairs(s, 4, 20, 6, [&](double dot, double, bool sim) {
-      const double t = alpha * dot;
-      return (sim ? 80 / s1 : 80 / s0) * (std::log(1 + std::exp(t)) - (sim ? t : 0.0));
-    });
-    tensor<double> dh;
-    REQUIRE(loss(s.u, dh) == Approx(expect / 80).epsilon(1e-12));
-    check_gradient(s, loss);
+  // DeepHash-pytorch's scale, and the authors' 10 / K.
+  STATIC_REQUIRE(nmhash::loss::hashnet_defaults::alpha == 0.1);
+  for (const double alpha : {nmhash::loss::hashnet_defaults::alpha, 10.0 / 6}) {
+    for (bool multi : {false, true}) {
+      setup s(20, 6, 4, multi, 3);
+      auto loss = [&](const tensor<double>& h, tensor<double>& dh) { return nmhash::loss::hashnet(h, s.idx, s.bank, alpha, dh); };
+      const double s1 = over_pairs(s, 4, 20, 6, [](double, double, bool sim) { return sim ? 1.0 : 0.0; });
+      const double s0 = 80 - s1;
+      REQUIRE(s1 > 0);
+      REQUIRE(s0 > 0);
+      const double expect = over_pairs(s, 4, 20, 6, [&](double dot, double, bool sim) {
+        const double t = alpha * dot;
+        return (sim ? 80 / s1 : 80 / s0) * (std::log(1 + std::exp(t)) - (sim ? t : 0.0));
+      });
+      tensor<double> dh;
+      REQUIRE(loss(s.u, dh) == Approx(expect / 80).epsilon(1e-12));
+      check_gradient(s, loss);
+    }
   }
 }
 
