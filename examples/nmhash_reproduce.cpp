@@ -62,7 +62,7 @@ struct options {
   std::vector<std::size_t> ablation_lengths;  // default: 32 (quick) or every length (paper)
   std::size_t loo_bits = 32, baseline_epochs = 0;
   std::size_t train_limit = 0, query_limit = 0, db_limit = 0;  // smoke tests: evenly spaced subsets
-  std::string gradient, method = "eq7";
+  std::string gradient, truncation, method = "eq7";
   double alpha = 0.1;  // quantization weight of dpsh, dhn and dsh
   // Overrides of the preset (negative: keep the preset's value).
   long merges = -1, warmup = -1, n0 = -1, n1 = -1;
@@ -114,6 +114,7 @@ json schedule_json(const h::progressive_schedule& s) {
           {"eta", s.eta},
           {"frozen_weight", s.frozen_weight},
           {"gradient", to_string(s.gradient)},
+          {"truncation", to_string(s.truncation)},
           {"validation_refresh", s.validation_refresh}};
 }
 
@@ -239,6 +240,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
     eo.precision_at = {1, 10, 50, 100, 200, 500, 1000, 2000, 5000};
     const auto ql = nmhash::labels::single(cx.query_labels), dl = nmhash::labels::single(cx.db_labels);
     const auto ev = nmhash::evaluate(cq, cd, ql, dl, eo);
+    const auto spread = nmhash::code_spread(cd);
     json rep = {{"bits", k},
                 {"epochs", epochs_done},
                 {"train_seconds", train_seconds},
@@ -246,6 +248,8 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
                 {"map_index_order", ev.map.index_order},
                 {"precision_r2", ev.within_radius.precision},
                 {"recall_r2", ev.within_radius.recall},
+                {"distinct_database_codes", spread.distinct},
+                {"largest_code_share", spread.largest_share},
                 {"grouping", tr.nm().partition().str()}};
     if (full) {
       json pr = json::array(), pn = json::array();
@@ -278,6 +282,9 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
     std::printf("[%s] %zu bits after %zu epochs: MAP tie-aware %.4f index-order %.4f, precision r<=2 %.4f (eval %.0f s)\n",
                 r.id.c_str(), k, epochs_done, ev.map.tie_aware, ev.map.index_order, ev.within_radius.precision,
                 rep["eval_seconds"].get<double>());
+    if (spread.collapsed())
+      std::printf("[%s] WARNING: the %zu-bit codes have collapsed (%zu distinct database codes, %.1f%% share one code)\n",
+                  r.id.c_str(), k, spread.distinct, 100 * spread.largest_share);
     std::fflush(stdout);
   };
   tr.on_report = [&](const h::planned_epoch&, std::size_t done) { evaluate(done); };
@@ -482,6 +489,10 @@ int main(int argc, char** argv) {
   app.add_option("--alpha", o.alpha, "quantization weight of dpsh, dhn and dsh");
   app.add_option("--gradient", o.gradient, "gradient of A: paper_eq4 (default) or chain_rule")
       ->check(CLI::IsMember({"paper_eq4", "chain_rule"}));
+  app.add_option("--truncation", o.truncation,
+                 "entries of A a truncation merges: top_m (default, the paper's largest m) or one_per_node "
+                 "(largest m with each node in at most one pair)")
+      ->check(CLI::IsMember({"top_m", "one_per_node"}));
   app.add_option("--merges", o.merges, "override m, nodes removed per truncation")->check(CLI::PositiveNumber);
   app.add_option("--warmup-epochs", o.warmup, "override the warm-up epochs at B_in")->check(CLI::NonNegativeNumber);
   app.add_option("--active-epochs", o.n0, "override N0")->check(CLI::PositiveNumber);
@@ -508,8 +519,10 @@ int main(int argc, char** argv) {
     const auto t0 = clock_type::now();
     auto sched = h::preset(o.preset);
     if (!o.gradient.empty()) sched.gradient = h::parse_active_gradient(o.gradient);
+    if (!o.truncation.empty()) sched.truncation = h::parse_truncation_rule(o.truncation);
     const bool custom = o.merges >= 0 || o.warmup >= 0 || o.n0 >= 0 || o.n1 >= 0 || o.lr >= 0 || o.nm_lr >= 0 ||
-                        o.eta >= 0 || o.frozen_weight >= 0 || !o.gradient.empty();
+                        o.eta >= 0 || o.frozen_weight >= 0 || !o.gradient.empty() ||
+                        !o.truncation.empty();
     if (o.merges >= 0) sched.merges = static_cast<std::size_t>(o.merges);
     if (o.warmup >= 0) sched.warmup_epochs = static_cast<std::size_t>(o.warmup);
     if (o.n0 >= 0) sched.active_epochs = static_cast<std::size_t>(o.n0);

@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <map>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -84,17 +83,6 @@ nmhash::packed_codes encode(nmhash::nn::sequential<real>& net, const nmhash::dat
     std::copy(part.data(), part.data() + n * codes.words_per_code(), codes.row(b));
   }
   return codes;
-}
-
-// Number of distinct codes and the share of the most frequent one.
-std::pair<std::size_t, double> code_spread(const nmhash::packed_codes& c) {
-  std::unordered_map<std::string, std::size_t> count;
-  std::size_t top = 0;
-  for (std::size_t i = 0; i < c.size(); ++i) {
-    const std::string key(reinterpret_cast<const char*>(c.row(i)), c.words_per_code() * 8);
-    top = std::max(top, ++count[key]);
-  }
-  return {count.size(), c.size() ? static_cast<double>(top) / static_cast<double>(c.size()) : 0.0};
 }
 
 template <class Optimizer>
@@ -225,8 +213,10 @@ int run(const options& o, Optimizer opt) {
   eo.precision_at = {100, 1000};
   const auto ev = nmhash::evaluate(cq, cd, nmhash::labels::single(ql), nmhash::labels::single(dl), eo);
   const double eval_seconds = std::chrono::duration<double>(clock_type::now() - v0).count();
-  const auto [distinct, top_share] = code_spread(cd);
-  const bool collapsed = distinct < 10 || top_share > 0.5;
+  const auto spread = nmhash::code_spread(cd);
+  const std::size_t distinct = spread.distinct;
+  const double top_share = spread.largest_share;
+  const bool collapsed = spread.collapsed();
   std::printf("MAP tie-aware %.4f  index-order %.4f  precision r<=2 %.4f  distinct database codes %zu (largest group %.1f%%)\n",
               ev.map.tie_aware, ev.map.index_order, ev.within_radius.precision, distinct, 100 * top_share);
   if (collapsed)

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -146,4 +147,48 @@ TEST_CASE("merge_majority votes, ties go to the group's first listed bit", "[cod
       const bool expect = ones != zeros ? ones > zeros : bits[i][groups[gi][0]] == 1;
       REQUIRE(merged.bit(i, gi) == expect);
     }
+}
+
+TEST_CASE("code spread counts distinct codes and the largest group", "[codes][spread]") {
+  REQUIRE(nmhash::code_spread(packed_codes(0, 12)).distinct == 0);
+  REQUIRE_FALSE(nmhash::code_spread(packed_codes(0, 12)).largest_share > 0);
+
+  // 70 bits: two words per code, so codes that differ only in the second
+  // word must count as distinct.
+  packed_codes c(7, 70);
+  c.set_bit(1, 65, true);
+  c.set_bit(2, 65, true);
+  c.set_bit(3, 3, true);
+  c.set_bit(4, 3, true);
+  c.set_bit(4, 65, true);
+  c.set_bit(5, 65, true);
+  // Rows: 0 {}, 6 {} | 1, 2, 5 {65} | 3 {3} | 4 {3, 65}.
+  const auto s = nmhash::code_spread(c);
+  REQUIRE(s.distinct == 4);
+  REQUIRE(s.largest_share == Catch::Detail::Approx(3.0 / 7.0));
+  REQUIRE(s.collapsed());        // fewer than 10 distinct codes
+  REQUIRE_FALSE(s.collapsed(4, 0.5));
+  REQUIRE(s.collapsed(4, 0.4));  // 3 of 7 share one code
+
+  SECTION("against a brute-force count on random codes") {
+    std::mt19937_64 gen(7);
+    packed_codes r(500, 6);  // at most 64 distinct codes among 500
+    for (std::size_t i = 0; i < r.size(); ++i)
+      for (std::size_t j = 0; j < 6; ++j) r.set_bit(i, j, (gen() & 1u) != 0);
+    std::size_t distinct = 0, top = 0;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      std::size_t same = 0;
+      bool first = true;
+      for (std::size_t j = 0; j < r.size(); ++j)
+        if (r.row(i)[0] == r.row(j)[0]) {
+          ++same;
+          if (j < i) first = false;
+        }
+      distinct += first ? 1 : 0;
+      top = std::max(top, same);
+    }
+    const auto rs = nmhash::code_spread(r);
+    REQUIRE(rs.distinct == distinct);
+    REQUIRE(rs.largest_share == Catch::Detail::Approx(static_cast<double>(top) / 500.0));
+  }
 }

@@ -50,6 +50,50 @@ TEST_CASE("union-find truncation takes the largest entries and chains them", "[n
   }
 }
 
+TEST_CASE("one_per_node truncation merges disjoint pairs, largest first", "[nmlayer][truncate]") {
+  namespace h = nmhash::hashing;
+  const std::size_t k = 6;
+  std::vector<double> a(k * k, 0.0);
+  auto set = [&](std::size_t i, std::size_t j, double v) { a[i * k + j] = a[j * k + i] = v; };
+  // A star around node 0, as Eq. (4) grows it: top_m chains it into one node.
+  set(0, 5, 0.9);
+  set(0, 4, 0.8);
+  set(0, 3, 0.7);
+  set(1, 4, 0.6);
+  set(2, 3, 0.5);
+  set(1, 2, 0.4);
+  REQUIRE(h::truncate_adjacency(a, k, 3, 1) ==
+          std::vector<std::pair<std::size_t, std::size_t>>{{0, 5}, {0, 4}, {0, 3}});
+  const auto pairs = h::truncate_adjacency(a, k, 3, 1, h::truncation_rule::one_per_node);
+  REQUIRE(pairs == std::vector<std::pair<std::size_t, std::size_t>>{{0, 5}, {1, 4}, {2, 3}});
+  REQUIRE(neuron_partition(k).merged(pairs).groups() ==
+          std::vector<std::vector<std::size_t>>{{0, 5}, {1, 4}, {2, 3}});
+
+  SECTION("an all-zero A pairs nodes in index order") {
+    const std::vector<double> zero(k * k, 0.0);
+    REQUIRE(h::truncate_adjacency(zero, k, 2, 1, h::truncation_rule::one_per_node) ==
+            std::vector<std::pair<std::size_t, std::size_t>>{{0, 1}, {2, 3}});
+  }
+  SECTION("more merges than disjoint pairs is refused, by the layer and by the schedule") {
+    REQUIRE_THROWS_WITH(h::truncate_adjacency(a, k, 4, 1, h::truncation_rule::one_per_node),
+                        Catch::Contains("cannot merge 4 disjoint pairs among K = 6"));
+    auto s = h::preset("quick");
+    s.truncation = h::truncation_rule::one_per_node;
+    REQUIRE(h::stage_targets(s) == h::stage_targets(h::preset("quick")));
+    s.b_in = 14;
+    s.lengths = {12};
+    s.merges = 8;
+    REQUIRE_NOTHROW(h::stage_targets(s));
+    s.lengths = {4};
+    REQUIRE_THROWS_WITH(h::stage_targets(s), Catch::Contains("cannot merge 8 disjoint pairs among 14 nodes"));
+  }
+  SECTION("names") {
+    REQUIRE(h::parse_truncation_rule("one_per_node") == h::truncation_rule::one_per_node);
+    REQUIRE(std::string(h::to_string(h::truncation_rule::top_m)) == "top_m");
+    REQUIRE_THROWS_WITH(h::parse_truncation_rule("greedy"), Catch::Contains("not one of top_m, one_per_node"));
+  }
+}
+
 TEST_CASE("partitions of merged nodes compose and round-trip", "[nmlayer][partition]") {
   const auto p = neuron_partition(6).merged({{4, 1}}).merged({{0, 3}});  // {0} {1,4} {2} {3} {5} -> {0,3} ...
   REQUIRE(p.str() == "{0,3} {1,4} {2} {5}");

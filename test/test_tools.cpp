@@ -1,6 +1,7 @@
 // The example command-line tools, run as a user runs them.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 #include <sys/wait.h>
@@ -199,6 +200,12 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
   REQUIRE(nm["reports"][4].contains("loo"));
   REQUIRE(nm["reports"][4]["loo"]["without_bit"].size() == 32);
   REQUIRE(nm["scoring_share_of_active_epochs"].get<double>() > 0);
+  for (const auto& r : nm["reports"]) {
+    REQUIRE(r["distinct_database_codes"].get<std::size_t>() >= 1);
+    REQUIRE(r["distinct_database_codes"].get<std::size_t>() <= 400);
+    REQUIRE(r["largest_code_share"].get<double>() >= 1.0 / 400);
+  }
+  REQUIRE(results["schedule"]["truncation"] == "top_m");
   const std::string table = read_bytes(out + "/table.csv");
   for (const char* row : {"nmlayer,48,", "nmlayer,12,", "baseline,48,", "baseline,12,", "select,32,"})
     REQUIRE(table.find(row) != std::string::npos);
@@ -239,4 +246,21 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
     REQUIRE(r2["runs"][0]["reports"].back()["bits"] == 12);
     REQUIRE(r2["runs"][0]["reports"].back()["map_tie_aware"].get<double>() > 0.0);
   }
+
+  // One pair per node: the first truncation (m = 8) merges 8 disjoint pairs.
+  const std::string out3 = tmp.file("repro-one-per-node");
+  const auto op = run(tmp, std::string(NMHASH_REPRODUCE_BIN) + " --out " + out3 +
+                               " --train-limit 260 --query-limit 40 --db-limit 400 --warmup-epochs 1"
+                               " --variants nmlayer --truncation one_per_node");
+  INFO(op.out << op.err);
+  REQUIRE(op.status == 0);
+  const auto r3 = nlohmann::json::parse(read_bytes(out3 + "/results.json"));
+  REQUIRE(r3["schedule"]["truncation"] == "one_per_node");
+  const auto& first52 = r3["runs"][0]["reports"][1];
+  REQUIRE(first52["bits"] == 52);
+  const std::string grouping = first52["grouping"];
+  REQUIRE(std::count(grouping.begin(), grouping.end(), ',') == 8);  // 8 nodes of two neurons
+  const auto bad = run(tmp, std::string(NMHASH_REPRODUCE_BIN) + " --out " + out3 + " --truncation greedy");
+  REQUIRE(bad.status != 0);
+  REQUIRE(bad.err.find("one_per_node") != std::string::npos);
 }

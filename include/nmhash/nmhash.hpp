@@ -4,6 +4,7 @@
 #include "nmhash/codes/bit_ops.hpp"
 #include "nmhash/codes/pack.hpp"
 #include "nmhash/codes/packed_codes.hpp"
+#include "nmhash/codes/spread.hpp"
 #include "nmhash/core/bits.hpp"
 #include "nmhash/core/config.hpp"
 #include "nmhash/core/device.hpp"

@@ -184,10 +184,11 @@ class nm_layer : public nn::layer<T> {
     return r;
   }
 
-  // Merges the pairs chosen by truncate_adjacency(A, K, merges, min_nodes)
-  // and resets A. Returns the pairs (node indices before the merge).
-  std::vector<std::pair<std::size_t, std::size_t>> truncate(std::size_t merges, std::size_t min_nodes) {
-    auto pairs = truncate_adjacency(a_, nodes(), merges, min_nodes);
+  // Merges the pairs chosen by truncate_adjacency(A, K, merges, min_nodes,
+  // rule) and resets A. Returns the pairs (node indices before the merge).
+  std::vector<std::pair<std::size_t, std::size_t>> truncate(std::size_t merges, std::size_t min_nodes,
+                                                            truncation_rule rule = truncation_rule::top_m) {
+    auto pairs = truncate_adjacency(a_, nodes(), merges, min_nodes, rule);
     set_partition(partition_.merged(pairs));
     return pairs;
   }

@@ -162,18 +162,40 @@ class neuron_partition {
   std::vector<std::vector<std::size_t>> groups_;
 };
 
+// How a truncation picks the pairs of A it merges.
+//  - top_m: the paper's section 3.3, the largest m entries of A (a node may
+//    join several of them, so one truncation can merge m + 1 nodes into one).
+//  - one_per_node: the largest entries among pairs whose two nodes were not
+//    taken yet in this truncation, so each node joins at most one merge and
+//    a truncation merges m disjoint pairs.
+enum class truncation_rule { top_m, one_per_node };
+
+inline const char* to_string(truncation_rule r) { return r == truncation_rule::top_m ? "top_m" : "one_per_node"; }
+
+inline truncation_rule parse_truncation_rule(const std::string& s) {
+  if (s == "top_m") return truncation_rule::top_m;
+  require(s == "one_per_node", "truncation rule '", s, "' is not one of top_m, one_per_node");
+  return truncation_rule::one_per_node;
+}
+
 // Truncation of a K x K symmetric adjacency matrix (row-major; the upper
 // triangle i < j is read): pairs are taken in descending order of a_ij
 // (ties: ascending (i, j)); a pair whose nodes are already connected by the
-// pairs taken so far is skipped, since it would merge nothing; taking stops
-// after `merges` pairs or when the node count reaches `min_nodes`. So a
+// pairs taken so far is skipped, since it would merge nothing, and under
+// one_per_node so is a pair with a node already taken; taking stops after
+// `merges` pairs or when the node count reaches `min_nodes`. So a
 // truncation removes exactly min(merges, K - min_nodes) nodes and lands on
-// min_nodes exactly when it is within reach. Returns the pairs taken.
+// min_nodes exactly when it is within reach (one_per_node requires that
+// count to be at most K / 2). Returns the pairs taken.
 inline std::vector<std::pair<std::size_t, std::size_t>> truncate_adjacency(const std::vector<double>& a,
                                                                            std::size_t k, std::size_t merges,
-                                                                           std::size_t min_nodes) {
+                                                                           std::size_t min_nodes,
+                                                                           truncation_rule rule = truncation_rule::top_m) {
   require(a.size() == k * k, "truncate_adjacency: matrix has ", a.size(), " entries, expected K x K = ", k * k);
   require(min_nodes >= 1, "truncate_adjacency: min_nodes must be at least 1");
+  const std::size_t wanted = k > min_nodes ? std::min(merges, k - min_nodes) : 0;
+  require(rule == truncation_rule::top_m || 2 * wanted <= k, "truncate_adjacency: one_per_node cannot merge ", wanted,
+          " disjoint pairs among K = ", k, " nodes (at most ", k / 2, ")");
   std::vector<std::pair<std::size_t, std::size_t>> pairs;
   for (std::size_t i = 0; i < k; ++i)
     for (std::size_t j = i + 1; j < k; ++j) pairs.emplace_back(i, j);
@@ -181,11 +203,14 @@ inline std::vector<std::pair<std::size_t, std::size_t>> truncate_adjacency(const
     return a[x.first * k + x.second] > a[y.first * k + y.second];
   });
   union_find uf(k);
+  std::vector<char> used(k, 0);
   std::vector<std::pair<std::size_t, std::size_t>> taken;
   std::size_t nodes = k;
   for (const auto& [i, j] : pairs) {
     if (taken.size() >= merges || nodes <= min_nodes) break;
+    if (rule == truncation_rule::one_per_node && (used[i] || used[j])) continue;
     if (!uf.unite(i, j)) continue;
+    used[i] = used[j] = 1;
     taken.emplace_back(i, j);
     --nodes;
   }

@@ -357,7 +357,7 @@ class progressive_trainer {
           for (std::size_t j = i + 1; j < k; ++j) a[i * k + j] = a[j * k + i] = u(gen);
         nm_.set_adjacency(std::move(a));
       }
-      nm_.truncate(remove, pe.nodes_after);
+      nm_.truncate(remove, pe.nodes_after, s_.truncation);
     }
     remap_bank(before);
   }

@@ -10,6 +10,7 @@
 
 #include "nmhash/core/error.hpp"
 #include "nmhash/hashing/active_phase.hpp"
+#include "nmhash/hashing/partition.hpp"
 
 namespace nmhash::hashing {
 
@@ -30,6 +31,7 @@ struct progressive_schedule {
   double eta = 1200;                             // Eq. (7) quantization weight
   double frozen_weight = 0.25;                   // w of the frozen loss (nm_layer.hpp)
   active_gradient gradient = active_gradient::paper_eq4;
+  truncation_rule truncation = truncation_rule::top_m;  // which entries of A a truncation merges
   std::size_t validation_refresh = 8;            // batches between re-encodings of V
 
   void validate() const {
@@ -42,6 +44,16 @@ struct progressive_schedule {
       require(l >= 1 && l < prev, "schedule '", name, "': lengths must descend strictly below B_in = ", b_in,
               ", got ", l, " after ", prev);
       prev = l;
+    }
+    if (truncation == truncation_rule::one_per_node) {
+      std::size_t k = b_in;
+      for (std::size_t l : lengths)
+        while (k > l) {
+          const std::size_t remove = std::min(merges, k - l);
+          require(2 * remove <= k, "schedule '", name, "': one_per_node truncation cannot merge ", remove,
+                  " disjoint pairs among ", k, " nodes; lower m to at most ", k / 2);
+          k -= remove;
+        }
     }
   }
 };
