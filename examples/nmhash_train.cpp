@@ -214,15 +214,14 @@ int run(const options& o, Optimizer opt) {
   const auto ev = nmhash::evaluate(cq, cd, nmhash::labels::single(ql), nmhash::labels::single(dl), eo);
   const double eval_seconds = std::chrono::duration<double>(clock_type::now() - v0).count();
   const auto spread = nmhash::code_spread(cd);
-  const std::size_t distinct = spread.distinct;
-  const double top_share = spread.largest_share;
   const bool collapsed = spread.collapsed();
   std::printf("MAP tie-aware %.4f  index-order %.4f  precision r<=2 %.4f  distinct database codes %zu (largest group %.1f%%)\n",
-              ev.map.tie_aware, ev.map.index_order, ev.within_radius.precision, distinct, 100 * top_share);
+              ev.map.tie_aware, ev.map.index_order, ev.within_radius.precision, spread.distinct,
+              100 * spread.largest_share);
   if (collapsed)
     std::printf("WARNING: the codes have collapsed (%zu distinct database codes, %.1f%% share one code): "
                 "lower the learning rate or change the optimizer\n",
-                distinct, 100 * top_share);
+                spread.distinct, 100 * spread.largest_share);
 
   nmhash::nn::save_parameters(o.out + "/weights.safetensors", net, {{"model", "lenet"}, {"bits", std::to_string(o.bits)}});
   nmhash::io::save_codes_npy(o.out + "/query_codes.npy", cq);
@@ -234,8 +233,8 @@ int run(const options& o, Optimizer opt) {
       {"optimizer", o.optimizer}, {"lr", o.lr}, {"weight_decay", o.weight_decay}, {"batch", o.batch},
       {"epochs", o.epochs}, {"seed", o.seed}, {"train_images", train.size()}, {"queries", query.size()},
       {"database", db.size()}, {"map_tie_aware", ev.map.tie_aware}, {"map_index_order", ev.map.index_order},
-      {"precision_within_radius_2", ev.within_radius.precision}, {"distinct_database_codes", distinct},
-      {"largest_code_share", top_share}, {"collapsed", collapsed}, {"train_seconds_this_run", train_seconds},
+      {"precision_within_radius_2", ev.within_radius.precision}, {"distinct_database_codes", spread.distinct},
+      {"largest_code_share", spread.largest_share}, {"collapsed", collapsed}, {"train_seconds_this_run", train_seconds},
       {"eval_seconds", eval_seconds},
       {"wall_seconds", std::chrono::duration<double>(clock_type::now() - t0).count()}, {"history", history}};
   const std::string text = summary.dump(2) + "\n";

@@ -14,6 +14,24 @@
 
 namespace nmhash::hashing {
 
+namespace detail {
+
+// Node count after each truncation from B_in: each removes min(m, K - next
+// reported length) nodes, so every reported length is met exactly.
+inline std::vector<std::size_t> stage_node_counts(std::size_t b_in, const std::vector<std::size_t>& lengths,
+                                                  std::size_t merges) {
+  std::vector<std::size_t> out;
+  std::size_t k = b_in;
+  for (std::size_t l : lengths)
+    while (k > l) {
+      k -= std::min(merges, k - l);
+      out.push_back(k);
+    }
+  return out;
+}
+
+}  // namespace detail
+
 struct progressive_schedule {
   std::string name = "custom";
   std::size_t b_in = 60;                         // neurons of the hashing layer
@@ -47,13 +65,11 @@ struct progressive_schedule {
     }
     if (truncation == truncation_rule::one_per_node) {
       std::size_t k = b_in;
-      for (std::size_t l : lengths)
-        while (k > l) {
-          const std::size_t remove = std::min(merges, k - l);
-          require(2 * remove <= k, "schedule '", name, "': one_per_node truncation cannot merge ", remove,
-                  " disjoint pairs among ", k, " nodes; lower m to at most ", k / 2);
-          k -= remove;
-        }
+      for (std::size_t next : detail::stage_node_counts(b_in, lengths, merges)) {
+        require(2 * (k - next) <= k, "schedule '", name, "': one_per_node truncation cannot merge ", k - next,
+                " disjoint pairs among ", k, " nodes; lower m to at most ", k / 2);
+        k = next;
+      }
     }
   }
 };
@@ -62,14 +78,7 @@ struct progressive_schedule {
 // reported length) nodes, so every reported length is met exactly.
 inline std::vector<std::size_t> stage_targets(const progressive_schedule& s) {
   s.validate();
-  std::vector<std::size_t> out;
-  std::size_t k = s.b_in;
-  for (std::size_t l : s.lengths)
-    while (k > l) {
-      k -= std::min(s.merges, k - l);
-      out.push_back(k);
-    }
-  return out;
+  return detail::stage_node_counts(s.b_in, s.lengths, s.merges);
 }
 
 // Epochs the progressive run has trained when it first reports `length`
