@@ -3,7 +3,10 @@
 // report for each, and fails on spills (see test/CMakeLists.txt).
 #include "nmhash/cuda/hamming_topk.cuh"
 #include "nmhash/cuda/loo_map.cuh"
+#include "nmhash/cuda/loss.cuh"
 #include "nmhash/cuda/map.cuh"
+#include "nmhash/cuda/nn_kernels.cuh"
+#include "nmhash/cuda/optim.cuh"
 #include "nmhash/cuda/pack.cuh"
 
 namespace nmhash::gpu::kernels {
@@ -37,4 +40,24 @@ NMHASH_INSTANTIATE_LOO(2, class_id_relevance)
 NMHASH_INSTANTIATE_LOO(1, label_set_relevance)
 NMHASH_INSTANTIATE_LOO(2, label_set_relevance)
 template __global__ void column_means<0>(const double*, std::size_t, double*);
+// The training path (float, as the trainers use).
+template __global__ void relu_forward<float>(const float*, float*, std::size_t);
+template __global__ void relu_backward<float>(const float*, const float*, float*, std::size_t);
+template __global__ void scaled_tanh_forward<float>(const float*, float*, std::size_t, double);
+template __global__ void scaled_tanh_backward<float>(const float*, const float*, float*, std::size_t, double);
+template __global__ void bias_add<float>(float*, const float*, std::size_t, std::size_t, std::size_t);
+template __global__ void bias_grad<float>(const float*, std::size_t, std::size_t, std::size_t, float*);
+template __global__ void max_pool_forward<float>(const float*, float*, std::uint32_t*, std::size_t, std::size_t,
+                                                 std::size_t, std::size_t, std::size_t, std::size_t, std::size_t);
+template __global__ void max_pool_backward<float>(const float*, const std::uint32_t*, std::size_t, float*);
+template __global__ void pair_terms<float>(const float*, const std::int64_t*, const float*, const std::int32_t*,
+                                           std::size_t, std::size_t, pair_params, float*, double*, double*);
+template __global__ void pair_gradient<float>(const float*, const float*, const float*, const double*, std::size_t,
+                                              std::size_t, double, quant_params, float*, double*);
+template __global__ void scatter_rows<float>(const float*, const std::int64_t*, std::size_t, std::size_t, float*);
+template __global__ void adam_step<float>(float*, const float*, float*, float*, std::size_t, float, float, float,
+                                          float, float, float);
+template __global__ void sgd_step<float>(float*, const float*, float*, std::size_t, double, double, double);
+template __global__ void rmsprop_step<float>(float*, const float*, float*, std::size_t, double, double, double,
+                                             double);
 }  // namespace nmhash::gpu::kernels

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "nmhash/cuda/device_buffer.cuh"
 #include "nmhash/cuda/hamming_topk.cuh"
 #include "nmhash/cuda/loo_map.cuh"
 #include "nmhash/cuda/map.cuh"
@@ -23,34 +24,6 @@
 namespace nmhash {
 
 namespace gpu {
-
-// An owning device allocation of n elements of T.
-template <class T>
-class device_buffer {
- public:
-  device_buffer() = default;
-  explicit device_buffer(std::size_t n) : n_(n) {
-    NMHASH_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p_), (n ? n : 1) * sizeof(T)));
-  }
-  device_buffer(const T* host, std::size_t n) : device_buffer(n) {
-    if (n) NMHASH_CUDA_CHECK(cudaMemcpy(p_, host, n * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  device_buffer(const device_buffer&) = delete;
-  device_buffer& operator=(const device_buffer&) = delete;
-  ~device_buffer() {
-    if (p_) cudaFree(p_);
-  }
-  T* data() { return p_; }
-  const T* data() const { return p_; }
-  std::size_t size() const { return n_; }
-  void copy_to(T* host) const {
-    if (n_) NMHASH_CUDA_CHECK(cudaMemcpy(host, p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
-  }
-
- private:
-  T* p_ = nullptr;
-  std::size_t n_ = 0;
-};
 
 namespace detail {
 

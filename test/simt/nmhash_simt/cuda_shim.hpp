@@ -204,9 +204,12 @@ unsigned __match_any_sync(unsigned mask, T value) {
 template <class T>
 T atomicAdd(T* p, T v) {
   if constexpr (std::is_floating_point_v<T>) {
-    T old = *p;
-    while (!__atomic_compare_exchange_n(p, &old, old + v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-    }
+    // The generic compare-exchange: the _n form takes integers only.
+    T old, desired;
+    __atomic_load(p, &old, __ATOMIC_SEQ_CST);
+    do {
+      desired = old + v;
+    } while (!__atomic_compare_exchange(p, &old, &desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
     return old;
   } else {
     return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
