@@ -3,6 +3,8 @@
 // database in both tie conventions, and writes a JSON summary, the weights
 // (safetensors), and the codes and labels (.npy, readable by nmhash_eval).
 // Every epoch ends with an atomic checkpoint; a killed run resumes from it.
+// --device cuda trains on the GPU (nmhash_train_cuda.cu) with the same
+// network, loss, optimizer and checkpoints.
 #include <unistd.h>
 
 #include <chrono>
@@ -10,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +34,7 @@
 #include "nmhash/optim/adam.hpp"
 #include "nmhash/optim/rmsprop.hpp"
 #include "nmhash/optim/sgd.hpp"
+#include "nmhash_train_cuda.hpp"
 
 namespace {
 
@@ -38,7 +42,7 @@ using clock_type = std::chrono::steady_clock;
 using real = float;
 
 struct options {
-  std::string loss = "dpsh", optimizer = "adam", data = nmhash::data::default_fashion_mnist_dir,
+  std::string loss = "dpsh", optimizer = "adam", device = "cpu", data = nmhash::data::default_fashion_mnist_dir,
               out;
   std::size_t bits = 48, epochs = 20, batch = 128, train_limit = 0, query_limit = 0, db_limit = 0;
   double lr = 1e-4, weight_decay = 1e-5, momentum = 0.9, alpha = 0.1, eta = 1200;
@@ -71,19 +75,23 @@ void progress(std::size_t epoch, std::size_t epochs, std::size_t done, std::size
   std::fflush(stderr);
 }
 
-nmhash::packed_codes encode(nmhash::nn::sequential<real>& net, const nmhash::data::image_pool& pool,
-                            const std::vector<std::size_t>& idx, std::size_t bits, std::size_t batch) {
+nmhash::packed_codes encode(nmhash::nn::sequential<real>& net, nmhash_train::cuda_trainer* dev,
+                            const nmhash::data::image_pool& pool, const std::vector<std::size_t>& idx,
+                            std::size_t bits, std::size_t batch) {
   nmhash::packed_codes codes(idx.size(), bits);
-  nmhash::tensor<real> x;
+  nmhash::tensor<real> x, on_device;
   for (std::size_t b = 0; b < idx.size(); b += batch) {
     const std::size_t n = std::min(batch, idx.size() - b);
     nmhash::data::gather_images(pool, idx, b, n, x);
-    const auto& y = net.forward(x, false);
+    if (dev) dev->infer(x, on_device);
+    const auto& y = dev ? on_device : net.forward(x, false);
     const auto part = nmhash::pack_signs(y.data(), n, bits);
     std::copy(part.data(), part.data() + n * codes.words_per_code(), codes.row(b));
   }
   return codes;
 }
+
+nmhash::optim::group_table optimizer_groups(const options& o) { return {{}, {o.lr, o.weight_decay}}; }
 
 template <class Optimizer>
 void restore_state(Optimizer& opt, const nmhash::io::safetensors_file& ck, const std::string& path,
@@ -146,9 +154,19 @@ int run(const options& o, Optimizer opt) {
     std::fprintf(stderr, "resuming from %s after epoch %zu\n", ck_path.c_str(), start_epoch);
   }
 
-  std::printf("fmnist-dpsh lenet, %s loss, K = %zu, %s lr %g, batch %zu, seed %llu: %zu training images\n",
+  std::unique_ptr<nmhash_train::cuda_trainer> dev;
+  std::string device_name = "cpu";
+  if (o.device == "cuda") {
+    std::size_t steps = 0;
+    if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>) steps = opt.steps();
+    const nmhash_train::cuda_settings cs{o.loss,          o.optimizer, o.alpha, o.eta, hashnet_alpha, margin, o.momentum,
+                                         optimizer_groups(o)};
+    dev = nmhash_train::make_cuda_trainer(net, bank, cs, opt.state(), steps);
+    device_name = "cuda (" + dev->device() + ")";
+  }
+  std::printf("fmnist-dpsh lenet, %s loss, K = %zu, %s lr %g, batch %zu, seed %llu, on %s: %zu training images\n",
               o.loss.c_str(), o.bits, o.optimizer.c_str(), o.lr, o.batch,
-              static_cast<unsigned long long>(o.seed), train.size());
+              static_cast<unsigned long long>(o.seed), device_name.c_str(), train.size());
   nlohmann::json history = nlohmann::json::array();
   nmhash::tensor<real> x, du;
   std::vector<std::size_t> batch_idx;
@@ -165,18 +183,25 @@ int run(const options& o, Optimizer opt) {
       nmhash::data::gather_images(pool, pool_idx, b, n, x);
       batch_idx.assign(order.begin() + static_cast<long>(b), order.begin() + static_cast<long>(b + n));
       if (tanh_head) tanh_head->set_beta(nmhash::nn::hashnet_beta(epoch * batches_per_epoch + b / o.batch));
-      const auto& u = net.forward(x, true);
-      bank.update(u, batch_idx);
-      const double l = o.loss == "dpsh"      ? nmhash::loss::dpsh(u, batch_idx, bank, o.alpha, du)
-                       : o.loss == "eq7"     ? nmhash::loss::pairwise_eq7(u, batch_idx, bank, o.eta, du)
-                       : o.loss == "dhn"     ? nmhash::loss::dhn(u, batch_idx, bank, o.alpha, du)
-                       : o.loss == "hashnet" ? nmhash::loss::hashnet(u, batch_idx, bank, hashnet_alpha, du)
-                                             : nmhash::loss::dsh(u, batch_idx, bank, margin, o.alpha, du);
+      // The device path steps its optimizer inside step(); the CPU path
+      // steps only once the loss is known to be finite.
+      const auto cpu_loss = [&] {
+        const auto& u = net.forward(x, true);
+        bank.update(u, batch_idx);
+        return o.loss == "dpsh"      ? nmhash::loss::dpsh(u, batch_idx, bank, o.alpha, du)
+               : o.loss == "eq7"     ? nmhash::loss::pairwise_eq7(u, batch_idx, bank, o.eta, du)
+               : o.loss == "dhn"     ? nmhash::loss::dhn(u, batch_idx, bank, o.alpha, du)
+               : o.loss == "hashnet" ? nmhash::loss::hashnet(u, batch_idx, bank, hashnet_alpha, du)
+                                     : nmhash::loss::dsh(u, batch_idx, bank, margin, o.alpha, du);
+      };
+      const double l = dev ? dev->step(x, batch_idx) : cpu_loss();
       nmhash::require(std::isfinite(l), "the ", o.loss, " loss is ", l, " at epoch ", epoch + 1, ", batch ",
                       b / o.batch + 1, ": training diverged (lower --lr or use --optimizer adam)");
-      net.zero_grad();
-      net.backward(du);
-      opt.step(net.parameters(), net.gradients(), net.ranges());
+      if (!dev) {
+        net.zero_grad();
+        net.backward(du);
+        opt.step(net.parameters(), net.gradients(), net.ranges());
+      }
       loss_sum += l;
       ++batches;
       const double s = std::chrono::duration<double>(clock_type::now() - e0).count();
@@ -191,6 +216,11 @@ int run(const options& o, Optimizer opt) {
     std::fflush(stdout);
     history.push_back({{"epoch", epoch + 1}, {"loss", loss_sum / static_cast<double>(batches)}, {"seconds", es}});
 
+    if (dev) {
+      std::size_t steps = 0;
+      dev->download(bank, opt.state(), steps);
+      if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>) opt.set_steps(steps);
+    }
     auto tensors = nmhash::nn::parameter_tensors(net);
     tensors["memory_bank"] = nmhash::io::named_tensor::from(bank.rows(), {train.size(), o.bits});
     std::map<std::string, std::string> meta{{"loss", o.loss},
@@ -207,7 +237,7 @@ int run(const options& o, Optimizer opt) {
   }
 
   const auto v0 = clock_type::now();
-  const auto cq = encode(net, pool, query, o.bits, 256), cd = encode(net, pool, db, o.bits, 256);
+  const auto cq = encode(net, dev.get(), pool, query, o.bits, 256), cd = encode(net, dev.get(), pool, db, o.bits, 256);
   const auto ql = gather(pool.labels, query), dl = gather(pool.labels, db);
   nmhash::evaluation_options eo;
   eo.precision_at = {100, 1000};
@@ -230,6 +260,7 @@ int run(const options& o, Optimizer opt) {
   nmhash::io::write_npy(o.out + "/db_labels.npy", dl.data(), {dl.size()});
   const nlohmann::json summary = {
       {"protocol", "fmnist-dpsh"}, {"model", "lenet"}, {"loss", o.loss}, {"bits", o.bits}, {"settings", hyper},
+      {"device", device_name},
       {"optimizer", o.optimizer}, {"lr", o.lr}, {"weight_decay", o.weight_decay}, {"batch", o.batch},
       {"epochs", o.epochs}, {"seed", o.seed}, {"train_images", train.size()}, {"queries", query.size()},
       {"database", db.size()}, {"map_tie_aware", ev.map.tie_aware}, {"map_index_order", ev.map.index_order},
@@ -248,6 +279,16 @@ int run(const options& o, Optimizer opt) {
 
 }  // namespace
 
+#ifndef NMHASH_TRAIN_CUDA
+std::unique_ptr<nmhash_train::cuda_trainer> nmhash_train::make_cuda_trainer(nmhash::nn::sequential<float>&,
+                                                                           const nmhash::loss::memory_bank<float>&,
+                                                                           const cuda_settings&,
+                                                                           const optimizer_state&, std::size_t) {
+  nmhash::detail::fail("--device cuda: this nmhash_train was built without CUDA (CMake found no nvcc, cuBLAS or "
+                       "cuDNN); rebuild on a machine with the CUDA toolkit and cuDNN");
+}
+#endif
+
 int main(int argc, char** argv) {
   CLI::App app{"nmhash_train: fixed-length deep hashing baseline (lenet) on fmnist-dpsh"};
   options o;
@@ -256,6 +297,8 @@ int main(int argc, char** argv) {
   app.add_option("--bits", o.bits, "code length K")->check(CLI::Range(1, 4096));
   app.add_option("--epochs", o.epochs, "training epochs");
   app.add_option("--batch", o.batch, "batch size")->check(CLI::PositiveNumber);
+  app.add_option("--device", o.device, "where to train: cpu, or cuda (the first CUDA device)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--optimizer", o.optimizer, "optimizer")->check(CLI::IsMember({"adam", "sgd", "rmsprop"}));
   app.add_option("--lr", o.lr, "learning rate");
   app.add_option("--weight-decay", o.weight_decay, "L2 weight decay");
@@ -281,7 +324,7 @@ int main(int argc, char** argv) {
   o.resume = !no_resume;
   if (o.out.empty()) o.out = "results/train-" + o.loss + "-" + std::to_string(o.bits);
   try {
-    const nmhash::optim::group_table groups{{}, {o.lr, o.weight_decay}};
+    const nmhash::optim::group_table groups = optimizer_groups(o);
     if (o.optimizer == "adam") return run(o, nmhash::optim::adam<real>(groups));
     if (o.optimizer == "rmsprop") return run(o, nmhash::optim::rmsprop<real>(groups));
     return run(o, nmhash::optim::sgd<real>(o.momentum, groups));

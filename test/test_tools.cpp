@@ -174,6 +174,29 @@ TEST_CASE("nmhash_train: every method trains and writes its summary; resumes onl
   REQUIRE_THAT(other.err, Catch::Contains("checkpoint has settings"));
 }
 
+TEST_CASE("nmhash_train --device cuda trains on a GPU, or says why it cannot", "[tools][fmnist][cuda]") {
+  if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
+    WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
+    return;
+  }
+  temp_dir tmp;
+  const std::string out = tmp.file("train-cuda");
+  const auto r = run(tmp, std::string(NMHASH_TRAIN_BIN) +
+                              " --device cuda --train-limit 256 --query-limit 40 --db-limit 300 --bits 12 --epochs 1 --out " +
+                              out);
+  INFO(r.out << r.err);
+  if (r.status == 0) {
+    const auto summary = nlohmann::json::parse(read_bytes(out + "/summary.json"));
+    REQUIRE(summary["device"].get<std::string>().rfind("cuda (", 0) == 0);
+    REQUIRE(summary["map_tie_aware"].get<double>() > 0.0);
+  } else {
+    REQUIRE(r.status == 1);
+    REQUIRE_THAT(r.err, Catch::Contains("--device cuda: no CUDA device is available") ||
+                            Catch::Contains("--device cuda: this nmhash_train was built without CUDA"));
+    REQUIRE_FALSE(std::filesystem::exists(out + "/summary.json"));
+  }
+}
+
 TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finished runs and resumes", "[tools][fmnist]") {
   if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
     WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");

@@ -13,7 +13,8 @@ int main() {
     std::printf("no CUDA device: device checks skipped\n");
     return 77;
   }
-  const std::string failure = run_device_checks();
+  std::string failure = run_device_checks();
+  if (failure.empty()) failure = run_training_checks();
   if (!failure.empty()) {
     std::printf("FAILED: %s\n", failure.c_str());
     return 1;

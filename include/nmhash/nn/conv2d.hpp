@@ -67,6 +67,10 @@ class conv2d : public layer<T> {
     for (std::size_t o = 0; o < cout_; ++o) b_[o] = T(0);
   }
 
+  std::size_t in_channels() const { return cin_; }
+  std::size_t out_channels() const { return cout_; }
+  const conv2d_options& options() const { return o_; }
+
   void forward(const tensor<T>& x, tensor<T>& y, bool) override {
     const shape4 os = output_shape(x.shape());
     y.resize(os);

@@ -68,6 +68,8 @@ class linear : public layer<T> {
     map(dx.data(), n, in).noalias() = DY * cmap(w_, out, in);
   }
 
+  std::size_t in_features() const { return in_; }
+  std::size_t out_features() const { return out_; }
   const T* weight() const { return w_; }
   const T* bias() const { return b_; }
 

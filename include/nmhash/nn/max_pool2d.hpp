@@ -19,6 +19,8 @@ class max_pool2d : public layer<T> {
   std::string name() const override {
     return "max_pool2d(" + std::to_string(k_) + ", stride " + std::to_string(s_) + ")";
   }
+  std::size_t kernel() const { return k_; }
+  std::size_t stride() const { return s_; }
   shape4 output_shape(const shape4& in) const override {
     require(in.rank() == 4 && in[2] >= k_ && in[3] >= k_, name(), ": input ", in.str(),
             " is not (N, C, H, W) with H, W >= ", k_);

@@ -38,6 +38,7 @@ class sequential {
   // the parameter and gradient buffers.
   void build(const shape4& input) {
     shape4 s = input;
+    input_shape_ = input;
     std::size_t total = 0;
     for (auto& l : layers_) {
       s = l->output_shape(s);
@@ -102,6 +103,8 @@ class sequential {
   aligned_vector<T>& gradients() { return grads_; }
   const std::vector<parameter_range>& ranges() const { return ranges_; }
   const shape4& output_shape() const { return output_shape_; }
+  // The input shape the network was built for.
+  const shape4& input_shape() const { return input_shape_; }
   std::size_t size() const { return layers_.size(); }
   layer<T>& at(std::size_t i) { return *layers_[i]; }
 
@@ -112,7 +115,7 @@ class sequential {
   std::vector<parameter_range> ranges_;
   std::vector<tensor<T>> acts_;
   tensor<T> grad_[2];
-  shape4 output_shape_{};
+  shape4 input_shape_{}, output_shape_{};
   bool built_ = false;
 };
 
