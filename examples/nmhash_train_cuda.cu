@@ -56,14 +56,10 @@ class device_trainer final : public cuda_trainer {
       : name_(first_device()), net_(net, ctx_), bank_(bank.labels(), bank.bits()), loss_(loss_options(s)),
         opt_(make_optimizer(s)) {
     bank_.upload(bank.rows());
-    std::visit(
-        [&](auto& o) {
-          for (auto& [name, dev] : o.state())
-            for (const auto& [host_name, host] : state)
-              if (host_name == name && !host->empty()) *dev = gpu::device_buffer<float>(host->data(), host->size());
-          if constexpr (std::is_same_v<std::decay_t<decltype(o)>, gpu::adam<float>>) o.set_steps(steps);
-        },
-        opt_);
+    for_each_state_pair(state, [](nmhash::aligned_vector<float>& host, gpu::device_buffer<float>& dev) {
+      if (!host.empty()) dev = gpu::device_buffer<float>(host.data(), host.size());
+    });
+    if (auto* adam = std::get_if<gpu::adam<float>>(&opt_)) adam->set_steps(steps);
   }
 
   std::string device() const override { return name_; }
@@ -71,9 +67,7 @@ class device_trainer final : public cuda_trainer {
   double step(const nmhash::tensor<float>& x, const std::vector<std::size_t>& idx) override {
     const std::size_t n = x.shape()[0];
     nmhash::require(n == idx.size(), "cuda_trainer: ", n, " images but ", idx.size(), " training indices");
-    x_.reserve(x.size());
-    x_.copy_from(x.data(), x.size());
-    const float* u = net_.forward(x_.data(), n);
+    const float* u = forward(x);
     bank_.update(u, idx, ctx_.stream());
     du_.reserve(net_.output_shape().size());
     const double l = loss_(u, idx, bank_, du_.data(), ctx_.stream());
@@ -85,9 +79,7 @@ class device_trainer final : public cuda_trainer {
   }
 
   void infer(const nmhash::tensor<float>& x, nmhash::tensor<float>& y) override {
-    x_.reserve(x.size());
-    x_.copy_from(x.data(), x.size());
-    const float* out = net_.forward(x_.data(), x.shape()[0]);
+    const float* out = forward(x);
     y.resize(net_.output_shape());
     NMHASH_CUDA_CHECK(cudaMemcpy(y.data(), out, y.size() * sizeof(float), cudaMemcpyDeviceToHost));
   }
@@ -95,21 +87,35 @@ class device_trainer final : public cuda_trainer {
   void download(nmhash::loss::memory_bank<float>& bank, const optimizer_state& state, std::size_t& steps) override {
     net_.download_parameters();
     bank_.download(bank.rows());
-    steps = 0;
+    for_each_state_pair(state, [](nmhash::aligned_vector<float>& host, gpu::device_buffer<float>& dev) {
+      host.resize(dev.size());
+      dev.copy_to(host.data());
+    });
+    const auto* adam = std::get_if<gpu::adam<float>>(&opt_);
+    steps = adam ? adam->steps() : 0;
+  }
+
+ private:
+  // Uploads the host batch x and runs the network on it.
+  const float* forward(const nmhash::tensor<float>& x) {
+    x_.reserve(x.size());
+    x_.copy_from(x.data(), x.size());
+    return net_.forward(x_.data(), x.shape()[0]);
+  }
+
+  // f(host buffer, device buffer) for each optimizer state buffer the host
+  // and the device optimizer both name.
+  template <class F>
+  void for_each_state_pair(const optimizer_state& state, F&& f) {
     std::visit(
         [&](auto& o) {
           for (auto& [name, dev] : o.state())
             for (const auto& [host_name, host] : state)
-              if (host_name == name) {
-                host->resize(dev->size());
-                dev->copy_to(host->data());
-              }
-          if constexpr (std::is_same_v<std::decay_t<decltype(o)>, gpu::adam<float>>) steps = o.steps();
+              if (host_name == name) f(*host, *dev);
         },
         opt_);
   }
 
- private:
   std::string name_;
   gpu::dnn_context ctx_;
   gpu::network net_;

@@ -14,6 +14,20 @@ __device__ __forceinline__ unsigned lanemask_lt() {
 
 namespace kernels {
 
+// The sum of v over the block, returned on thread 0 (blockDim.x a multiple
+// of 32): a shuffle tree per warp, then the warps in order. s_warp: 32
+// doubles of shared memory; the block may call it again with the same one.
+__device__ __forceinline__ double block_sum(double v, double* s_warp) {
+  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
+  __syncthreads();
+  if (threadIdx.x % 32 == 0) s_warp[threadIdx.x / 32] = v;
+  __syncthreads();
+  double total = 0;
+  if (threadIdx.x == 0)
+    for (unsigned w = 0; w < blockDim.x / 32; ++w) total += s_warp[w];
+  return total;
+}
+
 // out[c] = mean of column c of a column-major n x m matrix (column c is
 // data[c * n .. c * n + n)); one block per column. 0 for n = 0.
 template <int Unused = 0>
@@ -23,14 +37,8 @@ __global__ void column_means(const double* __restrict__ data, std::size_t n,
   const double* col = data + static_cast<std::size_t>(blockIdx.x) * n;
   double s = 0;
   for (std::size_t i = threadIdx.x; i < n; i += blockDim.x) s += col[i];
-  for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xFFFFFFFFu, s, o);
-  if (threadIdx.x % 32 == 0) s_warp[threadIdx.x / 32] = s;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double total = 0;
-    for (unsigned w = 0; w < blockDim.x / 32; ++w) total += s_warp[w];
-    out[blockIdx.x] = n > 0 ? total / static_cast<double>(n) : 0.0;
-  }
+  const double total = block_sum(s, s_warp);
+  if (threadIdx.x == 0) out[blockIdx.x] = n > 0 ? total / static_cast<double>(n) : 0.0;
 }
 
 }  // namespace kernels

@@ -47,19 +47,6 @@ struct quant_params {
 
 namespace kernels {
 
-// The sum of v over the block, returned on thread 0 (blockDim.x a multiple
-// of 32).
-__device__ __forceinline__ double block_sum(double v, double* s_warp) {
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
-  __syncthreads();
-  if (threadIdx.x % 32 == 0) s_warp[threadIdx.x / 32] = v;
-  __syncthreads();
-  double total = 0;
-  if (threadIdx.x == 0)
-    for (unsigned w = 0; w < blockDim.x / 32; ++w) total += s_warp[w];
-  return total;
-}
-
 template <class T>
 __global__ void pair_terms(const T* __restrict__ u, const std::int64_t* __restrict__ idx, const T* __restrict__ bank,
                            const std::int32_t* __restrict__ labels, std::size_t N, std::size_t K, pair_params p,

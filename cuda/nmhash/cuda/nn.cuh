@@ -260,14 +260,16 @@ class conv_layer final : public device_layer {
     nmhash::detail::fail("gpu::network: cuDNN offers no ", what, " algorithm for this convolution");
   }
 
+  static void set_nchw(cudnnTensorDescriptor_t desc, const shape4& s) {
+    NMHASH_CUDNN_CHECK(cudnnSetTensor4dDescriptor(desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(s[0], "batch"),
+                                                  to_int(s[1], "channels"), to_int(s[2], "height"),
+                                                  to_int(s[3], "width")));
+  }
+
   void prepare(dnn_context& ctx, const shape4& in, const shape4& out) {
     if (in == in_ && out == out_) return;
-    NMHASH_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(in[0], "batch"),
-                                                  to_int(in[1], "channels"), to_int(in[2], "height"),
-                                                  to_int(in[3], "width")));
-    NMHASH_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_desc_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(out[0], "batch"),
-                                                  to_int(out[1], "channels"), to_int(out[2], "height"),
-                                                  to_int(out[3], "width")));
+    set_nchw(x_desc_, in);
+    set_nchw(y_desc_, out);
     int found = 0;
     cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     NMHASH_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(ctx.dnn(), x_desc_, w_desc_, conv_desc_, y_desc_,

@@ -80,14 +80,8 @@ __global__ void bias_grad(const T* __restrict__ dy, std::size_t samples, std::si
     const std::size_t n = e / hw, p = e % hw;
     s += static_cast<double>(dy[(n * channels + c) * hw + p]);
   }
-  for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xFFFFFFFFu, s, o);
-  if (threadIdx.x % 32 == 0) s_warp[threadIdx.x / 32] = s;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double total = 0;
-    for (unsigned w = 0; w < blockDim.x / 32; ++w) total += s_warp[w];
-    dbias[c] = static_cast<T>(static_cast<double>(dbias[c]) + total);
-  }
+  const double total = block_sum(s, s_warp);
+  if (threadIdx.x == 0) dbias[c] = static_cast<T>(static_cast<double>(dbias[c]) + total);
 }
 
 // One thread per output of a k x k window with stride s over (planes, H, W);

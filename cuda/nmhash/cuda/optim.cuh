@@ -59,6 +59,17 @@ void ensure_state(device_buffer<T>& b, std::size_t n) {
   b = device_buffer<T>(n);
   b.zero();
 }
+
+// f(range, its group's options) for every range, each checked against the
+// n parameters.
+template <class F>
+void for_each_range(const std::vector<nn::parameter_range>& ranges, std::size_t n, const optim::group_table& groups,
+                    const char* who, F&& f) {
+  for (const auto& r : ranges) {
+    require(r.offset + r.count <= n, who, ": range past the ", n, " parameters");
+    f(r, groups[r.group]);
+  }
+}
 }  // namespace detail
 
 // Adam as nmhash::optim::adam (torch.optim.Adam, L2 weight decay).
@@ -74,15 +85,13 @@ class adam {
     ++t_;
     const double c1 = 1 - std::pow(b1_, static_cast<double>(t_));
     const double c2 = 1 - std::pow(b2_, static_cast<double>(t_));
-    for (const auto& r : ranges) {
-      require(r.offset + r.count <= n, "gpu::adam: range past the ", n, " parameters");
-      const optim::group_options& o = groups_[r.group];
+    detail::for_each_range(ranges, n, groups_, "gpu::adam", [&](const nn::parameter_range& r, const optim::group_options& o) {
       NMHASH_LAUNCH(kernels::adam_step<T>, grid_for(r.count), elementwise_threads, 0, stream)(
           params + r.offset, grads + r.offset, m_.data() + r.offset, v_.data() + r.offset, r.count,
           static_cast<T>(b1_), static_cast<T>(b2_), static_cast<T>(o.weight_decay), static_cast<T>(o.lr / c1),
           static_cast<T>(1 / c2), static_cast<T>(eps_));
       check_launch("adam_step");
-    }
+    });
   }
   std::size_t steps() const { return t_; }
   void set_steps(std::size_t t) { t_ = t; }
@@ -105,13 +114,11 @@ class sgd {
   void step(T* params, const T* grads, std::size_t n, const std::vector<nn::parameter_range>& ranges,
             cudaStream_t stream = nullptr) {
     detail::ensure_state(v_, n);
-    for (const auto& r : ranges) {
-      require(r.offset + r.count <= n, "gpu::sgd: range past the ", n, " parameters");
-      const optim::group_options& o = groups_[r.group];
+    detail::for_each_range(ranges, n, groups_, "gpu::sgd", [&](const nn::parameter_range& r, const optim::group_options& o) {
       NMHASH_LAUNCH(kernels::sgd_step<T>, grid_for(r.count), elementwise_threads, 0, stream)(
           params + r.offset, grads + r.offset, v_.data() + r.offset, r.count, mu_, o.lr, o.weight_decay);
       check_launch("sgd_step");
-    }
+    });
   }
   std::vector<std::pair<std::string, device_buffer<T>*>> state() { return {{"momentum", &v_}}; }
 
@@ -130,13 +137,11 @@ class rmsprop {
   void step(T* params, const T* grads, std::size_t n, const std::vector<nn::parameter_range>& ranges,
             cudaStream_t stream = nullptr) {
     detail::ensure_state(s_, n);
-    for (const auto& r : ranges) {
-      require(r.offset + r.count <= n, "gpu::rmsprop: range past the ", n, " parameters");
-      const optim::group_options& o = groups_[r.group];
+    detail::for_each_range(ranges, n, groups_, "gpu::rmsprop", [&](const nn::parameter_range& r, const optim::group_options& o) {
       NMHASH_LAUNCH(kernels::rmsprop_step<T>, grid_for(r.count), elementwise_threads, 0, stream)(
           params + r.offset, grads + r.offset, s_.data() + r.offset, r.count, alpha_, o.lr, o.weight_decay, eps_);
       check_launch("rmsprop_step");
-    }
+    });
   }
   std::vector<std::pair<std::string, device_buffer<T>*>> state() { return {{"square_avg", &s_}}; }
 
