@@ -40,7 +40,7 @@ NMHASH_HOST_DEVICE inline int ctz64(std::uint64_t x) {
 
 // Number of 64-bit words that hold `bits` bits.
 NMHASH_HOST_DEVICE constexpr std::size_t words_for_bits(std::size_t bits) {
-  return (bits + 63) / 64;
+  return bits / 64 + (bits % 64 != 0);
 }
 
 }  // namespace nmhash

@@ -29,14 +29,11 @@ void save_hashing_model(const std::string& path, nn::sequential<T>& net, const n
   io::save_safetensors(path, tensors, metadata);
 }
 
-// Loads the parameters into `net` (same architecture) and returns the
-// grouping. A file without "nm.node_of" is a plain network (identity).
-template <class T>
-neuron_partition load_hashing_model(const std::string& path, nn::sequential<T>& net) {
-  const auto f = io::load_safetensors(path);
-  nn::load_parameters(f, path, net);
-  const std::size_t b_in = net.output_shape()[1];
-  if (!f.tensors.count("nm.node_of")) return neuron_partition(b_in);
+namespace detail {
+
+// The grouping stored as "nm.node_of" in `f` (B_in entries, each a node
+// index or -1), validated entry by entry.
+inline neuron_partition read_node_of(const io::safetensors_file& f, std::size_t b_in, const std::string& path) {
   std::vector<double> node_of(b_in);
   f.at("nm.node_of", {b_in}, path).copy_to(node_of.data(), b_in);
   std::vector<std::size_t> ids;
@@ -46,7 +43,24 @@ neuron_partition load_hashing_model(const std::string& path, nn::sequential<T>& 
             path, ": nm.node_of[", n, "] = ", v, " is not a node index or -1");
     ids.push_back(v < 0 ? neuron_partition::unused : static_cast<std::size_t>(v));
   }
-  return neuron_partition::from_node_ids(ids);
+  try {
+    return neuron_partition::from_node_ids(ids);
+  } catch (const error& e) {
+    nmhash::detail::fail(path, ": nm.node_of: ", e.what());
+  }
+}
+
+}  // namespace detail
+
+// Loads the parameters into `net` (same architecture) and returns the
+// grouping. A file without "nm.node_of" is a plain network (identity).
+template <class T>
+neuron_partition load_hashing_model(const std::string& path, nn::sequential<T>& net) {
+  const auto f = io::load_safetensors(path);
+  nn::load_parameters(f, path, net);
+  const std::size_t b_in = net.output_shape()[1];
+  if (!f.tensors.count("nm.node_of")) return neuron_partition(b_in);
+  return detail::read_node_of(f, b_in, path);
 }
 
 }  // namespace nmhash::hashing

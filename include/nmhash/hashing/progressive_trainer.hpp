@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "nmhash/data/batches.hpp"
+#include "nmhash/hashing/model_io.hpp"
 #include "nmhash/hashing/nm_layer.hpp"
 #include "nmhash/hashing/schedule.hpp"
 #include "nmhash/io/safetensors.hpp"
@@ -202,11 +203,10 @@ class progressive_trainer {
 
   // Restores a state written by save_state() (file read from `path`).
   void load_state(const io::safetensors_file& f, const std::string& path) {
-    for (const char* key : {"epochs_done", "score_count", "reduction"})
-      require(f.metadata.count(key), path, ": checkpoint has no '", key, "' entry");
-    require(f.metadata.at("reduction") == to_string(mode_), path, ": checkpoint of a ", f.metadata.at("reduction"),
-            " run, this run is ", to_string(mode_));
-    const std::size_t done = std::stoull(f.metadata.at("epochs_done"));
+    const std::string& reduction = f.meta("reduction", path);
+    require(reduction == to_string(mode_), path, ": checkpoint of a ", reduction, " run, this run is ", to_string(mode_));
+    const std::uint64_t done = f.meta_u64("epochs_done", path);
+    const std::uint64_t score_count = f.meta_u64("score_count", path);
     require(done <= plan_.size(), path, ": checkpoint after epoch ", done, ", the plan has ", plan_.size());
     // The network: names "net.<layer>.<weight|bias>".
     io::safetensors_file inner;
@@ -219,14 +219,9 @@ class progressive_trainer {
       f.at("optimizer." + name, {buf->size()}, path).copy_to(buf->data(), buf->size());
     }
     if constexpr (std::is_same_v<Optimizer, optim::adam<T>>) {
-      require(f.metadata.count("optimizer_steps"), path, ": checkpoint has no 'optimizer_steps' entry");
-      opt_.set_steps(std::stoull(f.metadata.at("optimizer_steps")));
+      opt_.set_steps(static_cast<std::size_t>(f.meta_u64("optimizer_steps", path)));
     }
-    std::vector<double> node_of(s_.b_in);
-    f.at("nm.node_of", {s_.b_in}, path).copy_to(node_of.data(), node_of.size());
-    std::vector<std::size_t> ids;
-    for (double v : node_of) ids.push_back(v < 0 ? neuron_partition::unused : static_cast<std::size_t>(v));
-    nm_.set_partition(neuron_partition::from_node_ids(ids));
+    nm_.set_partition(detail::read_node_of(f, s_.b_in, path));
     const std::size_t k = nm_.nodes();
     const std::size_t expect = done == 0 ? s_.b_in : plan_[done - 1].nodes_after;
     require(k == expect, path, ": checkpoint has ", k, " nodes, the plan has ", expect, " after epoch ", done);
@@ -240,8 +235,8 @@ class progressive_trainer {
       score_sum_.resize(k);
       f.at("nm.score_sum", {k}, path).copy_to(score_sum_.data(), k);
     }
-    score_count_ = std::stoull(f.metadata.at("score_count"));
-    done_ = done;
+    score_count_ = static_cast<std::size_t>(score_count);
+    done_ = static_cast<std::size_t>(done);
   }
 
  private:

@@ -1,64 +1,212 @@
 // Atomic file replacement: data is written to a temporary file next to the
-// target, flushed, and renamed over it, so readers see the old file or the
-// complete new one, never a partial write.
+// target (`<target>.tmp.<pid>`), flushed to disk, and renamed over it, so
+// readers see the old file or the complete new one, never a partial write.
+//  - A failed write, flush or rename throws nmhash::error with the real
+//    cause (e.g. "File too large (EFBIG)", "No space left on device
+//    (ENOSPC)") and removes the temporary file.
+//  - Temporary files of the same target left by killed processes (their pid
+//    no longer runs) are removed when the target is next written.
+//  - atomic_group commits several files that belong together (distances and
+//    indices, codes and labels, a summary and its model): every old target
+//    is removed before the first new one is renamed into place, so a reader
+//    never sees a new file beside a stale partner, only the whole old set,
+//    the whole new set, or some of the new set with the rest absent.
 #pragma once
 
 #include <cerrno>
+#include <signal.h>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nmhash/core/error.hpp"
 
 namespace nmhash::io {
 
+namespace detail {
+
+// strerror(e) followed by the errno name for the causes a full or failing
+// disk gives, e.g. "File too large (EFBIG)".
+inline std::string errno_text(int e) {
+  const char* name = e == EFBIG ? "EFBIG" : e == ENOSPC ? "ENOSPC" : e == EIO ? "EIO" : e == EDQUOT ? "EDQUOT"
+                   : e == EROFS ? "EROFS" : e == EACCES ? "EACCES" : e == ENOENT ? "ENOENT" : nullptr;
+  std::string s = std::strerror(e);
+  if (name) s += std::string(" (") + name + ")";
+  return s;
+}
+
+inline std::string dir_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+inline std::string base_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Removes `<target>.tmp.<pid>` files whose process no longer exists.
+inline void remove_stale_temporaries(const std::string& target) {
+  const std::string dir = dir_of(target), prefix = base_of(target) + ".tmp.";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    if (pid > 0 && pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(dir + "/" + name);
+  }
+  ::closedir(d);
+  for (const auto& s : stale) ::unlink(s.c_str());
+}
+
+// Makes renames in `dir` durable; best effort (some file systems refuse).
+inline void sync_directory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace detail
+
 class atomic_file {
  public:
   explicit atomic_file(std::string path) : path_(std::move(path)) {
+    detail::remove_stale_temporaries(path_);
     tmp_ = path_ + ".tmp." + std::to_string(::getpid());
-    f_ = std::fopen(tmp_.c_str(), "wb");
-    require(f_ != nullptr, path_, ": cannot create temporary file ", tmp_, ": ",
-            std::strerror(errno));
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    require(fd_ >= 0, path_, ": cannot create temporary file ", tmp_, ": ", detail::errno_text(errno));
+    buf_.reserve(buffer_size);
   }
   atomic_file(const atomic_file&) = delete;
   atomic_file& operator=(const atomic_file&) = delete;
-  ~atomic_file() {
-    if (f_) {
-      std::fclose(f_);
-      std::remove(tmp_.c_str());
-    }
-  }
+  ~atomic_file() { discard(); }
+
+  const std::string& path() const { return path_; }
 
   void write(const void* data, std::size_t bytes) {
-    if (bytes == 0) return;
-    require(std::fwrite(data, 1, bytes, f_) == bytes, path_, ": write failed: ",
-            std::strerror(errno));
+    require(fd_ >= 0 && !finished_, path_, ": write after the file was finished");
+    const auto* p = static_cast<const char*>(data);
+    if (buf_.size() + bytes <= buffer_size) {
+      buf_.insert(buf_.end(), p, p + bytes);
+      return;
+    }
+    flush_buffer();
+    if (bytes < buffer_size) buf_.insert(buf_.end(), p, p + bytes);
+    else write_all(p, bytes);
   }
 
-  // Flushes to disk and renames the temporary file over the target.
-  void commit() {
-    require(std::fflush(f_) == 0 && ::fsync(fileno(f_)) == 0, path_,
-            ": flush failed: ", std::strerror(errno));
-    const int rc = std::fclose(f_);
-    f_ = nullptr;
-    if (rc != 0) {
-      std::remove(tmp_.c_str());
-      nmhash::detail::fail(path_, ": close failed: ", std::strerror(errno));
-    }
+  // Writes the data out, syncs it to disk and closes the temporary file;
+  // the target is untouched until publish() (atomic_group uses the two
+  // steps; commit() does both).
+  void finish() {
+    require(fd_ >= 0 && !finished_, path_, ": finish of a file already finished");
+    flush_buffer();
+    if (::fsync(fd_) != 0) fail_and_discard("flush to disk failed", errno);
+    const int rc = ::close(fd_);
+    fd_ = -1;
+    if (rc != 0) fail_and_discard("close failed", errno);
+    finished_ = true;
+  }
+
+  // Renames the finished temporary file over the target.
+  void publish() {
+    require(finished_, path_, ": publish before finish");
     if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
       const int e = errno;
-      std::remove(tmp_.c_str());
-      nmhash::detail::fail(path_, ": cannot rename temporary file into place: ", std::strerror(e));
+      ::unlink(tmp_.c_str());
+      finished_ = false;
+      nmhash::detail::fail(path_, ": cannot rename temporary file into place: ", detail::errno_text(e));
     }
+    finished_ = false;
+    published_ = true;
+  }
+
+  // finish() then publish(), then the directory entry is synced.
+  void commit() {
+    finish();
+    publish();
+    detail::sync_directory(detail::dir_of(path_));
   }
 
  private:
-  std::string path_;
-  std::string tmp_;
-  std::FILE* f_ = nullptr;
+  static constexpr std::size_t buffer_size = std::size_t{1} << 20;
+
+  void discard() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (!published_) ::unlink(tmp_.c_str());
+    finished_ = false;
+  }
+
+  [[noreturn]] void fail_and_discard(const char* what, int e) {
+    discard();
+    nmhash::detail::fail(path_, ": ", what, ": ", detail::errno_text(e));
+  }
+
+  void write_all(const char* p, std::size_t n) {
+    while (n > 0) {
+      const ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) fail_and_discard("write failed", w < 0 ? errno : EIO);
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
+  }
+
+  void flush_buffer() {
+    if (buf_.empty()) return;
+    write_all(buf_.data(), buf_.size());
+    buf_.clear();
+  }
+
+  std::string path_, tmp_;
+  int fd_ = -1;
+  bool finished_ = false, published_ = false;
+  std::vector<char> buf_;
+};
+
+// Files that belong together, committed as a set (see the top of this
+// file). Each add() starts one file; commit() publishes them all.
+class atomic_group {
+ public:
+  atomic_file& add(const std::string& path) {
+    files_.push_back(std::make_unique<atomic_file>(path));
+    return *files_.back();
+  }
+
+  void commit() {
+    for (auto& f : files_) f->finish();
+    // No new file may appear beside a stale partner: the old set goes first.
+    for (auto& f : files_)
+      if (::unlink(f->path().c_str()) != 0 && errno != ENOENT)
+        nmhash::detail::fail(f->path(), ": cannot remove the previous file: ", detail::errno_text(errno));
+    for (auto& f : files_) f->publish();
+    std::vector<std::string> dirs;
+    for (auto& f : files_) {
+      const std::string d = detail::dir_of(f->path());
+      bool seen = false;
+      for (const auto& x : dirs) seen = seen || x == d;
+      if (!seen) dirs.push_back(d);
+    }
+    for (const auto& d : dirs) detail::sync_directory(d);
+    files_.clear();
+  }
+
+ private:
+  std::vector<std::unique_ptr<atomic_file>> files_;
 };
 
 }  // namespace nmhash::io

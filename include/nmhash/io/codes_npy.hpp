@@ -22,14 +22,16 @@ namespace nmhash::io {
 
 // bits: the code length for packed uint8 input (0 = 8 x columns); ignored,
 // except as a check, for the other dtypes.
-inline packed_codes load_codes_npy(const std::string& path, std::size_t bits = 0,
+// Codes from an array read from `path` (named in every error).
+inline packed_codes codes_from_npy(const npy_array& a, const std::string& path, std::size_t bits = 0,
                                    bit_order order = bit_order::msb_first) {
-  const npy_array a = read_npy(path);
   require(a.shape.size() == 2, path, ": codes must be a 2-D array (N, K), found shape ",
           a.shape_string());
   const std::size_t n = a.shape[0], cols = a.shape[1];
   require(cols >= 1, path, ": codes have zero columns");
   if (a.kind == 'u' && a.item_size == 1) {
+    require(cols <= bytes_for_bits(max_code_bits), path, ": packed uint8 codes with ", cols,
+            " bytes per row exceed the supported K = ", max_code_bits, " bits");
     const std::size_t k = bits ? bits : 8 * cols;
     require(bytes_for_bits(k) == cols, path, ": packed uint8 codes of K = ", k, " bits need ",
             bytes_for_bits(k), " bytes per row, found ", cols);
@@ -53,8 +55,13 @@ inline packed_codes load_codes_npy(const std::string& path, std::size_t bits = 0
                " for codes (expected float32, float64, int8 +-1 or packed uint8)");
 }
 
-inline labels load_labels_npy(const std::string& path) {
-  const npy_array a = read_npy(path);
+inline packed_codes load_codes_npy(const std::string& path, std::size_t bits = 0,
+                                   bit_order order = bit_order::msb_first) {
+  return codes_from_npy(read_npy(path), path, bits, order);
+}
+
+// Labels from an array read from `path` (named in every error).
+inline labels labels_from_npy(const npy_array& a, const std::string& path) {
   const bool column = a.shape.size() == 2 && a.shape[1] == 1;
   if (a.shape.size() == 1 || column) {
     require(a.kind == 'i' || a.kind == 'u', path, ": class-id labels must be integers, found ",
@@ -80,12 +87,21 @@ inline labels load_labels_npy(const std::string& path) {
   return labels::multi_hot(m.data(), a.shape[0], a.shape[1]);
 }
 
+inline labels load_labels_npy(const std::string& path) { return labels_from_npy(read_npy(path), path); }
+
+// Writes codes as packed uint8 bytes (numpy.packbits layout) into `f`.
+inline void write_codes_npy(atomic_file& f, const packed_codes& c, bit_order order = bit_order::msb_first) {
+  std::vector<std::uint8_t> bytes(c.size() * bytes_for_bits(c.bits()));
+  to_packed_bytes(c, bytes.data(), order);
+  write_npy(f, bytes.data(), {c.size(), bytes_for_bits(c.bits())});
+}
+
 // Saves codes as packed uint8 bytes (numpy.packbits layout), atomically.
 inline void save_codes_npy(const std::string& path, const packed_codes& c,
                            bit_order order = bit_order::msb_first) {
-  std::vector<std::uint8_t> bytes(c.size() * bytes_for_bits(c.bits()));
-  to_packed_bytes(c, bytes.data(), order);
-  write_npy(path, bytes.data(), {c.size(), bytes_for_bits(c.bits())});
+  atomic_file f(path);
+  write_codes_npy(f, c, order);
+  f.commit();
 }
 
 }  // namespace nmhash::io

@@ -1,7 +1,10 @@
 // Reader for the IDX format of MNIST and Fashion-MNIST, gzip-compressed or
-// plain (zlib reads both).
+// plain. The declared shape is overflow-checked and never trusted for an
+// allocation: the payload is read (and inflated) in bounded chunks, so a
+// short or lying file costs no more memory than the bytes it really holds.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -9,7 +12,9 @@
 
 #include <zlib.h>
 
+#include "nmhash/core/checked.hpp"
 #include "nmhash/core/error.hpp"
+#include "nmhash/io/read_file.hpp"
 
 namespace nmhash::io {
 
@@ -18,50 +23,116 @@ struct idx_array {
   std::vector<std::uint8_t> data;  // unsigned-byte payload
 };
 
-// Reads an IDX file of unsigned bytes (type code 0x08). `expect_dims` (if
-// non-zero) is checked against the file's number of dimensions.
-inline idx_array read_idx(const std::string& path, int expect_dims = 0) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  require(f != nullptr, path, ": cannot open file");
-  struct closer {
-    gzFile f;
-    ~closer() { gzclose(f); }
-  } guard{f};
-  auto read_exact = [&](void* dst, unsigned bytes, const char* what) {
-    const int got = gzread(f, dst, bytes);
-    if (got < 0) {
-      int errnum = 0;
-      const char* msg = gzerror(f, &errnum);
-      nmhash::detail::fail(path, ": corrupt file while reading ", what, ": ", msg);
+namespace detail {
+
+// The decompressed bytes of a gzip stream (one or more members), at most
+// `limit` of them: reading stops one byte past the limit, so the caller can
+// tell "more than declared" from "exactly as declared".
+inline std::vector<std::uint8_t> gunzip(const unsigned char* in, std::size_t size, std::size_t limit,
+                                        const std::string& path) {
+  std::vector<std::uint8_t> out;
+  z_stream zs{};
+  require(inflateInit2(&zs, 16 + MAX_WBITS) == Z_OK, path, ": cannot initialise zlib");
+  struct ender {
+    z_stream* z;
+    ~ender() { inflateEnd(z); }
+  } guard{&zs};
+  std::size_t consumed = 0;
+  constexpr std::size_t chunk = std::size_t{1} << 20;
+  while (true) {
+    const std::size_t in_now = std::min<std::size_t>(size - consumed, 1u << 30);
+    zs.next_in = const_cast<unsigned char*>(in + consumed);
+    zs.avail_in = static_cast<uInt>(in_now);
+    const std::size_t want = std::min(chunk, limit + 1 - std::min(out.size(), limit + 1));
+    if (want == 0) break;
+    const std::size_t old = out.size();
+    out.resize(old + want);
+    zs.next_out = out.data() + old;
+    zs.avail_out = static_cast<uInt>(want);
+    const int rc = inflate(&zs, Z_NO_FLUSH);
+    out.resize(old + (want - zs.avail_out));
+    consumed += in_now - zs.avail_in;
+    if (rc == Z_STREAM_END) {
+      // Another gzip member may follow (as gzip itself allows).
+      if (consumed == size) break;
+      require(inflateReset(&zs) == Z_OK, path, ": cannot reset zlib");
+      continue;
     }
-    require(static_cast<unsigned>(got) == bytes, path, ": truncated ", what, " (expected ",
-            bytes, " bytes, got ", got, ")");
-  };
-  unsigned char magic[4];
-  read_exact(magic, 4, "IDX magic number");
-  require(magic[0] == 0 && magic[1] == 0, path, ": not an IDX file (bad magic number)");
-  require(magic[2] == 0x08, path, ": IDX element type 0x", std::hex, int(magic[2]),
+    if (rc == Z_BUF_ERROR && consumed == size)
+      nmhash::detail::fail(path, ": truncated gzip stream (", out.size(), " bytes inflated)");
+    require(rc == Z_OK || rc == Z_BUF_ERROR, path, ": corrupt gzip stream: ",
+            zs.msg ? zs.msg : "inflate error ", zs.msg ? "" : std::to_string(rc));
+  }
+  return out;
+}
+
+}  // namespace detail
+
+// Parses an IDX image held in memory (plain, or gzip when it starts with
+// the gzip magic). `expect_dims` (if non-zero) is checked against the
+// file's number of dimensions; `name` prefixes every error.
+inline idx_array parse_idx(const unsigned char* file, std::size_t size, const std::string& name,
+                           int expect_dims = 0) {
+  const std::string& path = name;
+  const bool gz = size >= 2 && file[0] == 0x1f && file[1] == 0x8b;
+  // The payload can never exceed 2^31 bytes (the reader's limit), and a
+  // plain file's payload must be in the file itself.
+  constexpr std::size_t max_payload = std::size_t{1} << 31;
+  std::vector<std::uint8_t> inflated;
+  const unsigned char* p = file;
+  std::size_t n = size;
+  if (gz) {
+    // The header first, then no more than it declares (plus one byte to
+    // detect trailing data): a small file cannot inflate into gigabytes.
+    inflated = detail::gunzip(file, size, 4 + 4 * 4, path);
+    if (inflated.size() >= 4 && inflated[3] >= 1 && inflated[3] <= 4) {
+      const std::size_t hdr = 4 + 4 * std::size_t{inflated[3]};
+      std::size_t total = 1;
+      bool fits = inflated.size() >= hdr;
+      for (std::size_t d = 0; fits && d < inflated[3]; ++d) {
+        const unsigned char* b = inflated.data() + 4 + 4 * d;
+        fits = mul_fits(total, std::size_t{b[0]} << 24 | std::size_t{b[1]} << 16 | std::size_t{b[2]} << 8 | b[3],
+                        total) &&
+               total <= max_payload;
+      }
+      if (fits) inflated = detail::gunzip(file, size, hdr + total, path);
+    }
+    p = inflated.data();
+    n = inflated.size();
+  }
+  require(n >= 4, path, ": truncated IDX magic number (", n, " bytes)");
+  require(p[0] == 0 && p[1] == 0, path, ": not an IDX file (bad magic number)");
+  require(p[2] == 0x08, path, ": IDX element type 0x", std::hex, int(p[2]),
           " is not unsigned byte (0x08)");
-  const int dims = magic[3];
+  const int dims = p[3];
   require(dims >= 1 && dims <= 4, path, ": IDX file with ", dims, " dimensions");
   require(expect_dims == 0 || dims == expect_dims, path, ": expected ", expect_dims,
           " dimensions, found ", dims);
+  const std::size_t header = 4 + 4 * static_cast<std::size_t>(dims);
+  require(n >= header, path, ": truncated IDX dimensions (", dims, " declared, ", (n - 4) / 4,
+          " present)");
   idx_array a;
   std::size_t total = 1;
   for (int d = 0; d < dims; ++d) {
-    unsigned char b[4];
-    read_exact(b, 4, "IDX dimension");
-    const std::size_t s = std::size_t{b[0]} << 24 | std::size_t{b[1]} << 16 |
-                          std::size_t{b[2]} << 8 | b[3];
+    const unsigned char* b = p + 4 + 4 * d;
+    const std::size_t s = std::size_t{b[0]} << 24 | std::size_t{b[1]} << 16 | std::size_t{b[2]} << 8 | b[3];
     a.shape.push_back(s);
-    total *= s;
+    require(mul_fits(total, s, total) && total <= max_payload, path, ": IDX dimension ", d,
+            " makes the payload larger than ", max_payload, " bytes");
   }
-  require(total < (std::size_t{1} << 31), path, ": IDX payload of ", total, " bytes is too large");
-  a.data.resize(total);
-  if (total) read_exact(a.data.data(), static_cast<unsigned>(total), "IDX payload");
-  unsigned char extra;
-  require(gzread(f, &extra, 1) == 0, path, ": unexpected data after the IDX payload");
+  const std::size_t present = n - header;
+  require(present >= total, path, ": truncated IDX payload (expected ", total, " bytes, got ", present, ")");
+  require(present == total, path, ": unexpected data after the IDX payload (", present - total,
+          " extra bytes)");
+  a.data.assign(p + header, p + n);
   return a;
+}
+
+// Reads an IDX file of unsigned bytes (type code 0x08), gzip-compressed or
+// plain.
+inline idx_array read_idx(const std::string& path, int expect_dims = 0) {
+  const std::vector<unsigned char> file = read_file(path);
+  return parse_idx(file.data(), file.size(), path, expect_dims);
 }
 
 }  // namespace nmhash::io

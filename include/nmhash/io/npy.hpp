@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "nmhash/core/checked.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/io/atomic_file.hpp"
 #include "nmhash/io/read_file.hpp"
@@ -25,15 +26,18 @@ struct npy_array {
   std::vector<std::size_t> shape;
   std::vector<unsigned char> bytes;
 
+  // Number of elements; throws when the shape's product overflows (never
+  // for an array read_npy accepted: its payload is present in full).
   std::size_t elements() const {
-    std::size_t n = 1;
-    for (std::size_t s : shape) n *= s;
+    std::size_t n = 0;
+    require(shape_product_fits(shape, n), "npy: shape ", shape_string(), " overflows a 64-bit size");
     return n;
   }
   std::size_t rows() const { return shape.empty() ? 1 : shape[0]; }
   std::size_t cols() const {
-    std::size_t n = 1;
-    for (std::size_t d = 1; d < shape.size(); ++d) n *= shape[d];
+    std::size_t n = 0;
+    require(shape_product_fits(std::vector<std::size_t>(shape.begin() + (shape.empty() ? 0 : 1), shape.end()), n),
+            "npy: shape ", shape_string(), " overflows a 64-bit size");
     return n;
   }
   // NumPy's dtype name, e.g. "float32", "int8", "uint8", "bool".
@@ -132,12 +136,14 @@ constexpr char npy_kind() {
 
 }  // namespace detail
 
-inline npy_array read_npy(const std::string& path) {
-  const std::vector<unsigned char> file = read_file(path);
-  const auto file_size = static_cast<std::uint64_t>(file.size());
+// Parses a .npy image held in memory; `name` (the file's path) prefixes every
+// error. Sizes are checked against the bytes present before any allocation.
+inline npy_array parse_npy(const unsigned char* file, std::size_t size, const std::string& name) {
+  const std::string& path = name;
+  const auto file_size = static_cast<std::uint64_t>(size);
   require(file_size >= 10, path, ": not a .npy file (", file_size,
           " bytes, too short for the header)");
-  require(std::memcmp(file.data(), "\x93NUMPY", 6) == 0, path,
+  require(std::memcmp(file, "\x93NUMPY", 6) == 0, path,
           ": not a .npy file (missing the \\x93NUMPY magic string)");
   const int major = file[6];
   require(major >= 1 && major <= 3, path, ": unsupported .npy format version ", major, ".",
@@ -147,55 +153,72 @@ inline npy_array read_npy(const std::string& path) {
   std::uint64_t header_len = 0;
   for (int i = len_bytes - 1; i >= 0; --i) header_len = header_len << 8 | file[8 + static_cast<std::size_t>(i)];
   const std::uint64_t data_offset = 8 + static_cast<std::uint64_t>(len_bytes) + header_len;
-  require(data_offset <= file_size, path, ": truncated .npy header (header says ", header_len,
-          " bytes, file has ", file_size, ")");
-  const std::string header(file.begin() + 8 + len_bytes, file.begin() + static_cast<long>(data_offset));
+  require(data_offset <= file_size, path, ": truncated .npy header (header length field says ", header_len,
+          " bytes, the file has ", file_size - 8 - static_cast<std::uint64_t>(len_bytes), " after it)");
+  const std::string header(reinterpret_cast<const char*>(file) + 8 + len_bytes,
+                           static_cast<std::size_t>(header_len));
 
   npy_array a;
   const std::string descr = detail::npy_header_value(header, "descr", path);
-  require(descr.size() >= 3, path, ": unsupported dtype '", descr, "'");
+  require(descr.size() >= 3 && descr.size() <= 4, path, ": header field 'descr': unsupported dtype '", descr, "'");
   const char order = descr[0];
   a.kind = descr[1];
-  require(descr.find_first_not_of("0123456789", 2) == std::string::npos, path,
-          ": unsupported dtype '", descr, "'");
-  a.item_size = static_cast<std::size_t>(std::stoul(descr.substr(2)));
+  std::uint64_t item_size = 0;
+  require(parse_u64(descr.substr(2), item_size), path, ": header field 'descr': unsupported dtype '", descr, "'");
+  a.item_size = static_cast<std::size_t>(item_size);
   require(a.kind == 'b' || a.kind == 'i' || a.kind == 'u' || a.kind == 'f', path,
-          ": unsupported dtype '", descr, "' (expected bool, integer or float)");
+          ": header field 'descr': unsupported dtype '", descr, "' (expected bool, integer or float)");
   require((a.kind == 'f' && (a.item_size == 4 || a.item_size == 8)) ||
               (a.kind == 'b' && a.item_size == 1) ||
               ((a.kind == 'i' || a.kind == 'u') &&
                (a.item_size == 1 || a.item_size == 2 || a.item_size == 4 || a.item_size == 8)),
-          path, ": unsupported dtype '", descr, "'");
+          path, ": header field 'descr': unsupported dtype '", descr, "'");
   require(order == '<' || order == '|' || (order == '=' && a.item_size == 1), path,
           ": big-endian dtype '", descr, "' is not supported (save with a little-endian dtype)");
   const std::string fortran = detail::npy_header_value(header, "fortran_order", path);
   require(fortran == "False", path,
-          ": Fortran-order array (fortran_order: True); save a C-order array "
+          ": Fortran-order array (fortran_order: ", fortran, "); save a C-order array "
           "(numpy.ascontiguousarray) instead");
   const std::string shape = detail::npy_header_value(header, "shape", path);
+  require(shape.size() >= 2 && shape.front() == '(' && shape.back() == ')', path,
+          ": header field 'shape': expected a tuple, found '", shape, "'");
   std::size_t p = 1;
   while (p < shape.size()) {
     while (p < shape.size() && (shape[p] == ' ' || shape[p] == ',')) ++p;
     if (p >= shape.size() || shape[p] == ')') break;
     std::size_t e = p;
     while (e < shape.size() && shape[e] >= '0' && shape[e] <= '9') ++e;
-    require(e > p, path, ": malformed shape ", shape, " in .npy header");
-    a.shape.push_back(static_cast<std::size_t>(std::stoull(shape.substr(p, e - p))));
+    require(e > p, path, ": header field 'shape': malformed tuple ", shape);
+    std::uint64_t dim = 0;
+    require(parse_u64(shape.substr(p, e - p), dim), path, ": header field 'shape': dimension ",
+            shape.substr(p, e - p), " does not fit in 64 bits");
+    require(a.shape.size() < 32, path, ": header field 'shape': more than 32 dimensions");
+    a.shape.push_back(static_cast<std::size_t>(dim));
     p = e;
   }
-  const std::uint64_t data_bytes = static_cast<std::uint64_t>(a.elements()) * a.item_size;
-  require(file_size - data_offset >= data_bytes, path, ": truncated data: shape ",
-          a.shape_string(), " of ", a.dtype_name(), " needs ", data_bytes, " bytes, file has ",
-          file_size - data_offset);
-  require(file_size - data_offset == data_bytes, path, ": ", file_size - data_offset - data_bytes,
+  const std::uint64_t payload = file_size - data_offset;
+  std::size_t elements = 0, data_bytes = 0;
+  require(shape_product_fits(a.shape, elements) && mul_fits(elements, a.item_size, data_bytes), path,
+          ": header field 'shape': ", a.shape_string(), " of ", a.dtype_name(),
+          " overflows a 64-bit size (the file has ", payload, " bytes of data)");
+  require(payload >= data_bytes, path, ": truncated data: shape ", a.shape_string(), " of ", a.dtype_name(),
+          " needs ", data_bytes, " bytes, file has ", payload);
+  require(payload == data_bytes, path, ": ", payload - data_bytes,
           " unexpected trailing bytes after the data of shape ", a.shape_string());
-  a.bytes.assign(file.begin() + static_cast<long>(data_offset), file.end());
+  a.bytes.assign(file + data_offset, file + file_size);
   return a;
 }
 
-// Writes a C-order little-endian .npy (version 1.0) atomically.
+inline npy_array read_npy(const std::string& path) {
+  const std::vector<unsigned char> file = read_file(path);
+  return parse_npy(file.data(), file.size(), path);
+}
+
+// Writes a C-order little-endian .npy (version 1.0) into `f`, which the
+// caller commits (alone, or with its partners in an atomic_group).
 template <class T>
-void write_npy(const std::string& path, const T* data, const std::vector<std::size_t>& shape) {
+void write_npy(atomic_file& f, const T* data, const std::vector<std::size_t>& shape) {
+  const std::string& path = f.path();
   static_assert(std::is_arithmetic_v<T>, "write_npy: arithmetic element types only");
   std::string sh = "(";
   std::size_t n = 1;
@@ -203,7 +226,7 @@ void write_npy(const std::string& path, const T* data, const std::vector<std::si
     sh += std::to_string(shape[d]);
     if (d + 1 < shape.size() || shape.size() == 1) sh += ",";
     if (d + 1 < shape.size()) sh += " ";
-    n *= shape[d];
+    n = checked_mul(n, shape[d], path, ": write_npy: shape");
   }
   sh += ")";
   const char endian = sizeof(T) == 1 ? '|' : '<';
@@ -213,14 +236,22 @@ void write_npy(const std::string& path, const T* data, const std::vector<std::si
   const std::size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header.push_back('\n');
+  require(header.size() <= 0xFFFF, path, ": write_npy: a header of ", header.size(),
+          " bytes does not fit the 1.0 format");
   const auto hl = static_cast<std::uint16_t>(header.size());
-  atomic_file f(path);
   f.write("\x93NUMPY\x01\x00", 8);
   const unsigned char len[2] = {static_cast<unsigned char>(hl & 0xFF),
                                 static_cast<unsigned char>(hl >> 8)};
   f.write(len, 2);
   f.write(header.data(), header.size());
-  f.write(data, n * sizeof(T));
+  f.write(data, checked_mul(n, sizeof(T), path, ": write_npy: data size"));
+}
+
+// Writes a C-order little-endian .npy (version 1.0) atomically.
+template <class T>
+void write_npy(const std::string& path, const T* data, const std::vector<std::size_t>& shape) {
+  atomic_file f(path);
+  write_npy(f, data, shape);
   f.commit();
 }
 

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nmhash/core/checked.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/io/atomic_file.hpp"
 #include "nmhash/io/read_file.hpp"
@@ -27,9 +28,12 @@ struct named_tensor {
   std::vector<std::size_t> shape;
   std::vector<unsigned char> bytes;
 
+  // Number of values; throws when the shape's product overflows (never for
+  // a tensor load_safetensors accepted: its bytes are present in full).
   std::size_t elements() const {
-    std::size_t n = 1;
-    for (std::size_t s : shape) n *= s;
+    std::size_t n = 0;
+    require(shape_product_fits(shape, n), "safetensors: shape ", nlohmann::json(shape).dump(),
+            " overflows a 64-bit size");
     return n;
   }
   template <class T>
@@ -38,7 +42,7 @@ struct named_tensor {
     named_tensor t;
     t.dtype = std::is_same_v<T, float> ? "F32" : "F64";
     t.shape = std::move(shape);
-    t.bytes.resize(t.elements() * sizeof(T));
+    t.bytes.resize(checked_mul(t.elements(), sizeof(T), "safetensors: tensor size"));
     if (!t.bytes.empty()) std::memcpy(t.bytes.data(), data, t.bytes.size());
     return t;
   }
@@ -64,9 +68,11 @@ struct named_tensor {
 
 using tensor_map = std::map<std::string, named_tensor>;
 
-// Writes the tensors (and string metadata) atomically.
-inline void save_safetensors(const std::string& path, const tensor_map& tensors,
-                             const std::map<std::string, std::string>& metadata = {}) {
+// Writes the tensors (and string metadata) into `f`, which the caller
+// commits (alone, or with its partners in an atomic_group).
+inline void write_safetensors(atomic_file& f, const tensor_map& tensors,
+                              const std::map<std::string, std::string>& metadata = {}) {
+  const std::string& path = f.path();
   nlohmann::json header = nlohmann::json::object();
   std::size_t offset = 0;
   for (const auto& [name, t] : tensors) {
@@ -81,10 +87,16 @@ inline void save_safetensors(const std::string& path, const tensor_map& tensors,
   text.append((8 - text.size() % 8) % 8, ' ');
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(text.size()) >> (8 * i));
-  atomic_file f(path);
   f.write(len, 8);
   f.write(text.data(), text.size());
   for (const auto& [name, t] : tensors) f.write(t.bytes.data(), t.bytes.size());
+}
+
+// Writes the tensors (and string metadata) atomically.
+inline void save_safetensors(const std::string& path, const tensor_map& tensors,
+                             const std::map<std::string, std::string>& metadata = {}) {
+  atomic_file f(path);
+  write_safetensors(f, tensors, metadata);
   f.commit();
 }
 
@@ -100,50 +112,92 @@ struct safetensors_file {
             nlohmann::json(it->second.shape).dump(), ", expected ", nlohmann::json(shape).dump());
     return it->second;
   }
+  // The metadata string `key`; throws naming the file and field when absent.
+  const std::string& meta(const std::string& key, const std::string& path) const {
+    const auto it = metadata.find(key);
+    require(it != metadata.end(), path, ": metadata field '", key, "' is missing");
+    return it->second;
+  }
+  // The metadata field `key` as an unsigned 64-bit integer.
+  std::uint64_t meta_u64(const std::string& key, const std::string& path) const {
+    const std::string& v = meta(key, path);
+    std::uint64_t out = 0;
+    require(parse_u64(v, out), path, ": metadata field '", key, "' is '", v, "', expected an unsigned integer");
+    return out;
+  }
 };
 
-inline safetensors_file load_safetensors(const std::string& path) {
-  const std::vector<unsigned char> file = read_file(path);
-  const auto size = static_cast<std::uint64_t>(file.size());
+// The largest JSON header accepted (the limit of the reference
+// implementation, huggingface/safetensors).
+inline constexpr std::uint64_t max_safetensors_header = 100u << 20;
+
+// Parses a safetensors image held in memory; `name` (the file's path)
+// prefixes every error, which names the tensor and field at fault.
+inline safetensors_file parse_safetensors(const unsigned char* file, std::size_t file_size, const std::string& name) {
+  const std::string& path = name;
+  const auto size = static_cast<std::uint64_t>(file_size);
   require(size >= 8, path, ": not a safetensors file (", size, " bytes)");
   std::uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = n << 8 | file[static_cast<std::size_t>(i)];
   require(n <= size - 8, path, ": truncated header (", n, " bytes announced, ", size - 8, " present)");
-  const std::string text(file.begin() + 8, file.begin() + 8 + static_cast<long>(n));
+  require(n <= max_safetensors_header, path, ": header of ", n, " bytes exceeds the ", max_safetensors_header,
+          "-byte limit");
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(text);
+    header = nlohmann::json::parse(file + 8, file + 8 + n);
   } catch (const nlohmann::json::exception& e) {
     nmhash::detail::fail(path, ": malformed safetensors header: ", e.what());
   }
   require(header.is_object(), path, ": safetensors header is not a JSON object");
   const std::uint64_t data_size = size - 8 - n;
-  const auto data = file.begin() + 8 + static_cast<long>(n);
+  const unsigned char* data = file + 8 + n;
   safetensors_file out;
-  try {
-    for (const auto& [name, entry] : header.items()) {
-      if (name == "__metadata__") {
-        for (const auto& [k, v] : entry.items()) out.metadata[k] = v.get<std::string>();
-        continue;
+  for (const auto& [key, entry] : header.items()) {
+    if (key == "__metadata__") {
+      require(entry.is_object(), path, ": __metadata__ is not a JSON object");
+      for (const auto& [k, v] : entry.items()) {
+        require(v.is_string(), path, ": __metadata__ field '", k, "' is not a string");
+        out.metadata[k] = v.get<std::string>();
       }
-      named_tensor t;
-      t.dtype = entry.at("dtype").get<std::string>();
-      require(t.dtype == "F32" || t.dtype == "F64", path, ": tensor '", name, "' has unsupported dtype ",
-              t.dtype, " (F32 or F64 expected)");
-      t.shape = entry.at("shape").get<std::vector<std::size_t>>();
-      const auto off = entry.at("data_offsets").get<std::vector<std::uint64_t>>();
-      require(off.size() == 2 && off[0] <= off[1], path, ": tensor '", name, "' has bad data_offsets");
-      require(off[1] <= data_size, path, ": tensor '", name, "' ends at byte ", off[1], " of a ",
-              data_size, "-byte data section (truncated file)");
-      require(off[1] - off[0] == t.elements() * (t.dtype == "F32" ? 4u : 8u), path, ": tensor '", name,
-              "' has ", off[1] - off[0], " bytes for its shape");
-      t.bytes.assign(data + static_cast<long>(off[0]), data + static_cast<long>(off[1]));
-      out.tensors.emplace(name, std::move(t));
+      continue;
     }
-  } catch (const nlohmann::json::exception& e) {
-    nmhash::detail::fail(path, ": malformed safetensors header: ", e.what());
+    const std::string& tname = key;
+    require(entry.is_object(), path, ": tensor '", tname, "': entry is not a JSON object");
+    for (const char* field : {"dtype", "shape", "data_offsets"})
+      require(entry.contains(field), path, ": tensor '", tname, "' has no field '", field, "'");
+    named_tensor t;
+    require(entry["dtype"].is_string(), path, ": tensor '", tname, "': field 'dtype' is not a string");
+    t.dtype = entry["dtype"].get<std::string>();
+    require(t.dtype == "F32" || t.dtype == "F64", path, ": tensor '", tname, "' has unsupported dtype ", t.dtype,
+            " (F32 or F64 expected)");
+    const auto& shape = entry["shape"];
+    require(shape.is_array(), path, ": tensor '", tname, "': field 'shape' is not an array");
+    for (const auto& d : shape) {
+      require(d.is_number_unsigned(), path, ": tensor '", tname, "': field 'shape' holds ", d.dump(),
+              ", expected a non-negative integer");
+      t.shape.push_back(d.get<std::size_t>());
+    }
+    const auto& off = entry["data_offsets"];
+    require(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(), path,
+            ": tensor '", tname, "': field 'data_offsets' is ", off.dump(), ", expected [begin, end] byte offsets");
+    const auto begin = off[0].get<std::uint64_t>(), end = off[1].get<std::uint64_t>();
+    require(begin <= end, path, ": tensor '", tname, "': data_offsets [", begin, ", ", end, "] end before they begin");
+    require(end <= data_size, path, ": tensor '", tname, "' ends at byte ", end, " of a ", data_size,
+            "-byte data section (truncated file)");
+    std::size_t values = 0, bytes = 0;
+    require(shape_product_fits(t.shape, values) && mul_fits(values, t.dtype == "F32" ? 4u : 8u, bytes), path,
+            ": tensor '", tname, "': field 'shape' ", shape.dump(), " overflows a 64-bit size");
+    require(end - begin == bytes, path, ": tensor '", tname, "' has ", end - begin, " bytes for its shape ",
+            shape.dump(), " (", bytes, " expected)");
+    t.bytes.assign(data + begin, data + end);
+    out.tensors.emplace(tname, std::move(t));
   }
   return out;
+}
+
+inline safetensors_file load_safetensors(const std::string& path) {
+  const std::vector<unsigned char> file = read_file(path);
+  return parse_safetensors(file.data(), file.size(), path);
 }
 
 }  // namespace nmhash::io

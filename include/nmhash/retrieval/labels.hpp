@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nmhash/core/bits.hpp"
+#include "nmhash/core/checked.hpp"
 #include "nmhash/core/error.hpp"
 
 namespace nmhash {
@@ -39,7 +40,7 @@ class labels {
     l.n_ = n;
     l.num_labels_ = num_labels;
     l.words_ = words_for_bits(num_labels);
-    l.sets_.assign(n * l.words_, 0);
+    l.sets_.assign(checked_mul(n, l.words_, "labels::multi_hot: ", n, " rows of ", num_labels, " labels"), 0);
     for (std::size_t i = 0; i < n; ++i)
       for (std::size_t c = 0; c < num_labels; ++c) {
         const T v = m[i * num_labels + c];
