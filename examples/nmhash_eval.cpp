@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tool_common.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/nmhash.hpp"
 
@@ -53,7 +54,9 @@ void print_table(const nmhash::evaluation& ev, const nmhash::loo_map_result* loo
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_tool(int argc, char** argv) {
   CLI::App app{"nmhash_eval: retrieval metrics of binary codes (MAP, MAP@k, precision@N, "
                "precision/recall within a Hamming radius, leave-one-bit-out MAP)"};
   std::string qc, dc, ql, dl, order = "msb";
@@ -64,12 +67,15 @@ int main(int argc, char** argv) {
   app.add_option("--db-codes", dc, "database codes .npy, same forms")->required();
   app.add_option("--query-labels", ql, "query labels .npy: class ids (N) or 0/1 matrix (N, C)")->required();
   app.add_option("--db-labels", dl, "database labels .npy")->required();
-  app.add_option("--topk", topk, "also report MAP@k for this k");
-  app.add_option("--radius", radius, "Hamming radius for precision/recall (default 2)")->check(CLI::NonNegativeNumber);
-  app.add_option("--bits", bits, "code length K of packed uint8 codes (default 8 x columns)");
+  app.add_option("--topk", topk, "also report MAP@k for this k, 1 to the database size (0 or absent: no MAP@k)")
+      ->check(nmhash_tool::integer_range(0, UINT32_MAX));
+  app.add_option("--radius", radius, "Hamming radius for precision/recall, 0 to K (default 2)")
+      ->check(nmhash_tool::integer_range(0, 65536));
+  app.add_option("--bits", bits, "code length K of packed uint8 codes (0 or absent: 8 x columns)")
+      ->check(nmhash_tool::integer_range(0, 65536));
   app.add_option("--bit-order", order, "bit order of packed uint8 codes: msb (numpy.packbits default) or lsb")
       ->check(CLI::IsMember({"msb", "lsb"}));
-  app.add_option("--threads", threads, "threads (default: all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "threads, 1 to 1024 (0 or absent: all cores)")->check(nmhash_tool::integer_range(0, 1024));
   app.add_flag("--loo", loo, "leave-one-bit-out MAP, both tie conventions");
   app.add_flag("--json", json, "print one JSON object instead of a table");
   try {
@@ -92,6 +98,9 @@ int main(int argc, char** argv) {
     nmhash::require(qlab.type() == dlab.type() && qlab.num_labels() == dlab.num_labels(), ql,
                     " and ", dl, " hold different kinds of labels (class ids vs ",
                     "multi-hot, or different numbers of columns)");
+    nmhash::require(topk <= d.size(), "--topk ", topk, " exceeds the ", d.size(), " database codes of ", dc);
+    nmhash::require(static_cast<std::size_t>(radius) <= q.bits(), "--radius ", radius, " exceeds the code length K = ",
+                    q.bits());
     nmhash::evaluation_options opt;
     if (topk) opt.map_at.push_back(topk);
     opt.radius = radius;
@@ -139,4 +148,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nmhash_tool::start(true);
+  return nmhash_tool::finish("nmhash_eval", run_tool(argc, argv));
 }

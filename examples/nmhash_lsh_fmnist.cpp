@@ -14,6 +14,7 @@
 #include <Eigen/Dense>
 #include <nlohmann/json.hpp>
 
+#include "tool_common.hpp"
 #include "nmhash/data/fmnist_dpsh.hpp"
 #include "nmhash/hashing/itq.hpp"
 #include "nmhash/io/atomic_file.hpp"
@@ -44,17 +45,19 @@ std::vector<std::int32_t> gather(const std::vector<std::int32_t>& v,
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_tool(int argc, char** argv) {
   CLI::App app{"nmhash_lsh_fmnist: LSH or ITQ codes of pixels on fmnist-dpsh, MAP at several lengths"};
   std::string data_dir = nmhash::data::default_fashion_mnist_dir, out_dir, method = "lsh";
   std::size_t itq_iterations = 50;
   std::vector<std::size_t> lengths{12, 16, 24, 32, 48, 64};
   std::uint64_t seed = 20190810;
   app.add_option("--data", data_dir, "Fashion-MNIST directory (gzipped IDX files)");
-  app.add_option("--bits", lengths, "code lengths to evaluate")->delimiter(',');
+  app.add_option("--bits", lengths, "code lengths to evaluate, each 1 to 4096")->delimiter(',')->check(CLI::Range(1, 4096));
   app.add_option("--method", method, "lsh (random hyperplanes) or itq (PCA + iterative rotation)")
       ->check(CLI::IsMember({"lsh", "itq"}));
-  app.add_option("--itq-iterations", itq_iterations, "ITQ rotation iterations");
+  app.add_option("--itq-iterations", itq_iterations, "ITQ rotation iterations (0 or more)")->check(nmhash_tool::integer_range(0, 100000));
   app.add_option("--seed", seed, "seed of the random hyperplanes (ITQ: of the initial rotation)");
   app.add_option("--out", out_dir, "directory for results.json (default results/METHOD)");
   try {
@@ -136,4 +139,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nmhash_tool::start(false);
+  return nmhash_tool::finish("nmhash_lsh_fmnist", run_tool(argc, argv));
 }

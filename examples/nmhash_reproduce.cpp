@@ -28,6 +28,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tool_common.hpp"
 #include "nmhash/data/batches.hpp"
 #include "nmhash/hashing/model_io.hpp"
 #include "nmhash/hashing/progressive_trainer.hpp"
@@ -201,14 +202,22 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
   double train_seconds = 0;
   if (cx.o.resume && std::filesystem::exists(ck_path)) {
     const auto ck = nmhash::io::load_safetensors(ck_path);
-    nmhash::require(ck.metadata.count("run") && ck.metadata.at("run") == r.id && ck.metadata.count("seed") &&
-                        ck.metadata.at("seed") == std::to_string(cx.o.seed) && ck.metadata.count("schedule_json") &&
-                        ck.metadata.at("schedule_json") == schedule_json(r.sched).dump(),
+    nmhash::require(ck.meta("run", ck_path) == r.id && ck.meta("seed", ck_path) == std::to_string(cx.o.seed) &&
+                        ck.meta("schedule_json", ck_path) == schedule_json(r.sched).dump(),
                     ck_path, ": checkpoint of another run, seed or preset (use another --out or --no-resume)");
     tr.load_state(ck, ck_path);
-    reports = json::parse(ck.metadata.at("reports"));
-    history = json::parse(ck.metadata.at("history"));
-    train_seconds = std::stod(ck.metadata.at("train_seconds"));
+    const auto json_field = [&](const char* key) {
+      try {
+        return json::parse(ck.meta(key, ck_path));
+      } catch (const json::exception& e) {
+        nmhash::detail::fail(ck_path, ": metadata field '", key, "' is not JSON: ", e.what());
+      }
+    };
+    reports = json_field("reports");
+    history = json_field("history");
+    const json seconds = json_field("train_seconds");
+    nmhash::require(seconds.is_number(), ck_path, ": metadata field 'train_seconds' is not a number");
+    train_seconds = seconds.get<double>();
     std::printf("[%s] resuming after epoch %zu of %zu\n", r.id.c_str(), tr.epochs_done(), tr.plan().size());
   }
 
@@ -452,23 +461,31 @@ void write_summary(const options& o, const h::progressive_schedule& s, const std
           loo << v << ',' << b << ',' << rep["loo"]["without_bit"][b] << ',' << rep["loo"]["full"] << '\n';
     }
   }
-  write_text(o.out + "/table.csv", table.str());
-  write_text(o.out + "/map_vs_length.csv", curve.str());
-  write_text(o.out + "/loo_per_bit.csv", loo.str());
-  write_text(o.out + "/pr_curves.csv", pr.str());
-  write_text(o.out + "/precision_at_n.csv", pn.str());
-  write_text(o.out + "/precision_r2.csv", r2.str());
+  // The tables and results.json are one set, committed together.
+  nmhash::io::atomic_group outputs;
+  const auto add_text = [&](const std::string& name, const std::string& text) {
+    outputs.add(o.out + "/" + name).write(text.data(), text.size());
+  };
+  add_text("table.csv", table.str());
+  add_text("map_vs_length.csv", curve.str());
+  add_text("loo_per_bit.csv", loo.str());
+  add_text("pr_curves.csv", pr.str());
+  add_text("precision_at_n.csv", pn.str());
+  add_text("precision_r2.csv", r2.str());
   const json sched = schedule_json(s);
   const bool subset = o.train_limit || o.query_limit || o.db_limit;
   const json all = {{"protocol", subset ? "fmnist-dpsh subset (smoke test)" : "fmnist-dpsh"}, {"model", "lenet"}, {"loss", o.method},
                     {"seed", o.seed},            {"schedule", sched}, {"wall_seconds_this_invocation", wall},
                     {"runs", results}};
-  write_text(o.out + "/results.json", all.dump(2) + "\n");
+  add_text("results.json", all.dump(2) + "\n");
+  outputs.commit();
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_tool(int argc, char** argv) {
   CLI::App app{"nmhash_reproduce: the NMLayer paper's experiments (Table 1, Fig. 4, Fig. 5) on fmnist-dpsh"};
   options o;
   app.add_option("--preset", o.preset, "schedule preset")->check(CLI::IsMember({"quick", "paper"}));
@@ -504,9 +521,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "seed of initialisation, shuffling and child draws");
   app.add_option("--data", o.data, "Fashion-MNIST directory");
   auto* limits = app.add_option_group("smoke tests", "evenly spaced subsets (not the protocol)");
-  limits->add_option("--train-limit", o.train_limit, "at most N training images");
-  limits->add_option("--query-limit", o.query_limit, "at most N queries");
-  limits->add_option("--db-limit", o.db_limit, "at most N database images");
+  limits->add_option("--train-limit", o.train_limit, "at most N training images (0 or absent: all)")->check(nmhash_tool::integer_range(0, UINT32_MAX));
+  limits->add_option("--query-limit", o.query_limit, "at most N queries (0 or absent: all)")->check(nmhash_tool::integer_range(0, UINT32_MAX));
+  limits->add_option("--db-limit", o.db_limit, "at most N database images (0 or absent: all)")->check(nmhash_tool::integer_range(0, UINT32_MAX));
   bool no_resume = false;
   app.add_flag("--no-resume", no_resume, "ignore finished runs and checkpoints in --out");
   try {
@@ -583,4 +600,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "nmhash_reproduce: error: %s\n", e.what());
     return 1;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nmhash_tool::start(false);
+  return nmhash_tool::finish("nmhash_reproduce", run_tool(argc, argv));
 }

@@ -6,20 +6,26 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tool_common.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/nmhash.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_tool(int argc, char** argv) {
   CLI::App app{"nmhash_search: exact Hamming top-k search, results sorted by (distance, index)"};
   std::string qf, df, out, order = "msb";
   std::size_t k = 0, bits = 0;
   int threads = 0;
   app.add_option("--query", qf, "query codes .npy (float, int8 +-1 or packed uint8)")->required();
   app.add_option("--db", df, "database codes .npy")->required();
-  app.add_option("--k", k, "neighbours per query")->required()->check(CLI::PositiveNumber);
+  app.add_option("--k", k, "neighbours per query, 1 to 4294967295 (beyond the database size a row ends in padding)")
+      ->required()
+      ->check(nmhash_tool::integer_range(1, UINT32_MAX));
   app.add_option("--out", out, "output prefix: writes PREFIX_D.npy (int32) and PREFIX_I.npy (int64)")->required();
-  app.add_option("--threads", threads, "threads (default: all)")->check(CLI::NonNegativeNumber);
-  app.add_option("--bits", bits, "code length K of packed uint8 codes (default 8 x columns)");
+  app.add_option("--threads", threads, "threads, 1 to 1024 (0 or absent: all cores)")->check(nmhash_tool::integer_range(0, 1024));
+  app.add_option("--bits", bits, "code length K of packed uint8 codes (0 or absent: 8 x columns)")
+      ->check(nmhash_tool::integer_range(0, 65536));
   app.add_option("--bit-order", order, "bit order of packed uint8 codes: msb or lsb")
       ->check(CLI::IsMember({"msb", "lsb"}));
   try {
@@ -38,8 +44,11 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     const auto res = nmhash::hamming_knn(q, d, k, opt);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    nmhash::io::write_npy(out + "_D.npy", res.distances.data(), {res.queries, res.k});
-    nmhash::io::write_npy(out + "_I.npy", res.indices.data(), {res.queries, res.k});
+    // The pair is committed together: never a new _D.npy beside a stale _I.npy.
+    nmhash::io::atomic_group outputs;
+    nmhash::io::write_npy(outputs.add(out + "_D.npy"), res.distances.data(), {res.queries, res.k});
+    nmhash::io::write_npy(outputs.add(out + "_I.npy"), res.indices.data(), {res.queries, res.k});
+    outputs.commit();
     std::printf("searched %zu queries x %zu items, K = %zu bits, k = %zu, threads = %d: %.4f s "
                 "(%.1f queries/s)\n",
                 q.size(), d.size(), q.bits(), k, nmhash::resolve_threads(opt.threads), s,
@@ -49,4 +58,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nmhash_tool::start(true);
+  return nmhash_tool::finish("nmhash_search", run_tool(argc, argv));
 }

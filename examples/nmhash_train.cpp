@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tool_common.hpp"
 #include "nmhash/data/batches.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/io/npy.hpp"
@@ -133,6 +134,7 @@ int run(const options& o, Optimizer opt) {
                                 {"eta", o.eta},             {"hashnet_alpha", o.hashnet_alpha},
                                 {"margin", margin}};
   std::size_t start_epoch = 0;
+  nlohmann::json history = nlohmann::json::array();
   if (o.resume && std::filesystem::exists(ck_path)) {
     const auto ck = nmhash::io::load_safetensors(ck_path);
     for (const char* key : {"loss", "bits", "seed", "train", "settings"}) {
@@ -141,16 +143,26 @@ int run(const options& o, Optimizer opt) {
                                  : key == std::string("seed") ? std::to_string(o.seed)
                                  : key == std::string("train") ? std::to_string(train.size())
                                                                : hyper.dump();
-      nmhash::require(ck.metadata.count(key) && ck.metadata.at(key) == expect, ck_path, ": checkpoint has ",
-                      key, " = ", ck.metadata.count(key) ? ck.metadata.at(key) : "?", ", this run has ", expect,
+      const std::string& found = ck.meta(key, ck_path);
+      nmhash::require(found == expect, ck_path, ": checkpoint has ", key, " = ", found, ", this run has ", expect,
                       " (use another --out or --no-resume)");
     }
+    const std::uint64_t done = ck.meta_u64("epochs_done", ck_path);
+    nmhash::require(done <= o.epochs, ck_path, ": checkpoint holds ", done, " epochs of training, --epochs is ",
+                    o.epochs, " (continue with --epochs ", done, " or more, or use another --out or --no-resume)");
     nmhash::nn::load_parameters(ck, ck_path, net);
     ck.at("memory_bank", {train.size(), o.bits}, ck_path).copy_to(bank.rows(), train.size() * o.bits);
     restore_state(opt, ck, ck_path, net.parameters().size());
     if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>)
-      opt.set_steps(std::stoull(ck.metadata.at("optimizer_steps")));
-    start_epoch = std::stoull(ck.metadata.at("epochs_done"));
+      opt.set_steps(static_cast<std::size_t>(ck.meta_u64("optimizer_steps", ck_path)));
+    try {
+      history = nlohmann::json::parse(ck.meta("history", ck_path));
+    } catch (const nlohmann::json::exception& e) {
+      nmhash::detail::fail(ck_path, ": metadata field 'history' is not JSON: ", e.what());
+    }
+    nmhash::require(history.is_array() && history.size() == done, ck_path, ": metadata field 'history' holds ",
+                    history.is_array() ? history.size() : 0, " epochs, epochs_done is ", done);
+    start_epoch = static_cast<std::size_t>(done);
     std::fprintf(stderr, "resuming from %s after epoch %zu\n", ck_path.c_str(), start_epoch);
   }
 
@@ -167,7 +179,6 @@ int run(const options& o, Optimizer opt) {
   std::printf("fmnist-dpsh lenet, %s loss, K = %zu, %s lr %g, batch %zu, seed %llu, on %s: %zu training images\n",
               o.loss.c_str(), o.bits, o.optimizer.c_str(), o.lr, o.batch,
               static_cast<unsigned long long>(o.seed), device_name.c_str(), train.size());
-  nlohmann::json history = nlohmann::json::array();
   nmhash::tensor<real> x, du;
   std::vector<std::size_t> batch_idx;
   double train_seconds = 0;
@@ -228,7 +239,8 @@ int run(const options& o, Optimizer opt) {
                                             {"seed", std::to_string(o.seed)},
                                             {"train", std::to_string(train.size())},
                                             {"settings", hyper.dump()},
-                                            {"epochs_done", std::to_string(epoch + 1)}};
+                                            {"epochs_done", std::to_string(epoch + 1)},
+                                            {"history", history.dump()}};
     for (auto& [name, buf] : opt.state())
       if (!buf->empty()) tensors["optimizer." + name] = nmhash::io::named_tensor::from(buf->data(), {buf->size()});
     if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>)
@@ -253,11 +265,15 @@ int run(const options& o, Optimizer opt) {
                 "lower the learning rate or change the optimizer\n",
                 spread.distinct, 100 * spread.largest_share);
 
-  nmhash::nn::save_parameters(o.out + "/weights.safetensors", net, {{"model", "lenet"}, {"bits", std::to_string(o.bits)}});
-  nmhash::io::save_codes_npy(o.out + "/query_codes.npy", cq);
-  nmhash::io::save_codes_npy(o.out + "/db_codes.npy", cd);
-  nmhash::io::write_npy(o.out + "/query_labels.npy", ql.data(), {ql.size()});
-  nmhash::io::write_npy(o.out + "/db_labels.npy", dl.data(), {dl.size()});
+  // The model, its codes, labels and summary are one set: a reader never
+  // finds a summary beside weights it does not describe.
+  nmhash::io::atomic_group outputs;
+  nmhash::io::write_safetensors(outputs.add(o.out + "/weights.safetensors"), nmhash::nn::parameter_tensors(net),
+                                {{"model", "lenet"}, {"bits", std::to_string(o.bits)}});
+  nmhash::io::write_codes_npy(outputs.add(o.out + "/query_codes.npy"), cq);
+  nmhash::io::write_codes_npy(outputs.add(o.out + "/db_codes.npy"), cd);
+  nmhash::io::write_npy(outputs.add(o.out + "/query_labels.npy"), ql.data(), {ql.size()});
+  nmhash::io::write_npy(outputs.add(o.out + "/db_labels.npy"), dl.data(), {dl.size()});
   const nlohmann::json summary = {
       {"protocol", "fmnist-dpsh"}, {"model", "lenet"}, {"loss", o.loss}, {"bits", o.bits}, {"settings", hyper},
       {"device", device_name},
@@ -269,9 +285,8 @@ int run(const options& o, Optimizer opt) {
       {"eval_seconds", eval_seconds},
       {"wall_seconds", std::chrono::duration<double>(clock_type::now() - t0).count()}, {"history", history}};
   const std::string text = summary.dump(2) + "\n";
-  nmhash::io::atomic_file f(o.out + "/summary.json");
-  f.write(text.data(), text.size());
-  f.commit();
+  outputs.add(o.out + "/summary.json").write(text.data(), text.size());
+  outputs.commit();
   std::printf("wrote %s/{summary.json, weights.safetensors, query_codes.npy, db_codes.npy, *_labels.npy}\n",
               o.out.c_str());
   return 0;
@@ -289,31 +304,34 @@ std::unique_ptr<nmhash_train::cuda_trainer> nmhash_train::make_cuda_trainer(nmha
 }
 #endif
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_tool(int argc, char** argv) {
   CLI::App app{"nmhash_train: fixed-length deep hashing baseline (lenet) on fmnist-dpsh"};
   options o;
   app.add_option("--method,--loss", o.loss, "hashing method (its pairwise loss): dpsh, eq7, dhn, hashnet, dsh")
       ->check(CLI::IsMember({"dpsh", "eq7", "dhn", "hashnet", "dsh"}));
   app.add_option("--bits", o.bits, "code length K")->check(CLI::Range(1, 4096));
-  app.add_option("--epochs", o.epochs, "training epochs");
-  app.add_option("--batch", o.batch, "batch size")->check(CLI::PositiveNumber);
+  app.add_option("--epochs", o.epochs, "training epochs (1 or more)")->check(nmhash_tool::integer_range(1, 1000000));
+  app.add_option("--batch", o.batch, "batch size, 1 to 65536")->check(nmhash_tool::integer_range(1, 65536));
   app.add_option("--device", o.device, "where to train: cpu, or cuda (the first CUDA device)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--optimizer", o.optimizer, "optimizer")->check(CLI::IsMember({"adam", "sgd", "rmsprop"}));
-  app.add_option("--lr", o.lr, "learning rate");
-  app.add_option("--weight-decay", o.weight_decay, "L2 weight decay");
-  app.add_option("--momentum", o.momentum, "SGD momentum");
-  app.add_option("--alpha", o.alpha, "quantization weight of dpsh, dhn and dsh");
+  app.add_option("--lr", o.lr, "learning rate (positive)")->check(CLI::PositiveNumber);
+  app.add_option("--weight-decay", o.weight_decay, "L2 weight decay (0 or more)")->check(CLI::NonNegativeNumber);
+  app.add_option("--momentum", o.momentum, "SGD momentum, 0 to 1")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--alpha", o.alpha, "quantization weight of dpsh, dhn and dsh (0 or more)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--hashnet-alpha", o.hashnet_alpha, "HashNet's sigmoid scale (theta = alpha h . H)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--margin", o.margin, "DSH margin (default 2 K)");
-  app.add_option("--eta", o.eta, "Eq. (7) quantization weight");
+  app.add_option("--margin", o.margin, "DSH margin (0 or absent: 2 K)")->check(CLI::NonNegativeNumber);
+  app.add_option("--eta", o.eta, "Eq. (7) quantization weight (0 or more)")->check(CLI::NonNegativeNumber);
   app.add_option("--seed", o.seed, "seed of initialisation and shuffling");
   app.add_option("--data", o.data, "Fashion-MNIST directory");
   app.add_option("--out", o.out, "output directory (default results/train-LOSS-KBITS)");
-  app.add_option("--train-limit", o.train_limit, "use only the first N training images");
-  app.add_option("--query-limit", o.query_limit, "use only the first N queries");
-  app.add_option("--db-limit", o.db_limit, "use only the first N database images");
+  app.add_option("--train-limit", o.train_limit, "use only the first N training images (0 or absent: all)")->check(nmhash_tool::integer_range(0, UINT32_MAX));
+  app.add_option("--query-limit", o.query_limit, "use only the first N queries (0 or absent: all)")->check(nmhash_tool::integer_range(0, UINT32_MAX));
+  app.add_option("--db-limit", o.db_limit, "use only the first N database images (0 or absent: all)")->check(nmhash_tool::integer_range(0, UINT32_MAX));
   bool no_resume = false;
   app.add_flag("--no-resume", no_resume, "ignore an existing checkpoint");
   try {
@@ -332,4 +350,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "nmhash_train: error: %s\n", e.what());
     return 1;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nmhash_tool::start(false);
+  return nmhash_tool::finish("nmhash_train", run_tool(argc, argv));
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds nmhash (library checks, examples, benchmarks, tests) with warnings
-# as errors and runs the whole test suite. Usage: scripts/test.sh [build-dir]
+# as errors and runs the whole test suite; then builds the parser, codes,
+# ranking and metrics tests under AddressSanitizer and
+# UndefinedBehaviorSanitizer and runs them. Usage: scripts/test.sh [build-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -9,3 +11,10 @@ jobs=$(nproc)
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j "$jobs"
 ctest --test-dir "$build" --output-on-failure -j "$jobs"
+
+sanitized="$build-sanitized"
+cmake -S . -B "$sanitized" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNMHASH_SANITIZE=address,undefined \
+  -DNMHASH_ENABLE_CUDA=OFF -DNMHASH_BUILD_EXAMPLES=OFF -DNMHASH_BUILD_BENCHMARKS=OFF
+cmake --build "$sanitized" -j "$jobs" --target nmhash_tests_sanitized
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir "$sanitized" --output-on-failure -j "$jobs" -R '^sanitized/'

@@ -164,3 +164,157 @@ TEST_CASE("safetensors round trip and error reports", "[io]") {
   write_bytes(f, "abc");
   REQUIRE_THROWS_WITH(nmhash::io::load_safetensors(f), Catch::Contains("not a safetensors file"));
 }
+
+#include "fuzz/crafted.hpp"
+
+namespace {
+
+// Matches an nmhash::error whose message satisfies a string matcher.
+template <class M>
+class error_message : public Catch::MatcherBase<nmhash::error> {
+ public:
+  explicit error_message(M m) : m_(std::move(m)) {}
+  bool match(const nmhash::error& e) const override { return m_.match(e.what()); }
+  std::string describe() const override { return "has a message that " + m_.toString(); }
+
+ private:
+  M m_;
+};
+
+template <class M>
+error_message<M> message_that(M m) {
+  return error_message<M>(std::move(m));
+}
+
+}  // namespace
+
+TEST_CASE("npy regression: shapes whose byte size overflows or whose dimension does not fit", "[io][fuzz]") {
+  using Catch::Matchers::Contains;
+  temp_dir tmp;
+  const std::string a = tmp.file("u1_overflow.npy");
+  write_bytes(a, nmhash_fuzz::npy_u1_shape_overflow());
+  REQUIRE(read_bytes(a).size() == 128);
+  REQUIRE_THROWS_MATCHES(nmhash::io::read_npy(a), nmhash::error,
+                         message_that(Contains(a) && Contains("header field 'shape'") &&
+                                      Contains("(288230376151711744, 512)") && Contains("overflows")));
+  const std::string b = tmp.file("dim_2_63.npy");
+  write_bytes(b, nmhash_fuzz::npy_dim_2_63());
+  REQUIRE_THROWS_MATCHES(nmhash::io::read_npy(b), nmhash::error,
+                         message_that(Contains(b) && Contains("header field 'shape'") &&
+                                      Contains("9223372036854775808") && Contains("overflows")));
+  const std::string c = tmp.file("dim_23_digits.npy");
+  write_bytes(c, nmhash_fuzz::npy_dim_23_digits());
+  REQUIRE_THROWS_MATCHES(nmhash::io::read_npy(c), nmhash::error,
+                         message_that(Contains(c) && Contains("header field 'shape'") &&
+                                      Contains("12345678901234567890123 does not fit in 64 bits")));
+  const std::string d = tmp.file("zero_dim_overflow.npy");
+  write_bytes(d, nmhash_fuzz::npy_zero_dim_overflow());
+  REQUIRE_THROWS_MATCHES(nmhash::io::read_npy(d), nmhash::error,
+                         message_that(Contains(d) && Contains("header field 'shape'") &&
+                                      Contains("(0, 761517117441711744, 76151711744, 512)") && Contains("overflows")));
+}
+
+TEST_CASE("IDX regression: a 9-byte file declaring a huge 3-D payload", "[io][fuzz]") {
+  using Catch::Matchers::Contains;
+  temp_dir tmp;
+  const std::string f = tmp.file("huge.idx3");
+  write_bytes(f, nmhash_fuzz::idx_9_bytes_huge_3d());
+  REQUIRE(read_bytes(f).size() == 9);
+  REQUIRE_THROWS_MATCHES(nmhash::io::read_idx(f), nmhash::error,
+                         message_that(Contains(f) && Contains("truncated IDX dimensions (3 declared")));
+  write_bytes(f, nmhash_fuzz::idx_huge_3d_header());
+  REQUIRE_THROWS_MATCHES(nmhash::io::read_idx(f), nmhash::error,
+                         message_that(Contains(f) && Contains("IDX dimension 0 makes the payload larger")));
+  gzFile g = gzopen(f.c_str(), "wb");
+  const std::string header = nmhash_fuzz::idx_huge_3d_header();
+  gzwrite(g, header.data(), static_cast<unsigned>(header.size()));
+  gzclose(g);
+  REQUIRE_THROWS_MATCHES(nmhash::io::read_idx(f), nmhash::error,
+                         message_that(Contains(f) && Contains("IDX dimension 0 makes the payload larger")));
+}
+
+TEST_CASE("IDX regression: gzip streams declaring more than they hold, or inflating past 1 MiB", "[io][fuzz]") {
+  using Catch::Matchers::Contains;
+  temp_dir tmp;
+  auto write_gz = [](const std::string& path, const std::string& bytes) {
+    gzFile g = gzopen(path.c_str(), "wb1");
+    gzwrite(g, bytes.data(), static_cast<unsigned>(bytes.size()));
+    gzclose(g);
+  };
+  // 29 bytes of gzip declaring a 50331732-byte payload: refused without
+  // allocating for the declared size.
+  const std::string f = tmp.file("declares.idx1.gz");
+  write_gz(f, nmhash_fuzz::idx_declares_50mb());
+  REQUIRE_THROWS_MATCHES(nmhash::io::read_idx(f), nmhash::error,
+                         message_that(Contains(f) && Contains("truncated")));
+  write_bytes(f, nmhash_fuzz::idx_declares_50mb());
+  REQUIRE_THROWS_MATCHES(nmhash::io::read_idx(f), nmhash::error,
+                         message_that(Contains(f) && Contains("truncated IDX payload (expected 50331732 bytes, got 0)")));
+  // 3 x 1024 x 1024 bytes, inflated in growing steps up to 1 MiB.
+  std::string idx("\0\0\x08\x03\0\0\0\x03\0\0\x04\0\0\0\x04\0", 16);
+  for (std::size_t i = 0; i < (std::size_t{3} << 20); ++i) idx.push_back(static_cast<char>((i * 7) ^ (i >> 12)));
+  const std::string big = tmp.file("big.idx3.gz");
+  write_gz(big, idx);
+  const auto a = nmhash::io::read_idx(big, 3);
+  REQUIRE(a.shape == std::vector<std::size_t>{3, 1024, 1024});
+  REQUIRE(std::string(a.data.begin(), a.data.end()) == idx.substr(16));
+  write_gz(big, idx + "x");
+  REQUIRE_THROWS_MATCHES(nmhash::io::read_idx(big), nmhash::error,
+                         message_that(Contains(big) && Contains("unexpected data after the IDX payload")));
+}
+
+TEST_CASE("safetensors regression: numbers of the wrong JSON type in shape and data_offsets", "[io][fuzz]") {
+  using Catch::Matchers::Contains;
+  temp_dir tmp;
+  const std::string f = tmp.file("bad.safetensors");
+  write_bytes(f, nmhash_fuzz::safetensors_float_offsets());
+  REQUIRE_THROWS_MATCHES(nmhash::io::load_safetensors(f), nmhash::error,
+                         message_that(Contains(f) && Contains("tensor 'w'") && Contains("field 'data_offsets'") &&
+                                      Contains("9.18e+21")));
+  write_bytes(f, nmhash_fuzz::safetensors_negative_shape());
+  REQUIRE_THROWS_MATCHES(nmhash::io::load_safetensors(f), nmhash::error,
+                         message_that(Contains(f) && Contains("tensor 'w'") && Contains("field 'shape' holds -1")));
+  write_bytes(f, nmhash_fuzz::safetensors_float_shape());
+  REQUIRE_THROWS_MATCHES(nmhash::io::load_safetensors(f), nmhash::error,
+                         message_that(Contains(f) && Contains("tensor 'w'") && Contains("field 'shape' holds 2.5")));
+}
+
+TEST_CASE("safetensors regression: tensors sharing bytes", "[io][fuzz]") {
+  using Catch::Matchers::Contains;
+  temp_dir tmp;
+  const std::string f = tmp.file("overlap.safetensors");
+  write_bytes(f, nmhash_fuzz::safetensors_overlapping(3, 8));
+  REQUIRE_THROWS_MATCHES(nmhash::io::load_safetensors(f), nmhash::error,
+                         message_that(Contains(f) && Contains("tensor '1': data_offsets [0, 8] overlap those of tensor '0'")));
+  write_bytes(f, nmhash_fuzz::safetensors_overlapping(790, 16384));
+  REQUIRE(read_bytes(f).size() <= 65536);
+  REQUIRE_THROWS_MATCHES(nmhash::io::load_safetensors(f), nmhash::error,
+                         message_that(Contains(f) && Contains("data_offsets [0, 16384] overlap")));
+  // Back to back, and empty tensors anywhere, are fine.
+  write_bytes(f, nmhash_fuzz::safetensors_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                                R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},)"
+                                                R"("c":{"dtype":"F64","shape":[0],"data_offsets":[2,2]}})",
+                                                std::string(8, '\0')));
+  REQUIRE(nmhash::io::load_safetensors(f).tensors.size() == 3);
+}
+
+TEST_CASE("safetensors regression: JSON nested 100000 deep", "[io][fuzz]") {
+  using Catch::Matchers::Contains;
+  temp_dir tmp;
+  const std::string f = tmp.file("deep.safetensors");
+  write_bytes(f, nmhash_fuzz::safetensors_deep_header(100000, true));
+  REQUIRE_THROWS_MATCHES(nmhash::io::load_safetensors(f), nmhash::error,
+                         message_that(Contains(f) && Contains("header is not a JSON object")));
+  write_bytes(f, nmhash_fuzz::safetensors_deep_header(100000, false));
+  REQUIRE_THROWS_MATCHES(nmhash::io::load_safetensors(f), nmhash::error,
+                         message_that(Contains(f) && Contains("malformed safetensors header")));
+  // Reported by type: dumping the value would recurse 100000 deep.
+  write_bytes(f, nmhash_fuzz::safetensors_deep_field("shape", 100000));
+  REQUIRE_THROWS_MATCHES(nmhash::io::load_safetensors(f), nmhash::error,
+                         message_that(Contains(f) && Contains("tensor 'w'") &&
+                                      Contains("field 'shape' holds a nested JSON array")));
+  write_bytes(f, nmhash_fuzz::safetensors_deep_field("data_offsets", 100000));
+  REQUIRE_THROWS_MATCHES(nmhash::io::load_safetensors(f), nmhash::error,
+                         message_that(Contains(f) && Contains("tensor 'w'") &&
+                                      Contains("field 'data_offsets' is a nested JSON array")));
+}

@@ -8,9 +8,10 @@
 //    no longer runs) are removed when the target is next written.
 //  - atomic_group commits several files that belong together (distances and
 //    indices, codes and labels, a summary and its model): every old target
-//    is removed before the first new one is renamed into place, so a reader
-//    never sees a new file beside a stale partner, only the whole old set,
-//    the whole new set, or some of the new set with the rest absent.
+//    is removed before the first new one is renamed into place, so every
+//    file a reader finds is from one commit: the whole old set, the whole
+//    new set, or (after a crash mid-commit) part of one of them with the
+//    rest absent, never a new file beside a stale partner.
 #pragma once
 
 #include <cerrno>

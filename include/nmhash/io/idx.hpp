@@ -38,11 +38,14 @@ inline std::vector<std::uint8_t> gunzip(const unsigned char* in, std::size_t siz
     ~ender() { inflateEnd(z); }
   } guard{&zs};
   std::size_t consumed = 0;
-  constexpr std::size_t chunk = std::size_t{1} << 20;
+  constexpr std::size_t max_chunk = std::size_t{1} << 20;
   while (true) {
     const std::size_t in_now = std::min<std::size_t>(size - consumed, 1u << 30);
     zs.next_in = const_cast<unsigned char*>(in + consumed);
     zs.avail_in = static_cast<uInt>(in_now);
+    // The buffer grows with the bytes the stream really inflates to (at most
+    // doubling, from 4 KiB), not with the size the header declares.
+    const std::size_t chunk = std::min(max_chunk, std::max<std::size_t>(out.size(), 4096));
     const std::size_t want = std::min(chunk, limit + 1 - std::min(out.size(), limit + 1));
     if (want == 0) break;
     const std::size_t old = out.size();

@@ -197,8 +197,13 @@ inline npy_array parse_npy(const unsigned char* file, std::size_t size, const st
     p = e;
   }
   const std::uint64_t payload = file_size - data_offset;
-  std::size_t elements = 0, data_bytes = 0;
-  require(shape_product_fits(a.shape, elements) && mul_fits(elements, a.item_size, data_bytes), path,
+  // As in NumPy, the nonzero dimensions and the item size multiply without
+  // overflow even when a zero dimension leaves no data, so that every partial
+  // product (rows() x cols() included) fits.
+  std::size_t elements = 0, data_bytes = 0, extent = a.item_size;
+  bool extent_fits = true;
+  for (std::size_t d : a.shape) extent_fits = extent_fits && (d == 0 || mul_fits(extent, d, extent));
+  require(extent_fits && shape_product_fits(a.shape, elements) && mul_fits(elements, a.item_size, data_bytes), path,
           ": header field 'shape': ", a.shape_string(), " of ", a.dtype_name(),
           " overflows a 64-bit size (the file has ", payload, " bytes of data)");
   require(payload >= data_bytes, path, ": truncated data: shape ", a.shape_string(), " of ", a.dtype_name(),

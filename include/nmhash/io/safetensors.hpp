@@ -6,6 +6,7 @@
 // tensor name.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -127,6 +128,20 @@ struct safetensors_file {
   }
 };
 
+namespace detail {
+
+// A header value for an error message: a scalar, or an array or object of
+// scalars, in full; anything nested deeper by its type alone (dumping it
+// would recurse as deep as the file nests it).
+inline std::string json_brief(const nlohmann::json& v) {
+  if (v.is_structured())
+    for (const auto& e : v)
+      if (e.is_structured()) return std::string("a nested JSON ") + v.type_name();
+  return v.dump();
+}
+
+}  // namespace detail
+
 // The largest JSON header accepted (the limit of the reference
 // implementation, huggingface/safetensors).
 inline constexpr std::uint64_t max_safetensors_header = 100u << 20;
@@ -152,6 +167,15 @@ inline safetensors_file parse_safetensors(const unsigned char* file, std::size_t
   const std::uint64_t data_size = size - 8 - n;
   const unsigned char* data = file + 8 + n;
   safetensors_file out;
+  struct data_span {
+    std::uint64_t begin, end;
+    std::string name;
+    bool operator<(const data_span& o) const {
+      if (begin != o.begin) return begin < o.begin;
+      return end != o.end ? end < o.end : name < o.name;
+    }
+  };
+  std::vector<data_span> spans;
   for (const auto& [key, entry] : header.items()) {
     if (key == "__metadata__") {
       require(entry.is_object(), path, ": __metadata__ is not a JSON object");
@@ -173,13 +197,13 @@ inline safetensors_file parse_safetensors(const unsigned char* file, std::size_t
     const auto& shape = entry["shape"];
     require(shape.is_array(), path, ": tensor '", tname, "': field 'shape' is not an array");
     for (const auto& d : shape) {
-      require(d.is_number_unsigned(), path, ": tensor '", tname, "': field 'shape' holds ", d.dump(),
+      require(d.is_number_unsigned(), path, ": tensor '", tname, "': field 'shape' holds ", detail::json_brief(d),
               ", expected a non-negative integer");
       t.shape.push_back(d.get<std::size_t>());
     }
     const auto& off = entry["data_offsets"];
     require(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(), path,
-            ": tensor '", tname, "': field 'data_offsets' is ", off.dump(), ", expected [begin, end] byte offsets");
+            ": tensor '", tname, "': field 'data_offsets' is ", detail::json_brief(off), ", expected [begin, end] byte offsets");
     const auto begin = off[0].get<std::uint64_t>(), end = off[1].get<std::uint64_t>();
     require(begin <= end, path, ": tensor '", tname, "': data_offsets [", begin, ", ", end, "] end before they begin");
     require(end <= data_size, path, ": tensor '", tname, "' ends at byte ", end, " of a ", data_size,
@@ -189,9 +213,21 @@ inline safetensors_file parse_safetensors(const unsigned char* file, std::size_t
             ": tensor '", tname, "': field 'shape' ", shape.dump(), " overflows a 64-bit size");
     require(end - begin == bytes, path, ": tensor '", tname, "' has ", end - begin, " bytes for its shape ",
             shape.dump(), " (", bytes, " expected)");
-    t.bytes.assign(data + begin, data + end);
+    spans.push_back({begin, end, tname});
     out.tensors.emplace(tname, std::move(t));
   }
+  // No two tensors share bytes (the reference implementation requires as
+  // much), so the tensors together copy at most the data section.
+  std::sort(spans.begin(), spans.end());
+  const data_span* last = nullptr;
+  for (const data_span& sp : spans) {
+    if (sp.begin == sp.end) continue;
+    require(!last || sp.begin >= last->end, path, ": tensor '", sp.name, "': data_offsets [", sp.begin, ", ", sp.end,
+            "] overlap those of tensor '", last ? last->name : "", "' [", last ? last->begin : 0, ", ",
+            last ? last->end : 0, "]");
+    last = &sp;
+  }
+  for (const data_span& sp : spans) out.tensors[sp.name].bytes.assign(data + sp.begin, data + sp.end);
   return out;
 }
 

@@ -18,10 +18,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <new>
 #include <type_traits>
 #include <vector>
 
 #include "nmhash/codes/packed_codes.hpp"
+#include "nmhash/core/checked.hpp"
 #include "nmhash/core/device.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/core/parallel.hpp"
@@ -194,8 +196,14 @@ knn_result hamming_knn(const packed_codes& queries, const packed_codes& database
   knn_result res;
   res.queries = queries.size();
   res.k = k;
-  res.distances.resize(queries.size() * k);
-  res.indices.resize(queries.size() * k);
+  const std::size_t entries = checked_mul(queries.size(), k, "hamming_knn: result of queries x k");
+  try {
+    res.distances.resize(entries);
+    res.indices.resize(entries);
+  } catch (const std::bad_alloc&) {
+    detail::fail("hamming_knn: cannot allocate the result of ", queries.size(), " queries x k = ", k, " (",
+                 entries, " entries of 12 bytes)");
+  }
   const std::size_t n = database.size();
   const std::size_t words = database.words_per_code();
   // A selector buffers up to 2k candidates (10 bytes each); keep a tile's

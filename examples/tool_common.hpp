@@ -1,0 +1,66 @@
+// What every nmhash command-line tool does at its start and end, so that a
+// full disk or a closed pipe is reported instead of passing for success.
+#pragma once
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "nmhash/core/checked.hpp"
+
+namespace nmhash_tool {
+
+// A write past a file-size limit (ulimit -f, RLIMIT_FSIZE) then fails with
+// EFBIG, which the writers report and clean up after, instead of the
+// process being killed by SIGXFSZ with its temporary files left behind.
+// With `whole_output` (tools that print one result at the end), standard
+// output is buffered in 1 MiB, so that a failing write is met, and its
+// errno read, when finish() flushes it; long-running tools print progress
+// as they go.
+inline void start(bool whole_output) {
+  std::signal(SIGXFSZ, SIG_IGN);
+  static char buffer[std::size_t{1} << 20];  // glibc ignores the size without a buffer
+  if (whole_output) std::setvbuf(stdout, buffer, _IOFBF, sizeof buffer);
+}
+
+// Flushes standard output and returns `rc`, or 1 with a message on standard
+// error when what was printed could not be written (e.g. a full disk).
+inline int finish(const char* tool, int rc) {
+  // std::cout writes through stdout's buffer: its flush is where a failing
+  // write meets its errno.
+  errno = 0;
+  std::cout.flush();
+  const bool cout_ok = !std::cout.fail();
+  const int cout_errno = errno;
+  errno = 0;
+  const bool flushed = std::fflush(stdout) == 0 && !std::ferror(stdout);
+  const int e = cout_errno ? cout_errno : errno;
+  if (cout_ok && flushed) return rc;
+  if (e)
+    std::fprintf(stderr, "%s: error: standard output: write failed: %s; the output is lost\n", tool,
+                 std::strerror(e));
+  else
+    std::fprintf(stderr, "%s: error: standard output: a write failed; the output is lost\n", tool);
+  return 1;
+}
+
+// An option's value must be a decimal integer from lo to hi; anything else
+// (a sign, an exponent, an absurd size) is refused with the value and range.
+inline CLI::Validator integer_range(std::uint64_t lo, std::uint64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& v) -> std::string {
+        std::uint64_t x = 0;
+        if (!nmhash::parse_u64(v, x) || x < lo || x > hi)
+          return "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", found '" + v +
+                 "'";
+        return {};
+      },
+      "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
+}
+
+}  // namespace nmhash_tool
