@@ -23,23 +23,9 @@ read -r -a targets <<< "${FUZZ_TARGETS:-npy idx safetensors model}"
 cxx=${CXX:-clang++-14}
 out=build-fuzz
 
-# clang and its libFuzzer runtime, installed only when missing.
-missing=()
-for p in clang libclang-rt-14-dev; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz: installing ${missing[*]}"
-  sudo_cmd=()
-  if [ "$(id -u)" -ne 0 ]; then
-    sudo_cmd=(sudo)
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -q
-  "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# The project's packages (clang, zlib, Eigen, nlohmann-json among them) and
+# clang's libFuzzer runtime, installed only when missing.
+bash scripts/install-deps.sh libclang-rt-14-dev
 
 mkdir -p "$out/bin" "$out/corpus" "$out/artifacts" "$out/logs"
 common=(-std=c++17 -O1 -g -Iinclude -I/usr/include/eigen3 -Wall -Wextra -Wpedantic -Werror)

@@ -6,6 +6,8 @@
 #include <random>
 #include <string>
 
+#include "fuzz/crafted.hpp"
+
 struct temp_dir {
   std::filesystem::path path;
   temp_dir() {
@@ -31,12 +33,5 @@ inline std::string read_bytes(const std::string& path) {
 
 // A raw version-1.0 .npy file with the given header dictionary and payload.
 inline std::string npy_bytes(const std::string& dict, const std::string& payload) {
-  std::string h = dict;
-  const std::size_t unpadded = 10 + h.size() + 1;
-  h.append((64 - unpadded % 64) % 64, ' ');
-  h.push_back('\n');
-  std::string out("\x93NUMPY\x01\x00", 8);
-  out.push_back(static_cast<char>(h.size() & 0xFF));
-  out.push_back(static_cast<char>(h.size() >> 8));
-  return out + h + payload;
+  return nmhash_fuzz::npy_image(dict, payload);
 }

@@ -34,17 +34,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return n;
   }();
   const std::string name = "fuzz.model.safetensors";
-  nmhash_fuzz::heap_peak heap;
-  nmhash::io::safetensors_file f;
-  try {
-    f = nmhash::io::parse_safetensors(data, size, name);
-  } catch (const nmhash::error&) {
-    heap.stop();
-    check(heap.bytes() <= heap_bound(size));
-    return 0;
-  }
-  heap.stop();
-  check(heap.bytes() <= heap_bound(size));
+  const auto parsed =
+      nmhash_fuzz::parse_bounded([&] { return nmhash::io::parse_safetensors(data, size, name); }, heap_bound(size));
+  if (!parsed) return 0;
+  const nmhash::io::safetensors_file& f = *parsed;
   try {
     nmhash::nn::load_parameters(f, name, net);
     std::size_t off = 0;

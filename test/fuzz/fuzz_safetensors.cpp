@@ -26,17 +26,10 @@ constexpr std::size_t heap_bound(std::size_t size) { return 128 * size + (256u <
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string name = "fuzz.safetensors";
-  nmhash_fuzz::heap_peak heap;
-  nmhash::io::safetensors_file f;
-  try {
-    f = nmhash::io::parse_safetensors(data, size, name);
-  } catch (const nmhash::error&) {
-    heap.stop();
-    check(heap.bytes() <= heap_bound(size));
-    return 0;
-  }
-  heap.stop();
-  check(heap.bytes() <= heap_bound(size));
+  const auto parsed =
+      nmhash_fuzz::parse_bounded([&] { return nmhash::io::parse_safetensors(data, size, name); }, heap_bound(size));
+  if (!parsed) return 0;
+  const nmhash::io::safetensors_file& f = *parsed;
   check(size >= 8);
   std::size_t total = 0;
   for (const auto& [tname, t] : f.tensors) {

@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
+
+#include "nmhash/core/error.hpp"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -78,5 +81,20 @@ class heap_peak {
   std::size_t bytes() const { return static_cast<std::size_t>(detail::heap().peak); }
   void stop() { detail::heap().on = false; }
 };
+
+// parse() under a heap_peak: checks the most heap it held against `bound`
+// and returns its result, or nothing when it threw nmhash::error.
+template <class Parse>
+auto parse_bounded(Parse parse, std::size_t bound) -> std::optional<decltype(parse())> {
+  heap_peak heap;
+  std::optional<decltype(parse())> out;
+  try {
+    out.emplace(parse());
+  } catch (const nmhash::error&) {
+  }
+  heap.stop();
+  check(heap.bytes() <= bound);
+  return out;
+}
 
 }  // namespace nmhash_fuzz
