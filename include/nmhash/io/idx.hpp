@@ -71,38 +71,19 @@ inline std::vector<std::uint8_t> gunzip(const unsigned char* in, std::size_t siz
 
 }  // namespace detail
 
-// Parses an IDX image held in memory (plain, or gzip when it starts with
-// the gzip magic). `expect_dims` (if non-zero) is checked against the
-// file's number of dimensions; `name` prefixes every error.
-inline idx_array parse_idx(const unsigned char* file, std::size_t size, const std::string& name,
-                           int expect_dims = 0) {
-  const std::string& path = name;
-  const bool gz = size >= 2 && file[0] == 0x1f && file[1] == 0x8b;
-  // The payload can never exceed 2^31 bytes (the reader's limit), and a
-  // plain file's payload must be in the file itself.
-  constexpr std::size_t max_payload = std::size_t{1} << 31;
-  std::vector<std::uint8_t> inflated;
-  const unsigned char* p = file;
-  std::size_t n = size;
-  if (gz) {
-    // The header first, then no more than it declares (plus one byte to
-    // detect trailing data): a small file cannot inflate into gigabytes.
-    inflated = detail::gunzip(file, size, 4 + 4 * 4, path);
-    if (inflated.size() >= 4 && inflated[3] >= 1 && inflated[3] <= 4) {
-      const std::size_t hdr = 4 + 4 * std::size_t{inflated[3]};
-      std::size_t total = 1;
-      bool fits = inflated.size() >= hdr;
-      for (std::size_t d = 0; fits && d < inflated[3]; ++d) {
-        const unsigned char* b = inflated.data() + 4 + 4 * d;
-        fits = mul_fits(total, std::size_t{b[0]} << 24 | std::size_t{b[1]} << 16 | std::size_t{b[2]} << 8 | b[3],
-                        total) &&
-               total <= max_payload;
-      }
-      if (fits) inflated = detail::gunzip(file, size, hdr + total, path);
-    }
-    p = inflated.data();
-    n = inflated.size();
-  }
+namespace detail {
+
+// The payload can never exceed 2^31 bytes (the reader's limit).
+inline constexpr std::size_t max_idx_payload = std::size_t{1} << 31;
+
+struct idx_header {
+  std::vector<std::size_t> shape;
+  std::size_t bytes = 0;    // magic number and dimensions
+  std::size_t payload = 0;  // product of the dimensions
+};
+
+// The magic number and dimensions at the start of p[0, n), validated.
+inline idx_header read_idx_header(const unsigned char* p, std::size_t n, const std::string& path, int expect_dims) {
   require(n >= 4, path, ": truncated IDX magic number (", n, " bytes)");
   require(p[0] == 0 && p[1] == 0, path, ": not an IDX file (bad magic number)");
   require(p[2] == 0x08, path, ": IDX element type 0x", std::hex, int(p[2]),
@@ -111,23 +92,52 @@ inline idx_array parse_idx(const unsigned char* file, std::size_t size, const st
   require(dims >= 1 && dims <= 4, path, ": IDX file with ", dims, " dimensions");
   require(expect_dims == 0 || dims == expect_dims, path, ": expected ", expect_dims,
           " dimensions, found ", dims);
-  const std::size_t header = 4 + 4 * static_cast<std::size_t>(dims);
-  require(n >= header, path, ": truncated IDX dimensions (", dims, " declared, ", (n - 4) / 4,
+  idx_header h;
+  h.bytes = 4 + 4 * static_cast<std::size_t>(dims);
+  require(n >= h.bytes, path, ": truncated IDX dimensions (", dims, " declared, ", (n - 4) / 4,
           " present)");
-  idx_array a;
-  std::size_t total = 1;
+  h.payload = 1;
   for (int d = 0; d < dims; ++d) {
     const unsigned char* b = p + 4 + 4 * d;
     const std::size_t s = std::size_t{b[0]} << 24 | std::size_t{b[1]} << 16 | std::size_t{b[2]} << 8 | b[3];
-    a.shape.push_back(s);
-    require(mul_fits(total, s, total) && total <= max_payload, path, ": IDX dimension ", d,
-            " makes the payload larger than ", max_payload, " bytes");
+    h.shape.push_back(s);
+    require(mul_fits(h.payload, s, h.payload) && h.payload <= max_idx_payload, path, ": IDX dimension ", d,
+            " makes the payload larger than ", max_idx_payload, " bytes");
   }
-  const std::size_t present = n - header;
-  require(present >= total, path, ": truncated IDX payload (expected ", total, " bytes, got ", present, ")");
-  require(present == total, path, ": unexpected data after the IDX payload (", present - total,
+  return h;
+}
+
+}  // namespace detail
+
+// Parses an IDX image held in memory (plain, or gzip when it starts with
+// the gzip magic). `expect_dims` (if non-zero) is checked against the
+// file's number of dimensions; `name` prefixes every error.
+inline idx_array parse_idx(const unsigned char* file, std::size_t size, const std::string& name,
+                           int expect_dims = 0) {
+  const std::string& path = name;
+  const bool gz = size >= 2 && file[0] == 0x1f && file[1] == 0x8b;
+  std::vector<std::uint8_t> inflated;
+  const unsigned char* p = file;
+  std::size_t n = size;
+  detail::idx_header h;
+  if (gz) {
+    // The header first, then no more than it declares (plus one byte to
+    // detect trailing data): a small file cannot inflate into gigabytes.
+    inflated = detail::gunzip(file, size, 4 + 4 * 4, path);
+    h = detail::read_idx_header(inflated.data(), inflated.size(), path, expect_dims);
+    inflated = detail::gunzip(file, size, h.bytes + h.payload, path);
+    p = inflated.data();
+    n = inflated.size();
+  } else {
+    h = detail::read_idx_header(p, n, path, expect_dims);
+  }
+  const std::size_t present = n - h.bytes;
+  require(present >= h.payload, path, ": truncated IDX payload (expected ", h.payload, " bytes, got ", present, ")");
+  require(present == h.payload, path, ": unexpected data after the IDX payload (", present - h.payload,
           " extra bytes)");
-  a.data.assign(p + header, p + n);
+  idx_array a;
+  a.shape = std::move(h.shape);
+  a.data.assign(p + h.bytes, p + n);
   return a;
 }
 
