@@ -193,10 +193,10 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
         nmhash::require(std::isfinite(l), "the hashing loss is ", l, ": training diverged (lower the learning rate)");
         return l;
       },
-      [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<real>& x) {
-        nmhash::data::gather_images(cx.pool, ids, first, n, x);
-      },
-      train, labels_of(cx.pool, train), cx.split.validation, labels_of(cx.pool, cx.split.validation), cx.o.seed);
+      [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<real>& x,
+          const h::batch_use&) { nmhash::data::gather_images(cx.pool, ids, first, n, x); },
+      train, nmhash::labels::single(labels_of(cx.pool, train)), cx.split.validation,
+      nmhash::labels::single(labels_of(cx.pool, cx.split.validation)), cx.o.seed);
 
   json reports = json::array(), history = json::array();
   double train_seconds = 0;

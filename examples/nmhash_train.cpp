@@ -1,7 +1,10 @@
-// nmhash_train: trains the fmnist-dpsh `lenet` backbone with a pairwise
-// hashing loss at a fixed code length, evaluates query codes against the
-// database in both tie conventions, and writes a JSON summary, the weights
-// (safetensors), and the codes and labels (.npy, readable by nmhash_eval).
+// nmhash_train: trains a hashing network (an architecture spec, lenet on
+// fmnist-dpsh by default) with a pairwise hashing loss at a fixed code
+// length on a data set (fmnist-dpsh, cifar10:DIR or an image-list folder
+// list:DIR), evaluates query codes against the database in both tie
+// conventions, and writes a JSON summary, the model file (architecture,
+// weights, input transform: what nmhash_encode and hashing::encoder load),
+// and the codes and labels (.npy, readable by nmhash_eval).
 // Every epoch ends with an atomic checkpoint; a killed run resumes from it.
 // --device cuda trains on the GPU (nmhash_train_cuda.cu) with the same
 // network, loss, optimizer and checkpoints.
@@ -21,6 +24,8 @@
 
 #include "tool_common.hpp"
 #include "nmhash/data/batches.hpp"
+#include "nmhash/data/open.hpp"
+#include "nmhash/hashing/encoder.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/io/npy.hpp"
 #include "nmhash/loss/dhn.hpp"
@@ -29,7 +34,7 @@
 #include "nmhash/loss/hashnet.hpp"
 #include "nmhash/loss/pairwise_eq7.hpp"
 #include "nmhash/nmhash.hpp"
-#include "nmhash/nn/lenet.hpp"
+#include "nmhash/nn/arch.hpp"
 #include "nmhash/nn/scaled_tanh.hpp"
 #include "nmhash/nn/serialize.hpp"
 #include "nmhash/optim/adam.hpp"
@@ -44,8 +49,12 @@ using real = float;
 
 struct options {
   std::string loss = "dpsh", optimizer = "adam", device = "cpu", data = nmhash::data::default_fashion_mnist_dir,
-              out;
+              out, dataset = "fmnist-dpsh", root, arch, init_from;
   std::size_t bits = 48, epochs = 20, batch = 128, train_limit = 0, query_limit = 0, db_limit = 0;
+  std::size_t channels = 0, input_size = 0;  // 0: the architecture's
+  long resize = -1, map_at = -1;             // -1: the default
+  std::vector<float> mean, stddev;
+  bool no_flip = false, no_random_crop = false, no_verify = false;
   double lr = 1e-4, weight_decay = 1e-5, momentum = 0.9, alpha = 0.1, eta = 1200;
   double hashnet_alpha = nmhash::loss::hashnet_defaults::alpha, margin = 0;  // margin 0: 2 K
   std::uint64_t seed = 1;
@@ -56,12 +65,6 @@ struct options {
 std::vector<std::size_t> head(std::vector<std::size_t> v, std::size_t limit) {
   if (limit && limit < v.size()) v.resize(limit);
   return v;
-}
-
-std::vector<std::int32_t> gather(const std::vector<std::int32_t>& v, const std::vector<std::size_t>& idx) {
-  std::vector<std::int32_t> out(idx.size());
-  for (std::size_t i = 0; i < idx.size(); ++i) out[i] = v[idx[i]];
-  return out;
 }
 
 // A one-line progress bar on a terminal, otherwise nothing until the epoch's
@@ -77,19 +80,99 @@ void progress(std::size_t epoch, std::size_t epochs, std::size_t done, std::size
 }
 
 nmhash::packed_codes encode(nmhash::nn::sequential<real>& net, nmhash_train::cuda_trainer* dev,
-                            const nmhash::data::image_pool& pool, const std::vector<std::size_t>& idx,
+                            const nmhash::data::batch_loader<real>& loader, const std::vector<std::size_t>& idx,
                             std::size_t bits, std::size_t batch) {
   nmhash::packed_codes codes(idx.size(), bits);
   nmhash::tensor<real> x, on_device;
   for (std::size_t b = 0; b < idx.size(); b += batch) {
     const std::size_t n = std::min(batch, idx.size() - b);
-    nmhash::data::gather_images(pool, idx, b, n, x);
+    loader.load(idx, b, n, x);
     if (dev) dev->infer(x, on_device);
     const auto& y = dev ? on_device : net.forward(x, false);
     const auto part = nmhash::pack_signs(y.data(), n, bits);
     std::copy(part.data(), part.data() + n * codes.words_per_code(), codes.row(b));
   }
   return codes;
+}
+
+// The architecture: --arch (a preset or a spec), or the default for the
+// data set's images; --channels and --input-size change its input.
+nmhash::nn::architecture choose_architecture(const options& o, const nmhash::data::retrieval_split& split,
+                                             std::string& why) {
+  nmhash::nn::architecture a;
+  const auto shape = split.pool->shape();
+  if (!o.arch.empty()) {
+    if (const auto* p = nmhash::nn::find_architecture(o.arch)) {
+      a = *p;
+      why = "--arch " + o.arch;
+    } else {
+      a.name = "custom";
+      a.layers = o.arch;
+      a.channels = shape.channels ? shape.channels : 3;
+      a.height = a.width = shape.fixed() ? shape.height : 224;
+      why = "--arch spec";
+    }
+  } else if (shape.fixed() && shape.channels == 1 && shape.height == 28 && shape.width == 28) {
+    a = *nmhash::nn::find_architecture("lenet");
+    why = "default for 1x28x28 images";
+  } else if (shape.fixed() && shape.height <= 64 && shape.width <= 64) {
+    a = *nmhash::nn::find_architecture("cifar");
+    a.channels = shape.channels;
+    a.height = shape.height;
+    a.width = shape.width;
+    why = "default for " + shape.str() + " images";
+  } else {
+    a = *nmhash::nn::find_architecture("cnnf");
+    why = "default for images of any size (the paper's CNN-F at 224x224)";
+  }
+  if (o.channels) a.channels = o.channels;
+  if (o.input_size) a.height = a.width = o.input_size;
+  return a;
+}
+
+// The input transform: fmnist-dpsh's protocol normalisation, or resize,
+// crop, flip and per-channel statistics (given, or measured on the
+// training images).
+nmhash::data::transform_options choose_transform(const options& o, const nmhash::data::retrieval_split& split,
+                                                 const nmhash::nn::architecture& a,
+                                                 const std::vector<std::size_t>& train) {
+  const bool fmnist = nmhash::data::dataset_kind(o.dataset) == "fmnist-dpsh";
+  nmhash::data::transform_options t;
+  t.channels = a.channels;
+  t.height = a.height;
+  t.width = a.width;
+  const auto shape = split.pool->shape();
+  const bool exact = shape.fixed() && shape.height == a.height && shape.width == a.width;
+  t.resize = o.resize >= 0 ? static_cast<std::size_t>(o.resize)
+             : exact       ? 0
+             : a.height >= 64 ? (std::min(a.height, a.width) * 256 + 112) / 224
+                              : std::min(a.height, a.width);
+  t.random_crop = !fmnist && !o.no_random_crop;
+  t.flip = !fmnist && !o.no_flip;
+  if (!o.mean.empty() || !o.stddev.empty()) {
+    nmhash::require(!o.mean.empty() && !o.stddev.empty(), "--mean and --std go together");
+    t.mean = o.mean;
+    t.stddev = o.stddev;
+  } else if (fmnist && a.channels == 1) {
+    t.mean = {nmhash::data::fmnist_mean};
+    t.stddev = {nmhash::data::fmnist_std};
+  } else {
+    const nmhash::data::batch_loader<real> probe(split.pool, t);
+    const auto stats = probe.channel_statistics(train);
+    t.mean = stats.first;
+    t.stddev = stats.second;
+  }
+  return t;
+}
+
+// Class ids as int32 (N), multi-hot labels as a 0/1 uint8 matrix (N, C).
+void write_labels_npy(nmhash::io::atomic_file& f, const nmhash::labels& l) {
+  if (l.is_multi()) {
+    const auto m = l.multi_hot_matrix();
+    nmhash::io::write_npy(f, m.data(), {l.size(), l.num_labels()});
+  } else {
+    nmhash::io::write_npy(f, l.ids(), {l.size()});
+  }
 }
 
 nmhash::optim::group_table optimizer_groups(const options& o) { return {{}, {o.lr, o.weight_decay}}; }
@@ -108,31 +191,71 @@ void restore_state(Optimizer& opt, const nmhash::io::safetensors_file& ck, const
 template <class Optimizer>
 int run(const options& o, Optimizer opt) {
   const auto t0 = clock_type::now();
-  const auto pool = nmhash::data::load_fashion_mnist_pool(o.data);
-  const auto split = nmhash::data::make_fmnist_dpsh_splits(pool.labels);
+  nmhash::data::dataset_options dopt;
+  dopt.fashion_mnist_dir = o.data;
+  dopt.list.root = o.root;
+  dopt.list.channels = o.channels ? o.channels : 3;
+  const auto split = nmhash::data::open_dataset(o.dataset, dopt);
   const auto train = head(split.train, o.train_limit);
   const auto query = head(split.query, o.query_limit);
   const auto db = head(split.database, o.db_limit);
+  nmhash::require(!train.empty() && !query.empty() && !db.empty(), o.dataset, ": ", train.size(), " training images, ",
+                  query.size(), " queries, ", db.size(), " database images (none may be empty)");
+  if (const auto* list = dynamic_cast<const nmhash::data::image_list_source*>(split.pool.get()); list && !o.no_verify) {
+    const auto v0 = clock_type::now();
+    list->verify();
+    std::printf("decoded all %zu images of %s in %.1f s\n", list->size(), o.dataset.c_str(),
+                std::chrono::duration<double>(clock_type::now() - v0).count());
+  }
+  std::string arch_why;
+  const nmhash::nn::architecture arch = choose_architecture(o, split, arch_why);
+  const nmhash::data::transform_options transform = choose_transform(o, split, arch, train);
+  const nmhash::data::batch_loader<real> loader(split.pool, transform);
+  const nmhash::labels& all_labels = split.pool->labels();
   std::filesystem::create_directories(o.out);
   const std::string ck_path = o.out + "/checkpoint.safetensors";
 
   nmhash::nn::sequential<real> net;
   nmhash::nn::scaled_tanh<real>* tanh_head = nullptr;
-  nmhash::nn::build_lenet<real>(net, o.bits, o.batch, 0, [&](nmhash::nn::sequential<real>& n) {
+  nmhash::nn::build_hashing_network<real>(net, arch, o.bits, o.batch, 0, [&](nmhash::nn::sequential<real>& n) {
     if (o.loss == "hashnet") tanh_head = &n.add(nmhash::nn::scaled_tanh<real>(1.0));
   });
+  std::printf("architecture %s (%s): input %s, %s\n", arch.name.c_str(), arch_why.c_str(), arch.input_str().c_str(),
+              arch.layers.c_str());
+  {
+    std::string m, s;
+    for (std::size_t c = 0; c < transform.mean.size(); ++c)
+      m += (c ? ", " : "") + std::to_string(transform.mean[c]);
+    for (std::size_t c = 0; c < transform.stddev.size(); ++c)
+      s += (c ? ", " : "") + std::to_string(transform.stddev[c]);
+    std::printf("transform: resize %zu, %s crop, %s, mean [%s], std [%s]\n", transform.resize,
+                transform.random_crop ? "random" : "centre", transform.flip ? "flip" : "no flip", m.c_str(), s.c_str());
+  }
   const double hashnet_alpha = o.hashnet_alpha;
   const double margin = o.margin > 0 ? o.margin : 2.0 * static_cast<double>(o.bits);
   const std::size_t batches_per_epoch = (train.size() + o.batch - 1) / o.batch;
   net.initialize(o.seed);
+  if (!o.init_from.empty()) {
+    const auto report = nmhash::nn::load_matching_parameters(nmhash::io::load_safetensors(o.init_from), net);
+    std::printf("--init-from %s: loaded %zu tensors, skipped %zu\n", o.init_from.c_str(), report.loaded.size(),
+                report.skipped.size());
+    for (const auto& s : report.skipped) std::printf("  skipped %s\n", s.c_str());
+    nmhash::require(!report.loaded.empty(), o.init_from, ": no tensor matches a parameter of the ", arch.name,
+                    " network by name and shape");
+  }
   net.set_input_gradient(false);
-  nmhash::loss::memory_bank<real> bank(nmhash::labels::single(gather(pool.labels, train)), o.bits);
+  nmhash::loss::memory_bank<real> bank(all_labels.subset(train), o.bits);
 
   // Every setting a resumed run must share with the checkpoint's.
   const nlohmann::json hyper = {{"optimizer", o.optimizer}, {"lr", o.lr},       {"weight_decay", o.weight_decay},
                                 {"momentum", o.momentum},   {"batch", o.batch}, {"alpha", o.alpha},
                                 {"eta", o.eta},             {"hashnet_alpha", o.hashnet_alpha},
-                                {"margin", margin}};
+                                {"margin", margin},         {"dataset", o.dataset},
+                                {"arch", arch.layers},      {"input", arch.input_str()},
+                                {"transform", {{"resize", transform.resize}, {"random_crop", transform.random_crop},
+                                               {"flip", transform.flip}, {"mean", transform.mean},
+                                               {"std", transform.stddev}}},
+                                {"init_from", o.init_from}};
   std::size_t start_epoch = 0;
   nlohmann::json history = nlohmann::json::array();
   if (o.resume && std::filesystem::exists(ck_path)) {
@@ -176,8 +299,8 @@ int run(const options& o, Optimizer opt) {
     dev = nmhash_train::make_cuda_trainer(net, bank, cs, opt.state(), steps);
     device_name = "cuda (" + dev->device() + ")";
   }
-  std::printf("fmnist-dpsh lenet, %s loss, K = %zu, %s lr %g, batch %zu, seed %llu, on %s: %zu training images\n",
-              o.loss.c_str(), o.bits, o.optimizer.c_str(), o.lr, o.batch,
+  std::printf("%s %s, %s loss, K = %zu, %s lr %g, batch %zu, seed %llu, on %s: %zu training images\n",
+              o.dataset.c_str(), arch.name.c_str(), o.loss.c_str(), o.bits, o.optimizer.c_str(), o.lr, o.batch,
               static_cast<unsigned long long>(o.seed), device_name.c_str(), train.size());
   nmhash::tensor<real> x, du;
   std::vector<std::size_t> batch_idx;
@@ -191,7 +314,7 @@ int run(const options& o, Optimizer opt) {
     std::size_t batches = 0;
     for (std::size_t b = 0; b < order.size(); b += o.batch) {
       const std::size_t n = std::min(o.batch, order.size() - b);
-      nmhash::data::gather_images(pool, pool_idx, b, n, x);
+      loader.load(pool_idx, b, n, x, true, o.seed, epoch);
       batch_idx.assign(order.begin() + static_cast<long>(b), order.begin() + static_cast<long>(b + n));
       if (tanh_head) tanh_head->set_beta(nmhash::nn::hashnet_beta(epoch * batches_per_epoch + b / o.batch));
       // The device path steps its optimizer inside step(); the CPU path
@@ -249,17 +372,24 @@ int run(const options& o, Optimizer opt) {
   }
 
   const auto v0 = clock_type::now();
-  const auto cq = encode(net, dev.get(), pool, query, o.bits, 256), cd = encode(net, dev.get(), pool, db, o.bits, 256);
-  const auto ql = gather(pool.labels, query), dl = gather(pool.labels, db);
+  const auto cq = encode(net, dev.get(), loader, query, o.bits, 256), cd = encode(net, dev.get(), loader, db, o.bits, 256);
+  const nmhash::labels ql = all_labels.subset(query), dl = all_labels.subset(db);
   nmhash::evaluation_options eo;
   eo.precision_at = {100, 1000};
-  const auto ev = nmhash::evaluate(cq, cd, nmhash::labels::single(ql), nmhash::labels::single(dl), eo);
+  // MAP@k: --map-at, or k = 5,000 on multi-label data (DeepHash-pytorch's
+  // NUS-WIDE and COCO setting), capped at the database size.
+  const std::size_t map_k = o.map_at >= 0 ? static_cast<std::size_t>(o.map_at) : all_labels.is_multi() ? 5000 : 0;
+  if (map_k) eo.map_at.push_back(std::min(map_k, db.size()));
+  const auto ev = nmhash::evaluate(cq, cd, ql, dl, eo);
   const double eval_seconds = std::chrono::duration<double>(clock_type::now() - v0).count();
   const auto spread = nmhash::code_spread(cd);
   const bool collapsed = spread.collapsed();
   std::printf("MAP tie-aware %.4f  index-order %.4f  precision r<=2 %.4f  distinct database codes %zu (largest group %.1f%%)\n",
               ev.map.tie_aware, ev.map.index_order, ev.within_radius.precision, spread.distinct,
               100 * spread.largest_share);
+  for (std::size_t a = 0; a < ev.map_at_k.size(); ++a)
+    std::printf("MAP@%zu tie-aware %.4f  index-order %.4f\n", ev.map_at_k[a], ev.map_at[a].tie_aware,
+                ev.map_at[a].index_order);
   if (collapsed)
     std::printf("WARNING: the codes have collapsed (%zu distinct database codes, %.1f%% share one code): "
                 "lower the learning rate or change the optimizer\n",
@@ -268,14 +398,25 @@ int run(const options& o, Optimizer opt) {
   // The model, its codes, labels and summary are one set: a reader never
   // finds a summary beside weights it does not describe.
   nmhash::io::atomic_group outputs;
-  nmhash::io::write_safetensors(outputs.add(o.out + "/weights.safetensors"), nmhash::nn::parameter_tensors(net),
-                                {{"model", "lenet"}, {"bits", std::to_string(o.bits)}});
+  nmhash::hashing::model_description md;
+  md.arch = arch;
+  md.b_in = o.bits;
+  md.transform = transform;
+  nmhash::hashing::write_model(outputs.add(o.out + "/model.safetensors"), net, nmhash::hashing::neuron_partition(o.bits),
+                               md, {{"dataset", o.dataset}, {"loss", o.loss}, {"seed", std::to_string(o.seed)}});
   nmhash::io::write_codes_npy(outputs.add(o.out + "/query_codes.npy"), cq);
   nmhash::io::write_codes_npy(outputs.add(o.out + "/db_codes.npy"), cd);
-  nmhash::io::write_npy(outputs.add(o.out + "/query_labels.npy"), ql.data(), {ql.size()});
-  nmhash::io::write_npy(outputs.add(o.out + "/db_labels.npy"), dl.data(), {dl.size()});
+  write_labels_npy(outputs.add(o.out + "/query_labels.npy"), ql);
+  write_labels_npy(outputs.add(o.out + "/db_labels.npy"), dl);
+  nlohmann::json map_at = nlohmann::json::array();
+  for (std::size_t a = 0; a < ev.map_at_k.size(); ++a)
+    map_at.push_back({{"k", ev.map_at_k[a]}, {"tie_aware", ev.map_at[a].tie_aware},
+                      {"index_order", ev.map_at[a].index_order}});
   const nlohmann::json summary = {
-      {"protocol", "fmnist-dpsh"}, {"model", "lenet"}, {"loss", o.loss}, {"bits", o.bits}, {"settings", hyper},
+      {"protocol", o.dataset}, {"dataset", o.dataset}, {"model", arch.name}, {"arch", arch.layers},
+      {"input", arch.input_str()}, {"labels", all_labels.is_multi() ? "multi" : "single"},
+      {"classes", split.pool->num_classes()}, {"loss", o.loss}, {"bits", o.bits}, {"settings", hyper},
+      {"map", {{"tie_aware", ev.map.tie_aware}, {"index_order", ev.map.index_order}}}, {"map_at", map_at},
       {"device", device_name},
       {"optimizer", o.optimizer}, {"lr", o.lr}, {"weight_decay", o.weight_decay}, {"batch", o.batch},
       {"epochs", o.epochs}, {"seed", o.seed}, {"train_images", train.size()}, {"queries", query.size()},
@@ -287,7 +428,7 @@ int run(const options& o, Optimizer opt) {
   const std::string text = summary.dump(2) + "\n";
   outputs.add(o.out + "/summary.json").write(text.data(), text.size());
   outputs.commit();
-  std::printf("wrote %s/{summary.json, weights.safetensors, query_codes.npy, db_codes.npy, *_labels.npy}\n",
+  std::printf("wrote %s/{summary.json, model.safetensors, query_codes.npy, db_codes.npy, *_labels.npy}\n",
               o.out.c_str());
   return 0;
 }
@@ -307,7 +448,7 @@ std::unique_ptr<nmhash_train::cuda_trainer> nmhash_train::make_cuda_trainer(nmha
 namespace {
 
 int run_tool(int argc, char** argv) {
-  CLI::App app{"nmhash_train: fixed-length deep hashing baseline (lenet) on fmnist-dpsh"};
+  CLI::App app{"nmhash_train: fixed-length deep hashing on a data set (fmnist-dpsh, cifar10:DIR, list:DIR)"};
   options o;
   app.add_option("--method,--loss", o.loss, "hashing method (its pairwise loss): dpsh, eq7, dhn, hashnet, dsh")
       ->check(CLI::IsMember({"dpsh", "eq7", "dhn", "hashnet", "dsh"}));
@@ -327,7 +468,34 @@ int run_tool(int argc, char** argv) {
   app.add_option("--margin", o.margin, "DSH margin (0 or absent: 2 K)")->check(CLI::NonNegativeNumber);
   app.add_option("--eta", o.eta, "Eq. (7) quantization weight (0 or more)")->check(CLI::NonNegativeNumber);
   app.add_option("--seed", o.seed, "seed of initialisation and shuffling");
-  app.add_option("--data", o.data, "Fashion-MNIST directory");
+  app.add_option("--data", o.data, "Fashion-MNIST directory (for --dataset fmnist-dpsh)");
+  app.add_option("--dataset", o.dataset,
+                 "data set: fmnist-dpsh (default), fmnist-dpsh:DIR, cifar10:DIR (CIFAR-10 binary batches, DPSH "
+                 "split) or list:DIR (train.txt, database.txt, test.txt image lists)");
+  app.add_option("--root", o.root, "image root of list:DIR paths (default: DIR)");
+  app.add_option("--arch", o.arch,
+                 "network: lenet, cifar, cnnf, or a layer spec such as conv3p1-32,relu,maxpool2,flatten,fc256,relu "
+                 "(default: chosen for the data set's images)");
+  app.add_option("--channels", o.channels, "network input channels, 1 or 3 (default: the architecture's)")
+      ->check(CLI::IsMember({1, 3}));
+  app.add_option("--input-size", o.input_size, "network input height and width (default: the architecture's)")
+      ->check(nmhash_tool::integer_range(1, 4096));
+  app.add_option("--resize", o.resize,
+                 "resize the shorter image edge to this before cropping (0: none; default: none when the images "
+                 "have the input size, else 256/224 of it for inputs of 64 or more, the input size below)")
+      ->check(nmhash_tool::integer_range(0, 65536));
+  app.add_option("--mean", o.mean, "per-channel mean of pixels / 255 (default: measured on the training images; "
+                                   "fmnist-dpsh: the protocol's)")
+      ->delimiter(',');
+  app.add_option("--std", o.stddev, "per-channel standard deviation of pixels / 255 (with --mean)")->delimiter(',');
+  app.add_flag("--no-flip", o.no_flip, "no random horizontal flip in training (fmnist-dpsh never flips)");
+  app.add_flag("--no-random-crop", o.no_random_crop, "centre crop in training too");
+  app.add_flag("--no-verify", o.no_verify, "do not decode every image of a list data set before training");
+  app.add_option("--init-from", o.init_from,
+                 "start from the tensors of this safetensors file whose nn.Sequential name and shape match "
+                 "(a pretrained backbone); the rest keep their initialisation and are listed");
+  app.add_option("--map-at", o.map_at, "also report MAP@k for this k (0: none; default 5000 on multi-label data)")
+      ->check(nmhash_tool::integer_range(0, UINT32_MAX));
   app.add_option("--out", o.out, "output directory (default results/train-LOSS-KBITS)");
   app.add_option("--train-limit", o.train_limit, "use only the first N training images (0 or absent: all)")->check(nmhash_tool::integer_range(0, UINT32_MAX));
   app.add_option("--query-limit", o.query_limit, "use only the first N queries (0 or absent: all)")->check(nmhash_tool::integer_range(0, UINT32_MAX));

@@ -163,7 +163,7 @@ TEST_CASE("nmhash_train killed at file-changing calls and mid-epoch resumes to t
   }
   temp_dir tmp;
   const std::string limits = " --train-limit 256 --query-limit 40 --db-limit 300 --bits 12 --method dsh";
-  const std::vector<std::string> set = {"weights.safetensors", "query_codes.npy", "db_codes.npy",
+  const std::vector<std::string> set = {"model.safetensors", "query_codes.npy", "db_codes.npy",
                                         "query_labels.npy",    "db_labels.npy",   "summary.json"};
   const auto train = [&](const std::string& out, int epochs) {
     return std::string(NMHASH_TRAIN_BIN) + limits + " --epochs " + std::to_string(epochs) + " --out " + out;

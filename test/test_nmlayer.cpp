@@ -340,10 +340,9 @@ TEST_CASE("a short progressive run goes from 16 to 8 bits and resumes exactly", 
         [](const auto& u, const auto& idx, const auto& bank, auto& du) {
           return nmhash::loss::pairwise_eq7(u, idx, bank, 10.0, du);
         },
-        [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<float>& x) {
-          nmhash::data::gather_images(pool, ids, first, n, x);
-        },
-        d.train, d.train_labels, d.val, d.val_labels, 7);
+        [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<float>& x,
+            const h::batch_use&) { nmhash::data::gather_images(pool, ids, first, n, x); },
+        d.train, nmhash::labels::single(d.train_labels), d.val, nmhash::labels::single(d.val_labels), 7);
   };
   model a;
   make(a);

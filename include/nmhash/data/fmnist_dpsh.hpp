@@ -6,13 +6,14 @@
 // T) and V (the remaining 20).
 #pragma once
 
-#include <array>
+#include <memory>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "nmhash/core/error.hpp"
+#include "nmhash/data/dataset.hpp"
 #include "nmhash/io/idx.hpp"
 
 namespace nmhash::data {
@@ -59,17 +60,23 @@ inline image_pool load_fashion_mnist_pool(const std::string& dir = default_fashi
   return pool;
 }
 
-// The protocol's splits from the pool's labels (train part first: the first
-// `train_size` entries).
-inline fmnist_dpsh_splits make_fmnist_dpsh_splits(const std::vector<std::int32_t>& labels,
-                                                  std::size_t train_size = 60000,
-                                                  std::size_t query_per_class = 100,
-                                                  std::size_t train_per_class = 500,
-                                                  std::size_t validation_per_class = 20) {
-  require(validation_per_class <= train_per_class,
-          "make_fmnist_dpsh_splits: more validation than training images per class");
+// The DPSH split of a pool of `num_classes` classes whose first
+// `train_size` images are the training part and the rest the test part
+// (Fashion-MNIST and CIFAR-10 alike): queries are the first
+// `query_per_class` test images of each class, the database is the pool
+// minus the queries, the training set the first `train_per_class` training
+// images of each class, of which the last `validation_per_class` form V.
+inline fmnist_dpsh_splits make_dpsh_splits(const std::vector<std::int32_t>& labels, std::size_t train_size,
+                                           std::size_t num_classes, std::size_t query_per_class = 100,
+                                           std::size_t train_per_class = 500, std::size_t validation_per_class = 20) {
+  require(validation_per_class <= train_per_class, "make_dpsh_splits: more validation than training images per class");
+  require(train_size <= labels.size(), "make_dpsh_splits: training part of ", train_size, " in a pool of ",
+          labels.size());
   fmnist_dpsh_splits s;
-  std::array<std::size_t, 10> q_taken{}, t_taken{};
+  std::vector<std::size_t> q_taken(num_classes, 0), t_taken(num_classes, 0);
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    require(labels[i] >= 0 && static_cast<std::size_t>(labels[i]) < num_classes, "make_dpsh_splits: label ",
+            labels[i], " of image ", i, " outside 0..", num_classes - 1);
   std::vector<char> in_query(labels.size(), 0);
   for (std::size_t i = train_size; i < labels.size(); ++i) {
     const auto c = static_cast<std::size_t>(labels[i]);
@@ -78,9 +85,9 @@ inline fmnist_dpsh_splits make_fmnist_dpsh_splits(const std::vector<std::int32_t
       in_query[i] = 1;
     }
   }
-  for (std::size_t c = 0; c < 10; ++c)
-    require(q_taken[c] == query_per_class, "make_fmnist_dpsh_splits: class ", c, " has only ",
-            q_taken[c], " test images");
+  for (std::size_t c = 0; c < num_classes; ++c)
+    require(q_taken[c] == query_per_class, "make_dpsh_splits: class ", c, " has only ", q_taken[c],
+            " test images, the split takes ", query_per_class);
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (in_query[i])
       s.query.push_back(i);
@@ -98,10 +105,54 @@ inline fmnist_dpsh_splits make_fmnist_dpsh_splits(const std::vector<std::int32_t
       ++t_taken[c];
     }
   }
-  for (std::size_t c = 0; c < 10; ++c)
-    require(t_taken[c] == train_per_class, "make_fmnist_dpsh_splits: class ", c, " has only ",
-            t_taken[c], " train images");
+  for (std::size_t c = 0; c < num_classes; ++c)
+    require(t_taken[c] == train_per_class, "make_dpsh_splits: class ", c, " has only ", t_taken[c],
+            " training images, the split takes ", train_per_class);
   return s;
+}
+
+// The fmnist-dpsh protocol's splits from the pool's labels (train part
+// first: the first `train_size` entries).
+inline fmnist_dpsh_splits make_fmnist_dpsh_splits(const std::vector<std::int32_t>& labels,
+                                                  std::size_t train_size = 60000,
+                                                  std::size_t query_per_class = 100,
+                                                  std::size_t train_per_class = 500,
+                                                  std::size_t validation_per_class = 20) {
+  return make_dpsh_splits(labels, train_size, 10, query_per_class, train_per_class, validation_per_class);
+}
+
+// A DPSH-split pool as a retrieval_split over a memory_source.
+inline retrieval_split dpsh_retrieval_split(std::string name, image_shape shape, std::vector<std::uint8_t> pixels,
+                                            std::vector<std::int32_t> ids, std::size_t train_size,
+                                            std::size_t num_classes) {
+  const auto sp = make_dpsh_splits(ids, train_size, num_classes);
+  retrieval_split r;
+  r.name = std::move(name);
+  r.pool = std::make_shared<memory_source>(shape, std::move(pixels), nmhash::labels::single(std::move(ids)), num_classes);
+  r.train = sp.train;
+  r.query = sp.query;
+  r.database = sp.database;
+  r.train_nm = sp.train_nm;
+  r.validation = sp.validation;
+  return r;
+}
+
+// fmnist-dpsh as a retrieval_split (1 x 28 x 28 grey images).
+inline retrieval_split fmnist_dpsh(const std::string& dir = default_fashion_mnist_dir) {
+  image_pool pool = load_fashion_mnist_pool(dir);
+  return dpsh_retrieval_split("fmnist-dpsh", image_shape{1, pool.rows, pool.cols}, std::move(pool.pixels),
+                              std::move(pool.labels), 60000, 10);
+}
+
+// The protocol's input transform: pixels / 255 normalised by the
+// Fashion-MNIST mean and standard deviation, no crop or flip.
+inline transform_options fmnist_transform() {
+  transform_options t;
+  t.channels = 1;
+  t.height = t.width = 28;
+  t.mean = {fmnist_mean};
+  t.stddev = {fmnist_std};
+  return t;
 }
 
 }  // namespace nmhash::data

@@ -54,11 +54,17 @@ inline const char* to_string(reduction r) {
 template <class T>
 using hash_loss_fn = std::function<double(const tensor<T>& u, const std::vector<std::size_t>& idx,
                                           const loss::memory_bank<T>& bank, tensor<T>& du)>;
+// Where a batch of images is used: training (augmented, with the epoch) or
+// encoding.
+struct batch_use {
+  bool training = false;
+  std::size_t epoch = 0;
+};
 // Fills x with the images ids[first, first + n) (ids are the caller's
 // image identifiers, e.g. pool indices).
 template <class T>
-using image_fn =
-    std::function<void(const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, tensor<T>& x)>;
+using image_fn = std::function<void(const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, tensor<T>& x,
+                                    const batch_use& use)>;
 
 enum class epoch_phase { warmup, active, frozen };
 inline const char* to_string(epoch_phase p) {
@@ -121,8 +127,8 @@ class progressive_trainer {
 
   progressive_trainer(progressive_schedule s, reduction mode, nn::sequential<T>& net, Optimizer& opt,
                       hash_loss_fn<T> loss, image_fn<T> images, std::vector<std::size_t> train,
-                      std::vector<std::int32_t> train_labels, std::vector<std::size_t> val,
-                      std::vector<std::int32_t> val_labels, std::uint64_t seed)
+                      nmhash::labels train_labels, std::vector<std::size_t> val, nmhash::labels val_labels,
+                      std::uint64_t seed)
       : s_(std::move(s)),
         mode_(mode),
         net_(net),
@@ -132,11 +138,11 @@ class progressive_trainer {
         train_(std::move(train)),
         train_labels_(std::move(train_labels)),
         val_(std::move(val)),
-        val_labels_(labels::single(std::move(val_labels))),
+        val_labels_(std::move(val_labels)),
         seed_(seed),
         plan_(plan_epochs(s_)),
         nm_(net.output_shape()[1], s_.frozen_weight, seed),
-        bank_(labels::single(train_labels_), net.output_shape()[1]) {
+        bank_(train_labels_, net.output_shape()[1]) {
     require(net.output_shape().rank() == 2 && net.output_shape()[1] == s_.b_in, "progressive_trainer: the network outputs ",
             net.output_shape().str(), ", the schedule '", s_.name, "' starts from B_in = ", s_.b_in);
     require(train_.size() == train_labels_.size(), "progressive_trainer: ", train_.size(), " training images but ",
@@ -175,7 +181,7 @@ class progressive_trainer {
     tensor<T> x;
     for (std::size_t b = 0; b < ids.size(); b += chunk) {
       const std::size_t n = std::min(chunk, ids.size() - b);
-      images_(ids, b, n, x);
+      images_(ids, b, n, x, batch_use{});
       const auto part = nm_.encode(net_.forward(x, false));
       std::copy(part.data(), part.data() + n * codes.words_per_code(), codes.row(b));
     }
@@ -228,7 +234,7 @@ class progressive_trainer {
     std::vector<double> a(k * k);
     f.at("nm.adjacency", {k, k}, path).copy_to(a.data(), a.size());
     nm_.set_adjacency(std::move(a));
-    bank_ = loss::memory_bank<T>(labels::single(train_labels_), k);
+    bank_ = loss::memory_bank<T>(train_labels_, k);
     f.at("memory_bank", {train_.size(), k}, path).copy_to(bank_.rows(), train_.size() * k);
     score_sum_.clear();
     if (f.tensors.count("nm.score_sum")) {
@@ -262,7 +268,6 @@ class progressive_trainer {
     std::vector<std::size_t> ids(order.size());
     for (std::size_t i = 0; i < order.size(); ++i) ids[i] = train_[order[i]];
     std::vector<std::size_t> idx;
-    std::vector<std::int32_t> batch_labels;
     packed_codes val_codes;
     std::size_t batches = 0, scored = 0;
     for (std::size_t b = 0; b < order.size(); b += s_.batch) {
@@ -272,7 +277,7 @@ class progressive_trainer {
         val_codes = encode(val_);
         rec.scoring_seconds += std::chrono::duration<double>(clock::now() - v0).count();
       }
-      images_(ids, b, n, x_);
+      images_(ids, b, n, x_, batch_use{true, epoch});
       idx.assign(order.begin() + static_cast<std::ptrdiff_t>(b), order.begin() + static_cast<std::ptrdiff_t>(b + n));
       nm_.reseed(mix(seed_, epoch, b));
       const auto& v = net_.forward(x_, true);
@@ -283,12 +288,10 @@ class progressive_trainer {
       nm_.backward(du_, dv_);
       if (scoring) {
         const auto s0 = clock::now();
-        batch_labels.resize(n);
-        for (std::size_t i = 0; i < n; ++i) batch_labels[i] = train_labels_[idx[i]];
+        const labels batch_labels = train_labels_.subset(idx);
         const auto codes = nm_.encode(v);
         const auto res = mode_ == reduction::merge
-                             ? nm_.active_step(val_codes, val_labels_, codes, labels::single(batch_labels), s_.nm_lr,
-                                               s_.gradient)
+                             ? nm_.active_step(val_codes, val_labels_, codes, batch_labels, s_.nm_lr, s_.gradient)
                              : score_only(val_codes, codes, batch_labels);
         rec.active_loss += res.loss;
         rec.batch_map += res.map;
@@ -317,8 +320,8 @@ class progressive_trainer {
   }
 
   // Select: accumulates the scores of the current nodes.
-  active_step_result score_only(const packed_codes& q, const packed_codes& g, const std::vector<std::int32_t>& gl) {
-    const auto loo = leave_one_bit_out_map(q, g, val_labels_, labels::single(gl));
+  active_step_result score_only(const packed_codes& q, const packed_codes& g, const labels& gl) {
+    const auto loo = leave_one_bit_out_map(q, g, val_labels_, gl);
     if (score_sum_.size() != nm_.nodes()) score_sum_.assign(nm_.nodes(), 0.0);
     for (std::size_t k = 0; k < score_sum_.size(); ++k) score_sum_[k] += loo.without_bit[k];
     ++score_count_;
@@ -360,7 +363,7 @@ class progressive_trainer {
   void remap_bank(const neuron_partition& before) {
     const auto old_of = before.node_ids();
     const std::size_t k_old = before.nodes(), k_new = nm_.nodes(), n = bank_.size();
-    loss::memory_bank<T> next(labels::single(train_labels_), k_new);
+    loss::memory_bank<T> next(train_labels_, k_new);
     for (std::size_t g = 0; g < k_new; ++g) {
       std::vector<std::size_t> olds;
       for (std::size_t c : nm_.partition().children(g))
@@ -381,7 +384,7 @@ class progressive_trainer {
   hash_loss_fn<T> loss_;
   image_fn<T> images_;
   std::vector<std::size_t> train_;
-  std::vector<std::int32_t> train_labels_;
+  labels train_labels_;
   std::vector<std::size_t> val_;
   labels val_labels_;
   std::uint64_t seed_;

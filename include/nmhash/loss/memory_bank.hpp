@@ -36,13 +36,7 @@ class memory_bank {
   }
 
   // Whether training images a and b share a label.
-  bool similar(std::size_t a, std::size_t b) const {
-    if (!labels_.is_multi()) return labels_.ids()[a] == labels_.ids()[b];
-    const std::size_t w = labels_.words();
-    for (std::size_t i = 0; i < w; ++i)
-      if (labels_.sets()[a * w + i] & labels_.sets()[b * w + i]) return true;
-    return false;
-  }
+  bool similar(std::size_t a, std::size_t b) const { return labels_.share(a, b); }
 
   void check_batch(const tensor<T>& u, const std::vector<std::size_t>& idx, const char* who) const {
     require(u.shape().rank() == 2 && u.shape()[1] == bits_, who, ": outputs ", u.shape().str(),

@@ -4,7 +4,11 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "nmhash/io/safetensors.hpp"
 #include "nmhash/nn/sequential.hpp"
@@ -41,6 +45,45 @@ void load_parameters(const io::safetensors_file& file, const std::string& path, 
       t.copy_to(net.parameters().data() + off, t.elements());
       off += t.elements();
     }
+}
+
+// What load_matching_parameters() did.
+struct load_report {
+  std::vector<std::string> loaded;   // names copied into the network
+  std::vector<std::string> skipped;  // "name: reason", of the network's tensors and the file's
+};
+
+// Copies every tensor of `file` whose name and shape match a parameter of
+// `net` (a backbone exported from PyTorch under nn.Sequential names, say)
+// and reports the rest: parameters the file lacks or holds in another
+// shape, and tensors of the file the network has no parameter for.
+template <class T>
+load_report load_matching_parameters(const io::safetensors_file& file, sequential<T>& net) {
+  load_report r;
+  std::set<std::string> used;
+  std::size_t off = 0;
+  for (std::size_t i = 0; i < net.size(); ++i)
+    for (const auto& [name, shape] : net.at(i).parameter_layout()) {
+      const std::string full = std::to_string(i) + "." + name;
+      std::size_t count = 1;
+      for (std::size_t d : shape) count *= d;
+      const auto it = file.tensors.find(full);
+      if (it == file.tensors.end()) {
+        r.skipped.push_back(full + ": not in the file (kept its initialisation)");
+      } else if (it->second.shape != shape) {
+        used.insert(full);
+        r.skipped.push_back(full + ": shape " + nlohmann::json(it->second.shape).dump() + " in the file, " +
+                            nlohmann::json(shape).dump() + " in the network (kept its initialisation)");
+      } else {
+        used.insert(full);
+        it->second.copy_to(net.parameters().data() + off, count);
+        r.loaded.push_back(full);
+      }
+      off += count;
+    }
+  for (const auto& [name, t] : file.tensors)
+    if (!used.count(name)) r.skipped.push_back(name + ": the network has no such parameter");
+  return r;
 }
 
 }  // namespace nmhash::nn

@@ -61,6 +61,48 @@ class labels {
   const std::int32_t* ids() const { return ids_.data(); }
   const std::uint64_t* sets() const { return sets_.data(); }
 
+  // Whether item i carries label c (a class id: c == its id).
+  bool has(std::size_t i, std::size_t c) const {
+    if (kind_ == kind::single) return ids_[i] >= 0 && static_cast<std::size_t>(ids_[i]) == c;
+    return c < num_labels_ && ((sets_[i * words_ + c / 64] >> (c % 64)) & 1u) != 0;
+  }
+
+  // Whether items i and j share a label.
+  bool share(std::size_t i, std::size_t j) const {
+    if (kind_ == kind::single) return ids_[i] == ids_[j];
+    for (std::size_t w = 0; w < words_; ++w)
+      if (sets_[i * words_ + w] & sets_[j * words_ + w]) return true;
+    return false;
+  }
+
+  // The labels of items idx, in that order.
+  labels subset(const std::vector<std::size_t>& idx) const {
+    labels l;
+    l.kind_ = kind_;
+    l.n_ = idx.size();
+    l.num_labels_ = num_labels_;
+    l.words_ = words_;
+    for (std::size_t i : idx) require(i < n_, "labels::subset: item ", i, " of ", n_);
+    if (kind_ == kind::single) {
+      l.ids_.reserve(idx.size());
+      for (std::size_t i : idx) l.ids_.push_back(ids_[i]);
+    } else {
+      l.sets_.reserve(idx.size() * words_);
+      for (std::size_t i : idx) l.sets_.insert(l.sets_.end(), sets_.begin() + static_cast<std::ptrdiff_t>(i * words_),
+                                                 sets_.begin() + static_cast<std::ptrdiff_t>((i + 1) * words_));
+    }
+    return l;
+  }
+
+  // Multi-label only: the n x num_labels 0/1 matrix (row-major).
+  std::vector<std::uint8_t> multi_hot_matrix() const {
+    require(kind_ == kind::multi, "labels::multi_hot_matrix: the labels are class ids");
+    std::vector<std::uint8_t> m(n_ * num_labels_);
+    for (std::size_t i = 0; i < n_; ++i)
+      for (std::size_t c = 0; c < num_labels_; ++c) m[i * num_labels_ + c] = has(i, c) ? 1 : 0;
+    return m;
+  }
+
  private:
   kind kind_ = kind::single;
   std::size_t n_ = 0;

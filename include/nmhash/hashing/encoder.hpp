@@ -1,0 +1,224 @@
+// A trained hashing model as one self-describing safetensors file, and the
+// encoder an engine holds to turn images into codes with it.
+//
+// The file holds the network's parameters under nn.Sequential names, the
+// NMLayer's grouping ("nm.node_of", B_in entries) and in its metadata
+//   format     "nmhash-model/1"
+//   arch       the backbone spec (nn/arch.hpp), arch_name its preset name
+//   input      "CxHxW", the network input
+//   b_in       hashing-layer outputs; bits the code length (node count)
+//   transform  JSON: {"resize": R, "mean": [...], "std": [...]}, the
+//              evaluation transform (resize of the shorter edge to R when R
+//              > 0, centre crop to the input, (pixels / 255 - mean) / std)
+// so a program rebuilds and runs the model from the file alone: code =
+// majority vote over each node's neurons of sgn(network(x)).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "nmhash/codes/bit_ops.hpp"
+#include "nmhash/codes/pack.hpp"
+#include "nmhash/data/dataset.hpp"
+#include "nmhash/hashing/model_io.hpp"
+#include "nmhash/hashing/partition.hpp"
+#include "nmhash/io/atomic_file.hpp"
+#include "nmhash/io/safetensors.hpp"
+#include "nmhash/nn/arch.hpp"
+#include "nmhash/nn/serialize.hpp"
+
+namespace nmhash::hashing {
+
+inline constexpr const char* model_format = "nmhash-model/1";
+
+// Everything but the weights.
+struct model_description {
+  nn::architecture arch;
+  std::size_t b_in = 0;
+  data::transform_options transform;  // channels, height and width are the input's
+};
+
+inline std::map<std::string, std::string> model_metadata(const model_description& d, const neuron_partition& grouping) {
+  const nlohmann::json t = {{"resize", d.transform.resize}, {"mean", d.transform.mean}, {"std", d.transform.stddev}};
+  return {{"format", model_format},
+          {"arch", d.arch.layers},
+          {"arch_name", d.arch.name},
+          {"input", d.arch.input_str()},
+          {"b_in", std::to_string(d.b_in)},
+          {"bits", std::to_string(grouping.nodes())},
+          {"transform", t.dump()}};
+}
+
+// Writes the model into `f` (the caller commits); `extra` adds metadata.
+template <class T>
+void write_model(io::atomic_file& f, nn::sequential<T>& net, const neuron_partition& grouping,
+                 const model_description& d, const std::map<std::string, std::string>& extra = {}) {
+  require(net.output_shape()[1] == grouping.inputs() && grouping.inputs() == d.b_in, f.path(),
+          ": the network outputs ", net.output_shape()[1], " values, the grouping covers ", grouping.inputs(),
+          " neurons, the description says B_in = ", d.b_in);
+  auto tensors = nn::parameter_tensors(net);
+  std::vector<double> node_of;
+  for (std::size_t id : grouping.node_ids())
+    node_of.push_back(id == neuron_partition::unused ? -1.0 : static_cast<double>(id));
+  tensors["nm.node_of"] = io::named_tensor::from(node_of.data(), {node_of.size()});
+  auto meta = model_metadata(d, grouping);
+  for (const auto& [k, v] : extra) meta.emplace(k, v);
+  io::write_safetensors(f, tensors, meta);
+}
+
+// The description stored in a model file (read from `path`).
+inline model_description read_model_description(const io::safetensors_file& f, const std::string& path) {
+  const std::string& format = f.meta("format", path);
+  require(format == model_format, path, ": metadata field 'format' is '", format, "', expected '", model_format,
+          "' (a checkpoint or a plain weights file is not a model)");
+  model_description d;
+  d.arch.layers = f.meta("arch", path);
+  d.arch.name = f.metadata.count("arch_name") ? f.metadata.at("arch_name") : "custom";
+  try {
+    nn::parse_input_shape(f.meta("input", path), d.arch.channels, d.arch.height, d.arch.width);
+  } catch (const error& e) {
+    nmhash::detail::fail(path, ": metadata field 'input': ", e.what());
+  }
+  const std::uint64_t b_in = f.meta_u64("b_in", path);
+  require(b_in >= 1 && b_in <= 4096, path, ": metadata field 'b_in' is ", b_in, ", expected 1 to 4096");
+  d.b_in = static_cast<std::size_t>(b_in);
+  d.transform.channels = d.arch.channels;
+  d.transform.height = d.arch.height;
+  d.transform.width = d.arch.width;
+  try {
+    const auto t = nlohmann::json::parse(f.meta("transform", path));
+    d.transform.resize = t.at("resize").get<std::size_t>();
+    d.transform.mean = t.at("mean").get<std::vector<float>>();
+    d.transform.stddev = t.at("std").get<std::vector<float>>();
+  } catch (const nlohmann::json::exception& e) {
+    nmhash::detail::fail(path, ": metadata field 'transform' is not {\"resize\": N, \"mean\": [...], \"std\": [...]} (",
+                         e.what(), ")");
+  }
+  for (const auto* v : {&d.transform.mean, &d.transform.stddev})
+    require(v->size() == 1 || v->size() == d.arch.channels, path, ": metadata field 'transform' has ", v->size(),
+            " values for ", d.arch.channels, " channels");
+  for (float s : d.transform.stddev) require(s > 0, path, ": metadata field 'transform': standard deviation ", s);
+  return d;
+}
+
+// Turns images into codes with a model file. encode() may be called from
+// several threads at once: each call borrows a network replica (made on
+// demand from the loaded parameters) and returns it.
+template <class T = float>
+class encoder {
+ public:
+  explicit encoder(const std::string& path) : path_(path) {
+    const auto f = io::load_safetensors(path);
+    desc_ = read_model_description(f, path);
+    auto net = make_network();
+    try {
+      nn::load_parameters(f, path, *net);
+    } catch (const error& e) {
+      nmhash::detail::fail(e.what(), " (the architecture in the metadata does not match the weights)");
+    }
+    params_.assign(net->parameters().begin(), net->parameters().end());
+    grouping_ = detail::read_node_of(f, desc_.b_in, path);
+    groups_ = grouping_.groups();
+    free_.push_back(std::move(net));
+  }
+
+  const model_description& description() const { return desc_; }
+  const neuron_partition& grouping() const { return grouping_; }
+  std::size_t bits() const { return grouping_.nodes(); }
+  // The input one image must have: (1, C, H, W).
+  shape4 input_shape(std::size_t n = 1) const {
+    return shape4{n, desc_.arch.channels, desc_.arch.height, desc_.arch.width};
+  }
+
+  // Codes of network inputs x, (n, C, H, W), already transformed.
+  packed_codes encode(const tensor<T>& x) {
+    require(x.shape().rank() == 4 && x.shape()[1] == desc_.arch.channels && x.shape()[2] == desc_.arch.height &&
+                x.shape()[3] == desc_.arch.width,
+            path_, ": inputs ", x.shape().str(), " do not match the model's input ", desc_.arch.input_str());
+    lease net(*this);
+    const tensor<T>& y = net->forward(x, false);
+    const packed_codes raw = pack_signs(y.data(), x.shape()[0], desc_.b_in);
+    return grouping_.is_identity() && identity_order() ? raw : merge_majority(raw, groups_);
+  }
+
+  // Codes of decoded images, through the model's evaluation transform.
+  packed_codes encode(const std::vector<data::image8>& images) {
+    tensor<T> x(input_shape(images.size()));
+    const std::size_t per = desc_.arch.channels * desc_.arch.height * desc_.arch.width;
+    data::image8 work[2];
+    for (std::size_t i = 0; i < images.size(); ++i)
+      data::transform_image(images[i], desc_.transform, false, 0, x.data() + i * per, work,
+                            "image " + std::to_string(i));
+    return encode(x);
+  }
+
+  // Codes of images ids of a source, `chunk` at a time.
+  packed_codes encode(std::shared_ptr<const data::image_source> source, const std::vector<std::size_t>& ids,
+                      std::size_t chunk = 256) {
+    data::batch_loader<T> loader(std::move(source), desc_.transform);
+    packed_codes codes(ids.size(), bits());
+    tensor<T> x;
+    for (std::size_t b = 0; b < ids.size(); b += chunk) {
+      const std::size_t n = std::min(chunk, ids.size() - b);
+      loader.load(ids, b, n, x);
+      const packed_codes part = encode(x);
+      std::copy(part.data(), part.data() + n * codes.words_per_code(), codes.row(b));
+    }
+    return codes;
+  }
+
+ private:
+  std::unique_ptr<nn::sequential<T>> make_network() const {
+    auto net = std::make_unique<nn::sequential<T>>();
+    try {
+      nn::build_hashing_network(*net, desc_.arch, desc_.b_in, 1);
+    } catch (const error& e) {
+      nmhash::detail::fail(path_, ": metadata field 'arch': ", e.what());
+    }
+    return net;
+  }
+
+  bool identity_order() const {
+    for (std::size_t g = 0; g < groups_.size(); ++g)
+      if (groups_[g].size() != 1 || groups_[g][0] != g) return false;
+    return true;
+  }
+
+  struct lease {
+    encoder& e;
+    std::unique_ptr<nn::sequential<T>> net;
+    explicit lease(encoder& enc) : e(enc) {
+      {
+        std::lock_guard<std::mutex> lock(e.mutex_);
+        if (!e.free_.empty()) {
+          net = std::move(e.free_.back());
+          e.free_.pop_back();
+        }
+      }
+      if (!net) {
+        net = e.make_network();
+        std::copy(e.params_.begin(), e.params_.end(), net->parameters().begin());
+      }
+    }
+    ~lease() {
+      std::lock_guard<std::mutex> lock(e.mutex_);
+      e.free_.push_back(std::move(net));
+    }
+    nn::sequential<T>* operator->() { return net.get(); }
+  };
+
+  std::string path_;
+  model_description desc_;
+  std::vector<T> params_;
+  neuron_partition grouping_{1};
+  std::vector<std::vector<std::size_t>> groups_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<nn::sequential<T>>> free_;
+};
+
+}  // namespace nmhash::hashing

@@ -1,0 +1,239 @@
+// Network architectures as data: a backbone is a short spec, a comma-
+// separated list of layers, that a model file stores in its metadata and
+// from which any program rebuilds the network.
+//
+//   conv<K>[s<S>][p<P>]-<OUT>   K x K convolution to OUT channels, stride S
+//                               (1), zero padding P (0)
+//   relu
+//   maxpool<K>[s<S>]            K x K max-pooling, stride S (K), floor mode
+//   lrn<N>                      local response normalisation over N channels
+//                               (alpha 1e-4, beta 0.75, k 2: AlexNet, CNN-F)
+//   dropout<P>                  dropout with probability P in training
+//   flatten
+//   fc<OUT>                     fully connected to OUT features
+//
+// The hashing layer (fully connected to B_in outputs, Xavier-normal) follows
+// the backbone. Layers are numbered from 0 in spec order, as PyTorch's
+// nn.Sequential numbers the same layers, so weights move between the two.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "nmhash/core/checked.hpp"
+#include "nmhash/core/error.hpp"
+#include "nmhash/nn/conv2d.hpp"
+#include "nmhash/nn/dropout.hpp"
+#include "nmhash/nn/flatten.hpp"
+#include "nmhash/nn/linear.hpp"
+#include "nmhash/nn/local_response_norm.hpp"
+#include "nmhash/nn/max_pool2d.hpp"
+#include "nmhash/nn/relu.hpp"
+#include "nmhash/nn/sequential.hpp"
+
+namespace nmhash::nn {
+
+struct architecture {
+  std::string name;    // a preset's name, or "custom"
+  std::string layers;  // the backbone spec
+  std::size_t channels = 0, height = 0, width = 0;  // input
+
+  std::string input_str() const {
+    return std::to_string(channels) + "x" + std::to_string(height) + "x" + std::to_string(width);
+  }
+};
+
+// The presets: lenet (the fmnist-dpsh backbone, 1 x 28 x 28), cifar (a VGG-
+// style network for 3 x 32 x 32) and cnnf (Chatfield et al. 2014's CNN-F,
+// 3 x 224 x 224: five convolutions, LRN and max-pooling, two 4,096-wide
+// fully connected layers).
+inline const std::vector<architecture>& architecture_presets() {
+  static const std::vector<architecture> presets = {
+      {"lenet", "conv5-32,relu,maxpool2,conv5-64,relu,maxpool2,flatten,fc500,relu", 1, 28, 28},
+      {"cifar",
+       "conv3p1-32,relu,conv3p1-32,relu,maxpool2,conv3p1-64,relu,conv3p1-64,relu,maxpool2,conv3p1-128,relu,maxpool2,"
+       "flatten,fc512,relu",
+       3, 32, 32},
+      {"cnnf",
+       "conv11s4-64,relu,lrn5,maxpool3s2,conv5p2-256,relu,lrn5,maxpool3s2,conv3p1-256,relu,conv3p1-256,relu,"
+       "conv3p1-256,relu,maxpool3s2,flatten,fc4096,relu,dropout0.5,fc4096,relu,dropout0.5",
+       3, 224, 224},
+  };
+  return presets;
+}
+
+// A preset by name, or null.
+inline const architecture* find_architecture(const std::string& name) {
+  for (const auto& a : architecture_presets())
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+// Parses "CxHxW".
+inline void parse_input_shape(const std::string& s, std::size_t& c, std::size_t& h, std::size_t& w) {
+  std::uint64_t v[3] = {0, 0, 0};
+  std::size_t pos = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::size_t end = i < 2 ? s.find('x', pos) : s.size();
+    require(end != std::string::npos && parse_u64(s.substr(pos, end - pos), v[i]) && v[i] >= 1 && v[i] <= 65536,
+            "input shape '", s, "': expected CxHxW, e.g. 3x224x224");
+    pos = end + 1;
+  }
+  c = v[0];
+  h = v[1];
+  w = v[2];
+}
+
+namespace detail {
+
+struct layer_token {
+  std::string kind;
+  std::size_t k = 0, stride = 0, pad = 0, out = 0;
+  double p = 0;
+};
+
+inline layer_token parse_layer_token(const std::string& t, const std::string& spec) {
+  layer_token L;
+  auto bad = [&](const char* expect) {
+    nmhash::detail::fail("architecture '", spec, "': layer '", t, "': expected ", expect);
+  };
+  auto number = [&](std::size_t& pos, std::size_t& out, const char* expect) {
+    std::size_t end = pos;
+    while (end < t.size() && t[end] >= '0' && t[end] <= '9') ++end;
+    std::uint64_t v = 0;
+    if (end == pos || !parse_u64(t.substr(pos, end - pos), v) || v < 1 || v > (1u << 20)) bad(expect);
+    out = static_cast<std::size_t>(v);
+    pos = end;
+  };
+  auto starts = [&](const char* p) { return t.rfind(p, 0) == 0; };
+  if (t == "relu" || t == "flatten") {
+    L.kind = t;
+  } else if (starts("conv")) {
+    const char* expect = "conv<K>[s<S>][p<P>]-<OUT>, e.g. conv3p1-64";
+    L.kind = "conv";
+    std::size_t pos = 4;
+    number(pos, L.k, expect);
+    L.stride = 1;
+    if (pos < t.size() && t[pos] == 's') number(++pos, L.stride, expect);
+    if (pos < t.size() && t[pos] == 'p') {
+      ++pos;
+      if (pos < t.size() && t[pos] == '0') {
+        ++pos;
+      } else {
+        number(pos, L.pad, expect);
+      }
+    }
+    if (pos >= t.size() || t[pos] != '-') bad(expect);
+    number(++pos, L.out, expect);
+    if (pos != t.size()) bad(expect);
+  } else if (starts("maxpool")) {
+    const char* expect = "maxpool<K>[s<S>], e.g. maxpool3s2";
+    L.kind = "maxpool";
+    std::size_t pos = 7;
+    number(pos, L.k, expect);
+    L.stride = L.k;
+    if (pos < t.size() && t[pos] == 's') number(++pos, L.stride, expect);
+    if (pos != t.size()) bad(expect);
+  } else if (starts("lrn")) {
+    L.kind = "lrn";
+    std::size_t pos = 3;
+    number(pos, L.k, "lrn<N>, e.g. lrn5");
+    if (pos != t.size()) bad("lrn<N>, e.g. lrn5");
+  } else if (starts("fc")) {
+    L.kind = "fc";
+    std::size_t pos = 2;
+    number(pos, L.out, "fc<OUT>, e.g. fc4096");
+    if (pos != t.size()) bad("fc<OUT>, e.g. fc4096");
+  } else if (starts("dropout")) {
+    L.kind = "dropout";
+    try {
+      std::size_t used = 0;
+      L.p = std::stod(t.substr(7), &used);
+      if (used != t.size() - 7 || !(L.p >= 0 && L.p < 1)) bad("dropout<P> with 0 <= P < 1, e.g. dropout0.5");
+    } catch (const std::logic_error&) {
+      bad("dropout<P> with 0 <= P < 1, e.g. dropout0.5");
+    }
+  } else {
+    bad("one of conv, relu, maxpool, lrn, dropout, flatten, fc");
+  }
+  return L;
+}
+
+inline std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    const std::size_t end = std::min(s.find(',', pos), s.size());
+    out.push_back(s.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
+}  // namespace detail
+
+// Appends the backbone `a.layers` for inputs of `a`'s shape to `net`, and
+// returns the number of features it outputs (the backbone must end flat).
+// Every shape is checked on the way: a spec that does not fit its input
+// fails with the layer that does not fit.
+template <class T>
+std::size_t add_backbone(sequential<T>& net, const architecture& a) {
+  require(a.channels >= 1 && a.height >= 1 && a.width >= 1, "architecture '", a.name, "': input ", a.input_str());
+  std::size_t c = a.channels, h = a.height, w = a.width, flat = 0;
+  bool is_flat = false;
+  std::size_t index = 0;
+  for (const std::string& t : detail::split_commas(a.layers)) {
+    const auto L = detail::parse_layer_token(t, a.layers);
+    auto where = [&] { return "architecture '" + a.layers + "': layer " + std::to_string(index) + " '" + t + "'"; };
+    if (L.kind == "conv" || L.kind == "maxpool" || L.kind == "lrn") {
+      require(!is_flat, where(), " follows a flatten");
+    }
+    if (L.kind == "conv") {
+      require(h + 2 * L.pad >= L.k && w + 2 * L.pad >= L.k, where(), ": kernel ", L.k, " on a ", h, " x ", w,
+              " input with padding ", L.pad);
+      net.add(conv2d<T>(c, L.out, conv2d_options{L.k, L.k, L.stride, L.pad}));
+      c = L.out;
+      h = (h + 2 * L.pad - L.k) / L.stride + 1;
+      w = (w + 2 * L.pad - L.k) / L.stride + 1;
+    } else if (L.kind == "maxpool") {
+      require(h >= L.k && w >= L.k, where(), ": window ", L.k, " on a ", h, " x ", w, " input");
+      net.add(max_pool2d<T>(L.k, L.stride));
+      h = (h - L.k) / L.stride + 1;
+      w = (w - L.k) / L.stride + 1;
+    } else if (L.kind == "lrn") {
+      net.add(local_response_norm<T>(L.k, 1e-4, 0.75, 2.0));
+    } else if (L.kind == "relu") {
+      net.add(relu<T>());
+    } else if (L.kind == "dropout") {
+      net.add(dropout<T>(L.p, 17 + index));
+    } else if (L.kind == "flatten") {
+      require(!is_flat, where(), ": the input is already flat");
+      net.add(flatten<T>());
+      flat = c * h * w;
+      is_flat = true;
+    } else {  // fc
+      require(is_flat, where(), ": a fully connected layer needs a flatten before it");
+      net.add(linear<T>(flat, L.out));
+      flat = L.out;
+    }
+    ++index;
+  }
+  require(is_flat, "architecture '", a.layers, "': the backbone must end flat (flatten, then optional fc layers)");
+  return flat;
+}
+
+// Builds the backbone of `a` and a hashing layer of `bits` outputs (in
+// parameter group `hash_group`) for batches of `batch` images; `head`
+// appends layers after the hashing layer (HashNet's scaled tanh).
+template <class T>
+void build_hashing_network(sequential<T>& net, const architecture& a, std::size_t bits, std::size_t batch,
+                           int hash_group = 0, const std::function<void(sequential<T>&)>& head = {}) {
+  const std::size_t features = add_backbone(net, a);
+  net.add(linear<T>(features, bits, init_scheme::xavier_normal), hash_group);
+  if (head) head(net);
+  net.build(shape4{batch, a.channels, a.height, a.width});
+}
+
+}  // namespace nmhash::nn

@@ -1,0 +1,181 @@
+// nmhash_train, nmhash_encode and nmhash_eval on image-list data sets the
+// test writes (PNG and JPEG, single- and multi-label, grey and RGB) and on
+// CIFAR-10 batches, run as a user runs them.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include "image_data.hpp"
+#include "nmhash/data/cifar10.hpp"
+#include "nmhash/io/codes_npy.hpp"
+#include "nmhash/io/npy.hpp"
+#include "temp_dir.hpp"
+
+namespace {
+
+struct result {
+  int status;
+  std::string out, err;
+};
+
+result sh(const temp_dir& tmp, const std::string& cmd) {
+  const std::string o = tmp.file("stdout.txt"), e = tmp.file("stderr.txt");
+  const int rc = std::system((cmd + " >" + o + " 2>" + e).c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_bytes(o), read_bytes(e)};
+}
+
+const std::string small_arch = " --arch conv3p1-8,relu,maxpool2,flatten,fc32,relu --input-size 16";
+
+std::string train_cmd(const std::string& data, const std::string& out, const std::string& extra, int bits = 16) {
+  return std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + data + small_arch + " --bits " + std::to_string(bits) +
+         " --epochs 2 --batch 16 --lr 0.001 --out " + out + " " + extra;
+}
+
+nlohmann::json eval_json(const temp_dir& tmp, const std::string& qc, const std::string& dc, const std::string& ql,
+                         const std::string& dl, const std::string& extra = "") {
+  const auto r = sh(tmp, std::string(NMHASH_EVAL_BIN) + " --json --query-codes " + qc + " --db-codes " + dc +
+                             " --query-labels " + ql + " --db-labels " + dl + " --bits 16 " + extra);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  return nlohmann::json::parse(r.out);
+}
+
+}  // namespace
+
+TEST_CASE("nmhash_train on an image list: every loss trains; nmhash_eval and nmhash_encode reproduce its outputs",
+          "[tools][images]") {
+  temp_dir tmp;
+  const std::string data = tmp.file("ds");
+  test_images::write_synthetic_list_dataset(data, {});
+  for (const std::string loss : {"dpsh", "eq7", "dhn", "hashnet", "dsh"}) {
+    const std::string out = tmp.file("out-" + loss);
+    const auto r = sh(tmp, train_cmd(data, out, "--method " + loss));
+    INFO(loss << ": " << r.out << r.err);
+    REQUIRE(r.status == 0);
+    REQUIRE_THAT(r.out, Catch::Contains("decoded all 132 images"));
+    const auto summary = nlohmann::json::parse(read_bytes(out + "/summary.json"));
+    REQUIRE(summary["labels"] == "single");
+    REQUIRE(summary["classes"] == 3);
+    REQUIRE(summary["input"] == "3x16x16");
+    REQUIRE(summary["map"]["tie_aware"].get<double>() > 0.0);
+    // The written codes and labels give the summary's values.
+    const auto ev = eval_json(tmp, out + "/query_codes.npy", out + "/db_codes.npy", out + "/query_labels.npy",
+                              out + "/db_labels.npy");
+    REQUIRE(ev["map"] == summary["map"]);
+  }
+  // The model encodes the database list to the trainer's codes, and the
+  // encoder's codes with the list's 0/1 labels evaluate to the same MAP.
+  const std::string out = tmp.file("out-dpsh");
+  const auto enc = sh(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + out + "/model.safetensors --list " + data +
+                               "/database.txt --out " + tmp.file("db.npy") + " --labels-out " + tmp.file("dbl.npy") +
+                               " --packed");
+  INFO(enc.out << enc.err);
+  REQUIRE(enc.status == 0);
+  REQUIRE(read_bytes(tmp.file("db.npy")) == read_bytes(out + "/db_codes.npy"));
+  const auto encq = sh(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + out + "/model.safetensors --list " + data +
+                                "/test.txt --out " + tmp.file("q.npy") + " --labels-out " + tmp.file("ql.npy"));
+  REQUIRE(encq.status == 0);
+  const auto q = nmhash::io::load_codes_npy(tmp.file("q.npy"));
+  const auto tq = nmhash::io::load_codes_npy(out + "/query_codes.npy", 16);
+  REQUIRE(q.bits() == 16);
+  REQUIRE(std::equal(q.data(), q.data() + q.size() * q.words_per_code(), tq.data()));
+  const auto ql = nmhash::io::read_npy(tmp.file("ql.npy"));
+  REQUIRE(ql.shape == std::vector<std::size_t>{24, 3});
+  const auto ev = eval_json(tmp, tmp.file("q.npy"), tmp.file("db.npy"), tmp.file("ql.npy"), tmp.file("dbl.npy"));
+  REQUIRE(ev["map"] == nlohmann::json::parse(read_bytes(out + "/summary.json"))["map"]);
+}
+
+TEST_CASE("nmhash_train on a multi-label list of grey PNGs feeding an RGB network reports MAP@k", "[tools][images]") {
+  temp_dir tmp;
+  const std::string data = tmp.file("ds");
+  test_images::synthetic_options o;
+  o.multi = true;
+  o.classes = 4;
+  o.channels = 1;
+  o.format = "png";
+  test_images::write_synthetic_list_dataset(data, o);
+  const std::string out = tmp.file("out");
+  const auto r = sh(tmp, train_cmd(data, out, "--method dsh --channels 3"));
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  const auto summary = nlohmann::json::parse(read_bytes(out + "/summary.json"));
+  REQUIRE(summary["labels"] == "multi");
+  REQUIRE(summary["classes"] == 4);
+  REQUIRE(summary["map_at"].size() == 1);
+  REQUIRE(summary["map_at"][0]["k"] == 60);  // 5,000 capped at the database size
+  const auto ql = nmhash::io::read_npy(out + "/query_labels.npy");
+  REQUIRE(ql.shape == std::vector<std::size_t>{24, 4});
+  const auto ev = eval_json(tmp, out + "/query_codes.npy", out + "/db_codes.npy", out + "/query_labels.npy",
+                            out + "/db_labels.npy", "--topk 60");
+  REQUIRE(ev["map"] == summary["map"]);
+  REQUIRE(ev["map_at"][0]["tie_aware"] == summary["map_at"][0]["tie_aware"]);
+  // One network input channel: the grey images go in as they are.
+  const auto grey = sh(tmp, train_cmd(data, tmp.file("grey"), "--method dsh --channels 1 --map-at 10"));
+  INFO(grey.out << grey.err);
+  REQUIRE(grey.status == 0);
+  REQUIRE(nlohmann::json::parse(read_bytes(tmp.file("grey") + "/summary.json"))["input"] == "1x16x16");
+}
+
+TEST_CASE("nmhash_train refuses bad image data before training, naming the list line", "[tools][images]") {
+  temp_dir tmp;
+  const std::string data = tmp.file("ds");
+  test_images::synthetic_options o;
+  o.train = 10;
+  o.database = 10;
+  o.test = 4;
+  test_images::write_synthetic_list_dataset(data, o);
+  write_bytes(data + "/images/13.jpg", read_bytes(data + "/images/13.jpg").substr(0, 200));
+  const std::string out = tmp.file("out");
+  const auto r = sh(tmp, train_cmd(data, out, ""));
+  REQUIRE(r.status == 1);
+  REQUIRE_THAT(r.err, Catch::Contains("nmhash_train: error: " + data + "/database.txt:4: " + data + "/images/13.jpg: "));
+  REQUIRE_FALSE(std::filesystem::exists(out + "/checkpoint.safetensors"));
+  REQUIRE_FALSE(std::filesystem::exists(out + "/summary.json"));
+  std::ofstream(data + "/test.txt", std::ios::app) << "images/0.png 1 0\n";
+  const auto r2 = sh(tmp, train_cmd(data, out, ""));
+  REQUIRE(r2.status == 1);
+  REQUIRE_THAT(r2.err, Catch::Contains("test.txt:5: 2 labels, expected 3 as on " + data + "/train.txt:1"));
+}
+
+TEST_CASE("nmhash_train --init-from loads the matching tensors and lists the rest", "[tools][images]") {
+  temp_dir tmp;
+  const std::string data = tmp.file("ds");
+  test_images::write_synthetic_list_dataset(data, {});
+  REQUIRE(sh(tmp, train_cmd(data, tmp.file("a"), "")).status == 0);
+  const auto r = sh(tmp, train_cmd(data, tmp.file("b"), "--init-from " + tmp.file("a") + "/model.safetensors", 24));
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  REQUIRE_THAT(r.out, Catch::Contains("loaded 4 tensors, skipped 3"));
+  REQUIRE_THAT(r.out, Catch::Contains("skipped 6.weight: shape [16,32] in the file, [24,32] in the network"));
+  REQUIRE_THAT(r.out, Catch::Contains("skipped nm.node_of: the network has no such parameter"));
+}
+
+TEST_CASE("nmhash_train --dataset cifar10:DIR reads the binary batches", "[tools][images][cifar]") {
+  temp_dir tmp;
+  std::mt19937_64 g(8);
+  for (const char* f : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+                        "data_batch_5.bin", "test_batch.bin"}) {
+    std::string bytes(10000 * nmhash::data::cifar10_record, '\0');
+    for (std::size_t i = 0; i < 10000; ++i) {
+      char* r = &bytes[i * nmhash::data::cifar10_record];
+      r[0] = static_cast<char>(i % 10);
+      for (std::size_t p = 1; p < nmhash::data::cifar10_record; ++p)
+        r[p] = static_cast<char>((p % 1024 < 512 ? 40 : 20) * (i % 10 % 3 == (p - 1) / 1024) + static_cast<int>(g() % 16));
+    }
+    write_bytes(tmp.file(f), bytes);
+  }
+  const std::string out = tmp.file("out");
+  const auto r = sh(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset cifar10:" + tmp.path.string() +
+                             " --arch conv3p1-8,relu,maxpool2,flatten,fc32,relu --train-limit 200 --query-limit 50"
+                             " --db-limit 300 --bits 12 --epochs 1 --out " + out);
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  REQUIRE_THAT(r.out, Catch::Contains("input 3x32x32"));
+  const auto summary = nlohmann::json::parse(read_bytes(out + "/summary.json"));
+  REQUIRE(summary["train_images"] == 200);
+  REQUIRE(summary["map"]["tie_aware"].get<double>() > 0.0);
+}
