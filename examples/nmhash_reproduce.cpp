@@ -1,4 +1,5 @@
-// nmhash_reproduce: the NMLayer paper's experiments on fmnist-dpsh.
+// nmhash_reproduce: the NMLayer paper's experiments on fmnist-dpsh (or any
+// data set of nmhash_train's --dataset, with any --arch backbone).
 //
 // Runs (each in OUT/runs/<id>/, skipped when its result.json exists, and
 // resumed from its checkpoint after every epoch otherwise):
@@ -28,8 +29,10 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "data_options.hpp"
 #include "tool_common.hpp"
 #include "nmhash/data/batches.hpp"
+#include "nmhash/hashing/encoder.hpp"
 #include "nmhash/hashing/model_io.hpp"
 #include "nmhash/hashing/progressive_trainer.hpp"
 #include "nmhash/io/atomic_file.hpp"
@@ -58,7 +61,8 @@ using real = float;
 using clock_type = std::chrono::steady_clock;
 
 struct options {
-  std::string preset = "quick", out = "results/reproduce", data = nmhash::data::default_fashion_mnist_dir;
+  std::string preset = "quick", out = "results/reproduce";
+  nmhash_tool::data_options data;
   std::vector<std::string> variants{"nmlayer", "baseline", "random", "select", "dropout", "fclayer"};
   std::vector<std::size_t> ablation_lengths;  // default: 32 (quick) or every length (paper)
   std::size_t loo_bits = 32, baseline_epochs = 0;
@@ -119,28 +123,22 @@ json schedule_json(const h::progressive_schedule& s) {
           {"validation_refresh", s.validation_refresh}};
 }
 
-// lenet (protocol.md) with the variants' changes at its head, and HashNet's
-// scaled tanh after the hashing layer; returns that layer (or null).
-nmhash::nn::scaled_tanh<real>* build_net(nmhash::nn::sequential<real>& net, const run_spec& r, const std::string& method) {
+// The backbone (lenet on fmnist-dpsh: protocol.md) with the variants'
+// changes at its head, and HashNet's scaled tanh after the hashing layer;
+// returns that layer (or null).
+nmhash::nn::scaled_tanh<real>* build_net(nmhash::nn::sequential<real>& net, const run_spec& r, const std::string& method,
+                                         const nmhash::nn::architecture& arch) {
   using namespace nmhash::nn;
-  net.add(conv2d<real>(1, 32, conv2d_options{5, 5, 1, 0}));
-  net.add(relu<real>());
-  net.add(max_pool2d<real>(2));
-  net.add(conv2d<real>(32, 64, conv2d_options{5, 5, 1, 0}));
-  net.add(relu<real>());
-  net.add(max_pool2d<real>(2));
-  net.add(flatten<real>());
-  net.add(linear<real>(1024, 500));
-  net.add(relu<real>());
+  const std::size_t features = add_backbone(net, arch);
   if (r.dropout) net.add(dropout<real>(0.5, r.sched.name.size() + 17));
   if (r.fc_from) {
-    net.add(linear<real>(500, r.fc_from, init_scheme::xavier_normal));
+    net.add(linear<real>(features, r.fc_from, init_scheme::xavier_normal));
     net.add(linear<real>(r.fc_from, r.bits, init_scheme::xavier_normal));
   } else {
-    net.add(linear<real>(500, r.sched.b_in, init_scheme::xavier_normal));
+    net.add(linear<real>(features, r.sched.b_in, init_scheme::xavier_normal));
   }
   scaled_tanh<real>* tanh_head = method == "hashnet" ? &net.add(scaled_tanh<real>(1.0)) : nullptr;
-  net.build(nmhash::shape4{r.sched.batch, 1, 28, 28});
+  net.build(nmhash::shape4{r.sched.batch, arch.channels, arch.height, arch.width});
   return tanh_head;
 }
 
@@ -154,19 +152,21 @@ std::vector<std::size_t> subsample(const std::vector<std::size_t>& v, std::size_
   return out;
 }
 
-std::vector<std::int32_t> labels_of(const nmhash::data::image_pool& pool, const std::vector<std::size_t>& idx) {
-  std::vector<std::int32_t> out;
-  out.reserve(idx.size());
-  for (auto i : idx) out.push_back(pool.labels[i]);
-  return out;
-}
-
 struct context {
   const options& o;
-  const nmhash::data::image_pool& pool;
-  nmhash::data::fmnist_dpsh_splits split;
-  std::vector<std::int32_t> query_labels, db_labels;
+  nmhash::data::retrieval_split split;
+  nmhash::nn::architecture arch;
+  nmhash::data::transform_options transform;
+  std::unique_ptr<nmhash::data::batch_loader<real>> loader;
+  nmhash::labels query_labels, db_labels;
+  std::size_t map_at = 0;  // MAP@k on multi-label data
 };
+
+// The data set, network and input transform a checkpoint belongs to.
+json data_json(const context& cx) {
+  return {{"dataset", cx.o.data.dataset}, {"arch", cx.arch.layers}, {"input", cx.arch.input_str()},
+          {"transform", nmhash_tool::describe(cx.transform)}};
+}
 
 template <class Optimizer>
 json run_one(context& cx, const run_spec& r, Optimizer opt) {
@@ -178,7 +178,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
   const auto& train = progressive ? cx.split.train_nm : cx.split.train;
   nmhash::nn::sequential<real> net;
   const std::string method = cx.o.method;
-  auto* tanh_head = build_net(net, r, method);
+  auto* tanh_head = build_net(net, r, method, cx.arch);
   net.initialize(cx.o.seed);
   const double eta = r.sched.eta, alpha = cx.o.alpha;
   h::progressive_trainer<real, Optimizer> tr(
@@ -194,17 +194,19 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
         return l;
       },
       [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<real>& x,
-          const h::batch_use&) { nmhash::data::gather_images(cx.pool, ids, first, n, x); },
-      train, nmhash::labels::single(labels_of(cx.pool, train)), cx.split.validation,
-      nmhash::labels::single(labels_of(cx.pool, cx.split.validation)), cx.o.seed);
+          const h::batch_use& use) { cx.loader->load(ids, first, n, x, use.training, cx.o.seed, use.epoch); },
+      train, cx.split.pool->labels().subset(train), cx.split.validation,
+      cx.split.pool->labels().subset(cx.split.validation), cx.o.seed);
 
   json reports = json::array(), history = json::array();
   double train_seconds = 0;
   if (cx.o.resume && std::filesystem::exists(ck_path)) {
     const auto ck = nmhash::io::load_safetensors(ck_path);
     nmhash::require(ck.meta("run", ck_path) == r.id && ck.meta("seed", ck_path) == std::to_string(cx.o.seed) &&
-                        ck.meta("schedule_json", ck_path) == schedule_json(r.sched).dump(),
-                    ck_path, ": checkpoint of another run, seed or preset (use another --out or --no-resume)");
+                        ck.meta("schedule_json", ck_path) == schedule_json(r.sched).dump() &&
+                        ck.meta("data", ck_path) == data_json(cx).dump(),
+                    ck_path, ": checkpoint of another run, seed, preset, data set or architecture (use another --out or "
+                    "--no-resume)");
     tr.load_state(ck, ck_path);
     const auto json_field = [&](const char* key) {
       try {
@@ -247,7 +249,9 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
     const double encode_s = std::chrono::duration<double>(clock_type::now() - t0).count();
     nmhash::evaluation_options eo;
     eo.precision_at = {1, 10, 50, 100, 200, 500, 1000, 2000, 5000};
-    const auto ql = nmhash::labels::single(cx.query_labels), dl = nmhash::labels::single(cx.db_labels);
+    const auto& ql = cx.query_labels;
+    const auto& dl = cx.db_labels;
+    if (cx.map_at) eo.map_at.push_back(cx.map_at);
     const auto ev = nmhash::evaluate(cq, cd, ql, dl, eo);
     const auto spread = nmhash::code_spread(cd);
     json rep = {{"bits", k},
@@ -260,6 +264,8 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
                 {"distinct_database_codes", spread.distinct},
                 {"largest_code_share", spread.largest_share},
                 {"grouping", tr.nm().partition().str()}};
+    if (cx.map_at)
+      rep["map_at"] = {{"k", cx.map_at}, {"tie_aware", ev.map_at[0].tie_aware}, {"index_order", ev.map_at[0].index_order}};
     if (full) {
       json pr = json::array(), pn = json::array();
       for (const auto& p : ev.pr_curve) pr.push_back({p.precision, p.recall});
@@ -276,8 +282,16 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
         var /= static_cast<double>(k);
         rep["loo"] = {{"full", loo.full}, {"without_bit", loo.without_bit}, {"mean", mean}, {"variance", var}};
       }
-      h::save_hashing_model(dir + "/model-" + std::to_string(k) + ".safetensors", net, tr.nm().partition(),
-                            {{"model", "lenet"}, {"run", r.id}, {"epochs", std::to_string(epochs_done)}});
+      if (!r.fc_from) {  // the fclayer variant's extra layer is not an architecture spec
+        h::model_description md;
+        md.arch = cx.arch;
+        md.b_in = r.sched.b_in;
+        md.transform = cx.transform;
+        nmhash::io::atomic_file f(dir + "/model-" + std::to_string(k) + ".safetensors");
+        h::write_model(f, net, tr.nm().partition(), md,
+                       {{"dataset", cx.o.data.dataset}, {"run", r.id}, {"epochs", std::to_string(epochs_done)}});
+        f.commit();
+      }
     }
     rep["eval_seconds"] = std::chrono::duration<double>(clock_type::now() - t0).count();
     rep["encode_seconds"] = encode_s;
@@ -321,6 +335,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
     nmhash::io::tensor_map tensors;
     std::map<std::string, std::string> meta{{"run", r.id},
                                             {"schedule_json", schedule_json(r.sched).dump()},
+                                            {"data", data_json(cx).dump()},
                                             {"seed", std::to_string(cx.o.seed)},
                                             {"reports", reports.dump()},
                                             {"history", history.dump()},
@@ -474,7 +489,8 @@ void write_summary(const options& o, const h::progressive_schedule& s, const std
   add_text("precision_r2.csv", r2.str());
   const json sched = schedule_json(s);
   const bool subset = o.train_limit || o.query_limit || o.db_limit;
-  const json all = {{"protocol", subset ? "fmnist-dpsh subset (smoke test)" : "fmnist-dpsh"}, {"model", "lenet"}, {"loss", o.method},
+  const json all = {{"protocol", subset ? o.data.dataset + " subset (smoke test)" : o.data.dataset},
+                    {"model", o.data.arch.empty() ? "default" : o.data.arch}, {"loss", o.method},
                     {"seed", o.seed},            {"schedule", sched}, {"wall_seconds_this_invocation", wall},
                     {"runs", results}};
   add_text("results.json", all.dump(2) + "\n");
@@ -486,7 +502,7 @@ void write_summary(const options& o, const h::progressive_schedule& s, const std
 namespace {
 
 int run_tool(int argc, char** argv) {
-  CLI::App app{"nmhash_reproduce: the NMLayer paper's experiments (Table 1, Fig. 4, Fig. 5) on fmnist-dpsh"};
+  CLI::App app{"nmhash_reproduce: the NMLayer paper's experiments (Table 1, Fig. 4, Fig. 5) on fmnist-dpsh or --dataset"};
   options o;
   app.add_option("--preset", o.preset, "schedule preset")->check(CLI::IsMember({"quick", "paper"}));
   app.add_option("--out", o.out, "output directory");
@@ -519,7 +535,7 @@ int run_tool(int argc, char** argv) {
   app.add_option("--eta", o.eta, "override eta of Eq. (7)")->check(CLI::NonNegativeNumber);
   app.add_option("--frozen-weight", o.frozen_weight, "override the frozen-loss weight")->check(CLI::NonNegativeNumber);
   app.add_option("--seed", o.seed, "seed of initialisation, shuffling and child draws");
-  app.add_option("--data", o.data, "Fashion-MNIST directory");
+  o.data.add_options(app);
   auto* limits = app.add_option_group("smoke tests", "evenly spaced subsets (not the protocol)");
   limits->add_option("--train-limit", o.train_limit, "at most N training images (0 or absent: all)")->check(nmhash_tool::integer_range(0, UINT32_MAX));
   limits->add_option("--query-limit", o.query_limit, "at most N queries (0 or absent: all)")->check(nmhash_tool::integer_range(0, UINT32_MAX));
@@ -552,18 +568,24 @@ int run_tool(int argc, char** argv) {
     if (custom) sched.name += "+custom";
     sched.validate();
     const auto runs = make_runs(o, sched);
-    const auto pool = nmhash::data::load_fashion_mnist_pool(o.data);
-    context cx{o, pool, nmhash::data::make_fmnist_dpsh_splits(pool.labels), {}, {}};
+    context cx{o, o.data.open(), {}, {}, {}, {}, {}, 0};
     cx.split.train = subsample(cx.split.train, o.train_limit);
     cx.split.train_nm = subsample(cx.split.train_nm, o.train_limit);
     cx.split.query = subsample(cx.split.query, o.query_limit);
     cx.split.database = subsample(cx.split.database, o.db_limit);
-    cx.query_labels = labels_of(pool, cx.split.query);
-    cx.db_labels = labels_of(pool, cx.split.database);
+    std::string why;
+    cx.arch = o.data.architecture(cx.split, why);
+    cx.transform = o.data.transform(cx.split, cx.arch, cx.split.train);
+    cx.loader = std::make_unique<nmhash::data::batch_loader<real>>(cx.split.pool, cx.transform);
+    cx.query_labels = cx.split.pool->labels().subset(cx.split.query);
+    cx.db_labels = cx.split.pool->labels().subset(cx.split.database);
+    if (cx.split.pool->labels().is_multi()) cx.map_at = std::min<std::size_t>(5000, cx.split.database.size());
+    std::printf("architecture %s (%s): input %s, %s\ntransform: %s\n", cx.arch.name.c_str(), why.c_str(),
+                cx.arch.input_str().c_str(), cx.arch.layers.c_str(), nmhash_tool::describe(cx.transform).c_str());
     std::filesystem::create_directories(o.out);
-    std::printf("fmnist-dpsh reproduction, preset %s (B_in %zu, m %zu, warm-up %zu, N0 %zu, N1 %zu, %s lr %g, A lr %g, "
+    std::printf("%s reproduction, preset %s (B_in %zu, m %zu, warm-up %zu, N0 %zu, N1 %zu, %s lr %g, A lr %g, "
                 "eta %g), seed %llu, %zu runs -> %s\n",
-                sched.name.c_str(), sched.b_in, sched.merges, sched.warmup_epochs, sched.active_epochs,
+                o.data.dataset.c_str(), sched.name.c_str(), sched.b_in, sched.merges, sched.warmup_epochs, sched.active_epochs,
                 sched.frozen_epochs, sched.optimizer.c_str(), sched.backbone_lr, sched.nm_lr, sched.eta,
                 static_cast<unsigned long long>(o.seed), runs.size(), o.out.c_str());
     std::vector<json> results;
@@ -571,7 +593,7 @@ int run_tool(int argc, char** argv) {
       results.push_back(run_spec_dispatch(cx, r));
       write_summary(o, sched, results, std::chrono::duration<double>(clock_type::now() - t0).count());
     }
-    std::printf("\nTable 1 (fmnist-dpsh, MAP tie-aware / index-order)\n%-10s", "method");
+    std::printf("\nTable 1 (%s, MAP tie-aware / index-order)\n%-10s", o.data.dataset.c_str(), "method");
     for (std::size_t k : sched.lengths) std::printf("  %2zu bits        ", k);
     std::printf("\n");
     for (const auto& res : results) {

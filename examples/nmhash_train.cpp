@@ -22,6 +22,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "data_options.hpp"
 #include "tool_common.hpp"
 #include "nmhash/data/batches.hpp"
 #include "nmhash/data/open.hpp"
@@ -48,13 +49,10 @@ using clock_type = std::chrono::steady_clock;
 using real = float;
 
 struct options {
-  std::string loss = "dpsh", optimizer = "adam", device = "cpu", data = nmhash::data::default_fashion_mnist_dir,
-              out, dataset = "fmnist-dpsh", root, arch, init_from;
+  std::string loss = "dpsh", optimizer = "adam", device = "cpu", out, init_from;
+  nmhash_tool::data_options data;
   std::size_t bits = 48, epochs = 20, batch = 128, train_limit = 0, query_limit = 0, db_limit = 0;
-  std::size_t channels = 0, input_size = 0;  // 0: the architecture's
-  long resize = -1, map_at = -1;             // -1: the default
-  std::vector<float> mean, stddev;
-  bool no_flip = false, no_random_crop = false, no_verify = false;
+  long map_at = -1;  // -1: the default
   double lr = 1e-4, weight_decay = 1e-5, momentum = 0.9, alpha = 0.1, eta = 1200;
   double hashnet_alpha = nmhash::loss::hashnet_defaults::alpha, margin = 0;  // margin 0: 2 K
   std::uint64_t seed = 1;
@@ -95,76 +93,6 @@ nmhash::packed_codes encode(nmhash::nn::sequential<real>& net, nmhash_train::cud
   return codes;
 }
 
-// The architecture: --arch (a preset or a spec), or the default for the
-// data set's images; --channels and --input-size change its input.
-nmhash::nn::architecture choose_architecture(const options& o, const nmhash::data::retrieval_split& split,
-                                             std::string& why) {
-  nmhash::nn::architecture a;
-  const auto shape = split.pool->shape();
-  if (!o.arch.empty()) {
-    if (const auto* p = nmhash::nn::find_architecture(o.arch)) {
-      a = *p;
-      why = "--arch " + o.arch;
-    } else {
-      a.name = "custom";
-      a.layers = o.arch;
-      a.channels = shape.channels ? shape.channels : 3;
-      a.height = a.width = shape.fixed() ? shape.height : 224;
-      why = "--arch spec";
-    }
-  } else if (shape.fixed() && shape.channels == 1 && shape.height == 28 && shape.width == 28) {
-    a = *nmhash::nn::find_architecture("lenet");
-    why = "default for 1x28x28 images";
-  } else if (shape.fixed() && shape.height <= 64 && shape.width <= 64) {
-    a = *nmhash::nn::find_architecture("cifar");
-    a.channels = shape.channels;
-    a.height = shape.height;
-    a.width = shape.width;
-    why = "default for " + shape.str() + " images";
-  } else {
-    a = *nmhash::nn::find_architecture("cnnf");
-    why = "default for images of any size (the paper's CNN-F at 224x224)";
-  }
-  if (o.channels) a.channels = o.channels;
-  if (o.input_size) a.height = a.width = o.input_size;
-  return a;
-}
-
-// The input transform: fmnist-dpsh's protocol normalisation, or resize,
-// crop, flip and per-channel statistics (given, or measured on the
-// training images).
-nmhash::data::transform_options choose_transform(const options& o, const nmhash::data::retrieval_split& split,
-                                                 const nmhash::nn::architecture& a,
-                                                 const std::vector<std::size_t>& train) {
-  const bool fmnist = nmhash::data::dataset_kind(o.dataset) == "fmnist-dpsh";
-  nmhash::data::transform_options t;
-  t.channels = a.channels;
-  t.height = a.height;
-  t.width = a.width;
-  const auto shape = split.pool->shape();
-  const bool exact = shape.fixed() && shape.height == a.height && shape.width == a.width;
-  t.resize = o.resize >= 0 ? static_cast<std::size_t>(o.resize)
-             : exact       ? 0
-             : a.height >= 64 ? (std::min(a.height, a.width) * 256 + 112) / 224
-                              : std::min(a.height, a.width);
-  t.random_crop = !fmnist && !o.no_random_crop;
-  t.flip = !fmnist && !o.no_flip;
-  if (!o.mean.empty() || !o.stddev.empty()) {
-    nmhash::require(!o.mean.empty() && !o.stddev.empty(), "--mean and --std go together");
-    t.mean = o.mean;
-    t.stddev = o.stddev;
-  } else if (fmnist && a.channels == 1) {
-    t.mean = {nmhash::data::fmnist_mean};
-    t.stddev = {nmhash::data::fmnist_std};
-  } else {
-    const nmhash::data::batch_loader<real> probe(split.pool, t);
-    const auto stats = probe.channel_statistics(train);
-    t.mean = stats.first;
-    t.stddev = stats.second;
-  }
-  return t;
-}
-
 // Class ids as int32 (N), multi-hot labels as a 0/1 uint8 matrix (N, C).
 void write_labels_npy(nmhash::io::atomic_file& f, const nmhash::labels& l) {
   if (l.is_multi()) {
@@ -191,25 +119,15 @@ void restore_state(Optimizer& opt, const nmhash::io::safetensors_file& ck, const
 template <class Optimizer>
 int run(const options& o, Optimizer opt) {
   const auto t0 = clock_type::now();
-  nmhash::data::dataset_options dopt;
-  dopt.fashion_mnist_dir = o.data;
-  dopt.list.root = o.root;
-  dopt.list.channels = o.channels ? o.channels : 3;
-  const auto split = nmhash::data::open_dataset(o.dataset, dopt);
+  const auto split = o.data.open();
   const auto train = head(split.train, o.train_limit);
   const auto query = head(split.query, o.query_limit);
   const auto db = head(split.database, o.db_limit);
-  nmhash::require(!train.empty() && !query.empty() && !db.empty(), o.dataset, ": ", train.size(), " training images, ",
-                  query.size(), " queries, ", db.size(), " database images (none may be empty)");
-  if (const auto* list = dynamic_cast<const nmhash::data::image_list_source*>(split.pool.get()); list && !o.no_verify) {
-    const auto v0 = clock_type::now();
-    list->verify();
-    std::printf("decoded all %zu images of %s in %.1f s\n", list->size(), o.dataset.c_str(),
-                std::chrono::duration<double>(clock_type::now() - v0).count());
-  }
+  nmhash::require(!train.empty() && !query.empty() && !db.empty(), o.data.dataset, ": ", train.size(),
+                  " training images, ", query.size(), " queries, ", db.size(), " database images (none may be empty)");
   std::string arch_why;
-  const nmhash::nn::architecture arch = choose_architecture(o, split, arch_why);
-  const nmhash::data::transform_options transform = choose_transform(o, split, arch, train);
+  const nmhash::nn::architecture arch = o.data.architecture(split, arch_why);
+  const nmhash::data::transform_options transform = o.data.transform(split, arch, train);
   const nmhash::data::batch_loader<real> loader(split.pool, transform);
   const nmhash::labels& all_labels = split.pool->labels();
   std::filesystem::create_directories(o.out);
@@ -222,15 +140,7 @@ int run(const options& o, Optimizer opt) {
   });
   std::printf("architecture %s (%s): input %s, %s\n", arch.name.c_str(), arch_why.c_str(), arch.input_str().c_str(),
               arch.layers.c_str());
-  {
-    std::string m, s;
-    for (std::size_t c = 0; c < transform.mean.size(); ++c)
-      m += (c ? ", " : "") + std::to_string(transform.mean[c]);
-    for (std::size_t c = 0; c < transform.stddev.size(); ++c)
-      s += (c ? ", " : "") + std::to_string(transform.stddev[c]);
-    std::printf("transform: resize %zu, %s crop, %s, mean [%s], std [%s]\n", transform.resize,
-                transform.random_crop ? "random" : "centre", transform.flip ? "flip" : "no flip", m.c_str(), s.c_str());
-  }
+  std::printf("transform: %s\n", nmhash_tool::describe(transform).c_str());
   const double hashnet_alpha = o.hashnet_alpha;
   const double margin = o.margin > 0 ? o.margin : 2.0 * static_cast<double>(o.bits);
   const std::size_t batches_per_epoch = (train.size() + o.batch - 1) / o.batch;
@@ -250,7 +160,7 @@ int run(const options& o, Optimizer opt) {
   const nlohmann::json hyper = {{"optimizer", o.optimizer}, {"lr", o.lr},       {"weight_decay", o.weight_decay},
                                 {"momentum", o.momentum},   {"batch", o.batch}, {"alpha", o.alpha},
                                 {"eta", o.eta},             {"hashnet_alpha", o.hashnet_alpha},
-                                {"margin", margin},         {"dataset", o.dataset},
+                                {"margin", margin},         {"dataset", o.data.dataset},
                                 {"arch", arch.layers},      {"input", arch.input_str()},
                                 {"transform", {{"resize", transform.resize}, {"random_crop", transform.random_crop},
                                                {"flip", transform.flip}, {"mean", transform.mean},
@@ -300,7 +210,7 @@ int run(const options& o, Optimizer opt) {
     device_name = "cuda (" + dev->device() + ")";
   }
   std::printf("%s %s, %s loss, K = %zu, %s lr %g, batch %zu, seed %llu, on %s: %zu training images\n",
-              o.dataset.c_str(), arch.name.c_str(), o.loss.c_str(), o.bits, o.optimizer.c_str(), o.lr, o.batch,
+              o.data.dataset.c_str(), arch.name.c_str(), o.loss.c_str(), o.bits, o.optimizer.c_str(), o.lr, o.batch,
               static_cast<unsigned long long>(o.seed), device_name.c_str(), train.size());
   nmhash::tensor<real> x, du;
   std::vector<std::size_t> batch_idx;
@@ -403,7 +313,7 @@ int run(const options& o, Optimizer opt) {
   md.b_in = o.bits;
   md.transform = transform;
   nmhash::hashing::write_model(outputs.add(o.out + "/model.safetensors"), net, nmhash::hashing::neuron_partition(o.bits),
-                               md, {{"dataset", o.dataset}, {"loss", o.loss}, {"seed", std::to_string(o.seed)}});
+                               md, {{"dataset", o.data.dataset}, {"loss", o.loss}, {"seed", std::to_string(o.seed)}});
   nmhash::io::write_codes_npy(outputs.add(o.out + "/query_codes.npy"), cq);
   nmhash::io::write_codes_npy(outputs.add(o.out + "/db_codes.npy"), cd);
   write_labels_npy(outputs.add(o.out + "/query_labels.npy"), ql);
@@ -413,7 +323,7 @@ int run(const options& o, Optimizer opt) {
     map_at.push_back({{"k", ev.map_at_k[a]}, {"tie_aware", ev.map_at[a].tie_aware},
                       {"index_order", ev.map_at[a].index_order}});
   const nlohmann::json summary = {
-      {"protocol", o.dataset}, {"dataset", o.dataset}, {"model", arch.name}, {"arch", arch.layers},
+      {"protocol", o.data.dataset}, {"dataset", o.data.dataset}, {"model", arch.name}, {"arch", arch.layers},
       {"input", arch.input_str()}, {"labels", all_labels.is_multi() ? "multi" : "single"},
       {"classes", split.pool->num_classes()}, {"loss", o.loss}, {"bits", o.bits}, {"settings", hyper},
       {"map", {{"tie_aware", ev.map.tie_aware}, {"index_order", ev.map.index_order}}}, {"map_at", map_at},
@@ -468,29 +378,7 @@ int run_tool(int argc, char** argv) {
   app.add_option("--margin", o.margin, "DSH margin (0 or absent: 2 K)")->check(CLI::NonNegativeNumber);
   app.add_option("--eta", o.eta, "Eq. (7) quantization weight (0 or more)")->check(CLI::NonNegativeNumber);
   app.add_option("--seed", o.seed, "seed of initialisation and shuffling");
-  app.add_option("--data", o.data, "Fashion-MNIST directory (for --dataset fmnist-dpsh)");
-  app.add_option("--dataset", o.dataset,
-                 "data set: fmnist-dpsh (default), fmnist-dpsh:DIR, cifar10:DIR (CIFAR-10 binary batches, DPSH "
-                 "split) or list:DIR (train.txt, database.txt, test.txt image lists)");
-  app.add_option("--root", o.root, "image root of list:DIR paths (default: DIR)");
-  app.add_option("--arch", o.arch,
-                 "network: lenet, cifar, cnnf, or a layer spec such as conv3p1-32,relu,maxpool2,flatten,fc256,relu "
-                 "(default: chosen for the data set's images)");
-  app.add_option("--channels", o.channels, "network input channels, 1 or 3 (default: the architecture's)")
-      ->check(CLI::IsMember({1, 3}));
-  app.add_option("--input-size", o.input_size, "network input height and width (default: the architecture's)")
-      ->check(nmhash_tool::integer_range(1, 4096));
-  app.add_option("--resize", o.resize,
-                 "resize the shorter image edge to this before cropping (0: none; default: none when the images "
-                 "have the input size, else 256/224 of it for inputs of 64 or more, the input size below)")
-      ->check(nmhash_tool::integer_range(0, 65536));
-  app.add_option("--mean", o.mean, "per-channel mean of pixels / 255 (default: measured on the training images; "
-                                   "fmnist-dpsh: the protocol's)")
-      ->delimiter(',');
-  app.add_option("--std", o.stddev, "per-channel standard deviation of pixels / 255 (with --mean)")->delimiter(',');
-  app.add_flag("--no-flip", o.no_flip, "no random horizontal flip in training (fmnist-dpsh never flips)");
-  app.add_flag("--no-random-crop", o.no_random_crop, "centre crop in training too");
-  app.add_flag("--no-verify", o.no_verify, "do not decode every image of a list data set before training");
+  o.data.add_options(app);
   app.add_option("--init-from", o.init_from,
                  "start from the tensors of this safetensors file whose nn.Sequential name and shape match "
                  "(a pretrained backbone); the rest keep their initialisation and are listed");
