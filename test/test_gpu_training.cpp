@@ -143,9 +143,15 @@ TEST_CASE("gpu memory bank update stores the batch rows", "[gpu][train][loss]") 
     }
   CHECK(bank.similar_pairs({0, 1, 2}) == 3 + 2 + 2);
   CHECK_THROWS_WITH(bank.update(du.data(), {4, 7}), Catch::Contains("training index 7 outside the bank of 7"));
-  const std::vector<int> hot(7 * 2, 1);
-  CHECK_THROWS_WITH(nmhash::gpu::device_memory_bank<float>(nmhash::labels::multi_hot(hot.data(), 7, 2), 5),
-                    Catch::Contains("single-label"));
+  // Multi-hot sets: similar = at least one shared label.
+  const std::vector<int> hot{1, 0, 0, 1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1};
+  nmhash::gpu::device_memory_bank<float> multi(nmhash::labels::multi_hot(hot.data(), 7, 2), 5);
+  CHECK(multi.words() == 1);
+  CHECK(multi.labels() == nullptr);
+  // Rows {0} {1} {0,1} {} {0} {1} {1}: row 0 meets rows 0, 2, 4; the empty
+  // set meets none; {0,1} meets all but row 3.
+  CHECK(multi.similar_pairs({0, 3}) == 3);
+  CHECK(multi.similar_pairs({2}) == 6);
 }
 
 TEST_CASE("gpu hashing losses equal the CPU losses, value and gradient", "[gpu][train][loss]") {
@@ -154,10 +160,15 @@ TEST_CASE("gpu hashing losses equal the CPU losses, value and gradient", "[gpu][
   const std::size_t N = 41, K = 12, B = 6;
   std::vector<std::int32_t> ids(N);
   for (auto& v : ids) v = static_cast<std::int32_t>(g() % 4);
-  const auto labels = nmhash::labels::single(ids);
+  // Multi-hot sets of 70 labels (two words), each of 0 to 3 labels.
+  std::vector<std::uint8_t> hot(N * 70, 0);
+  for (std::size_t i = 0; i < N; ++i)
+    for (int t = 0; t < 3; ++t) hot[i * 70 + g() % 70] = static_cast<std::uint8_t>(g() % 4 != 0);
   const std::vector<std::size_t> idx{3, 17, 0, 40, 22, 9};
+  for (const bool multi_label : {false, true})
   for (const kind k : {kind::dpsh, kind::eq7, kind::dhn, kind::hashnet, kind::dsh}) {
-    DYNAMIC_SECTION("loss " << static_cast<int>(k)) {
+    DYNAMIC_SECTION("loss " << static_cast<int>(k) << (multi_label ? ", multi-label" : ", class ids")) {
+      const auto labels = multi_label ? nmhash::labels::multi_hot(hot.data(), N, 70) : nmhash::labels::single(ids);
       // Outputs of the scale each loss meets in training.
       const float scale = k == kind::eq7 ? 3.0f : k == kind::hashnet ? 0.7f : 1.5f;
       nmhash::loss::memory_bank<float> bank(labels, K);

@@ -254,7 +254,7 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
   std::filesystem::remove(result);
   const auto other = run(tmp, cmd + " --variants nmlayer --merges 6");
   REQUIRE(other.status == 1);
-  REQUIRE(other.err.find("checkpoint of another run, seed or preset") != std::string::npos);
+  REQUIRE(other.err.find("checkpoint of another run, seed, preset, data set or architecture") != std::string::npos);
 
   // The NMLayer on top of other hashing losses (HashNet with its scaled tanh).
   for (const std::string method : {"dhn", "hashnet"}) {

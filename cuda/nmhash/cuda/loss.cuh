@@ -49,7 +49,8 @@ namespace kernels {
 
 template <class T>
 __global__ void pair_terms(const T* __restrict__ u, const std::int64_t* __restrict__ idx, const T* __restrict__ bank,
-                           const std::int32_t* __restrict__ labels, std::size_t N, std::size_t K, pair_params p,
+                           const std::int32_t* __restrict__ labels, const std::uint64_t* __restrict__ sets,
+                           std::size_t words, std::size_t N, std::size_t K, pair_params p,
                            T* __restrict__ coef, double* __restrict__ row_loss, double* __restrict__ row_self) {
   NMHASH_DYNAMIC_SHARED(T, s_u);
   __shared__ double s_warp[32];
@@ -59,13 +60,20 @@ __global__ void pair_terms(const T* __restrict__ u, const std::int64_t* __restri
   double nu = 0;
   if (p.term == pair_term::contrastive)
     for (std::size_t k = 0; k < K; ++k) nu += static_cast<double>(s_u[k]) * s_u[k];
-  const std::int32_t mine = labels[idx[i]];
+  // Class ids (words == 0): similar iff equal; label sets: iff they meet.
+  const std::int32_t mine = words ? 0 : labels[idx[i]];
+  const std::uint64_t* my_set = words ? sets + idx[i] * words : nullptr;
   double loss = 0, self = 0;
   for (std::size_t j = threadIdx.x; j < N; j += blockDim.x) {
     const T* row = bank + j * K;
     T dot = 0;
     for (std::size_t k = 0; k < K; ++k) dot += s_u[k] * row[k];
-    const bool similar = labels[j] == mine;
+    bool similar = false;
+    if (words) {
+      for (std::size_t w = 0; w < words && !similar; ++w) similar = (sets[j * words + w] & my_set[w]) != 0;
+    } else {
+      similar = labels[j] == mine;
+    }
     double c = 0;
     if (p.term == pair_term::logistic) {
       const double t = p.scale * static_cast<double>(dot), w = similar ? p.w_similar : p.w_dissimilar;
@@ -138,17 +146,22 @@ __global__ void scatter_rows(const T* __restrict__ u, const std::int64_t* __rest
 }  // namespace kernels
 
 // The memory bank on the device: the latest output of every training image
-// (rows start at zero) and the class id of each.
+// (rows start at zero) and its labels: a class id, or a multi-hot label set
+// as bitset words (similar = at least one shared label).
 template <class T>
 class device_memory_bank {
  public:
   device_memory_bank(const nmhash::labels& train_labels, std::size_t bits)
-      : n_(train_labels.size()), bits_(bits), rows_(train_labels.size() * bits) {
+      : n_(train_labels.size()), bits_(bits), rows_(train_labels.size() * bits), host_labels_(train_labels) {
     require(bits >= 1, "device_memory_bank: code length must be positive");
-    require(!train_labels.is_multi(), "device_memory_bank: the device losses take single-label training sets");
-    ids_.assign(train_labels.ids(), train_labels.ids() + n_);
-    labels_ = device_buffer<std::int32_t>(ids_.data(), n_);
-    for (std::int32_t c : ids_) ++class_sizes_[c];
+    if (train_labels.is_multi()) {
+      words_ = train_labels.words();
+      sets_ = device_buffer<std::uint64_t>(train_labels.sets(), n_ * words_);
+    } else {
+      ids_.assign(train_labels.ids(), train_labels.ids() + n_);
+      labels_ = device_buffer<std::int32_t>(ids_.data(), n_);
+      for (std::int32_t c : ids_) ++class_sizes_[c];
+    }
     rows_.zero();
   }
 
@@ -156,7 +169,11 @@ class device_memory_bank {
   std::size_t bits() const { return bits_; }
   T* rows() { return rows_.data(); }
   const T* rows() const { return rows_.data(); }
-  const std::int32_t* labels() const { return labels_.data(); }
+  // Class ids (single-label banks), else null.
+  const std::int32_t* labels() const { return words_ ? nullptr : labels_.data(); }
+  // Label sets, words() uint64 per image (multi-label banks), else null.
+  const std::uint64_t* label_sets() const { return words_ ? sets_.data() : nullptr; }
+  std::size_t words() const { return words_; }
 
   // Training index list of a batch on the device, checked against the bank.
   device_buffer<std::int64_t> upload_indices(const std::vector<std::size_t>& idx, const char* who) const {
@@ -183,6 +200,11 @@ class device_memory_bank {
   // Pairs of the batch idx with the whole bank whose labels agree.
   double similar_pairs(const std::vector<std::size_t>& idx) const {
     double s = 0;
+    if (words_) {
+      for (std::size_t i : idx)
+        for (std::size_t j = 0; j < n_; ++j) s += host_labels_.share(i, j) ? 1.0 : 0.0;
+      return s;
+    }
     for (std::size_t i : idx) s += static_cast<double>(class_sizes_.at(ids_.at(i)));
     return s;
   }
@@ -194,6 +216,9 @@ class device_memory_bank {
   std::size_t n_, bits_;
   device_buffer<T> rows_;
   device_buffer<std::int32_t> labels_;
+  device_buffer<std::uint64_t> sets_;
+  std::size_t words_ = 0;
+  nmhash::labels host_labels_;
   std::vector<std::int32_t> ids_;
   std::unordered_map<std::int32_t, std::size_t> class_sizes_;
 };
@@ -260,7 +285,8 @@ class hashing_loss {
     double* row_self = row_loss + B;
     double* row_quant = row_self + B;
     NMHASH_LAUNCH(kernels::pair_terms<T>, static_cast<unsigned>(B), pair_threads, K * sizeof(T), stream)(
-        u, d_idx.data(), bank.rows(), bank.labels(), N, K, p, coef_.data(), row_loss, row_self);
+        u, d_idx.data(), bank.rows(), bank.labels(), bank.label_sets(), bank.words(), N, K, p, coef_.data(), row_loss,
+        row_self);
     check_launch("pair_terms");
     const unsigned gt = static_cast<unsigned>(std::min<std::size_t>(256, (K + 31) / 32 * 32));
     NMHASH_LAUNCH(kernels::pair_gradient<T>, static_cast<unsigned>(B), gt, 0, stream)(
