@@ -221,3 +221,26 @@ TEST_CASE("nmhash_reproduce on a multi-label image list: NMLayer scoring, MAP@k,
   REQUIRE(ev.status == 0);
   REQUIRE(nlohmann::json::parse(ev.out)["map"]["tie_aware"] == last["map_tie_aware"]);
 }
+
+TEST_CASE("fmnist-dpsh written as a PNG image list trains to the protocol run's codes, bit for bit",
+          "[tools][images][fmnist]") {
+  if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
+    WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
+    return;
+  }
+  temp_dir tmp;
+  const std::string limits = " --train-limit 256 --query-limit 40 --db-limit 300";
+  const auto w = sh(tmp, std::string(NMHASH_FMNIST_TO_LIST_BIN) + limits + " --out " + tmp.file("list"));
+  INFO(w.out << w.err);
+  REQUIRE(w.status == 0);
+  const std::string common = " --bits 16 --epochs 2 --method eq7 --out ";
+  const auto a = sh(tmp, std::string(NMHASH_TRAIN_BIN) + limits + common + tmp.file("protocol"));
+  REQUIRE(a.status == 0);
+  const auto b = sh(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + tmp.file("list") +
+                             " --arch lenet --channels 1 --mean 0.286 --std 0.353 --no-flip --no-random-crop" + common +
+                             tmp.file("list-run"));
+  INFO(b.out << b.err);
+  REQUIRE(b.status == 0);
+  for (const char* f : {"/query_codes.npy", "/db_codes.npy"})
+    REQUIRE(read_bytes(tmp.file("protocol") + f) == read_bytes(tmp.file("list-run") + f));
+}
