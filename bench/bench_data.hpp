@@ -11,9 +11,23 @@
 #include <omp.h>
 #endif
 
+#include "nmhash/loss/dpsh.hpp"
 #include "nmhash/nmhash.hpp"
 
 namespace bench {
+
+// One training step as the trainers take it: forward, memory-bank update,
+// DPSH loss, backward, optimizer step.
+template <class Net, class Bank, class Optimizer, class Tensor>
+void dpsh_train_step(Net& net, Bank& bank, Optimizer& opt, const Tensor& x, const std::vector<std::size_t>& idx,
+                     Tensor& du) {
+  const auto& u = net.forward(x, true);
+  bank.update(u, idx);
+  benchmark::DoNotOptimize(nmhash::loss::dpsh(u, idx, bank, 0.1, du));
+  net.zero_grad();
+  net.backward(du);
+  opt.step(net.parameters(), net.gradients(), net.ranges());
+}
 
 inline nmhash::packed_codes random_codes(std::size_t n, std::size_t k, std::uint64_t seed) {
   nmhash::packed_codes c(n, k);

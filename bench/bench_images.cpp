@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../test/image_data.hpp"
+#include "bench_data.hpp"
 #include "nmhash/data/dataset.hpp"
 #include "nmhash/data/image.hpp"
 #include "nmhash/loss/dpsh.hpp"
@@ -117,14 +118,7 @@ void BM_train_step(benchmark::State& state, const char* preset) {
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = nd(g);
   std::vector<std::size_t> idx(batch);
   for (std::size_t i = 0; i < batch; ++i) idx[i] = i;
-  for (auto _ : state) {
-    const auto& u = net.forward(x, true);
-    bank.update(u, idx);
-    benchmark::DoNotOptimize(nmhash::loss::dpsh(u, idx, bank, 0.1, du));
-    net.zero_grad();
-    net.backward(du);
-    opt.step(net.parameters(), net.gradients(), net.ranges());
-  }
+  for (auto _ : state) bench::dpsh_train_step(net, bank, opt, x, idx, du);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch));
 }
 

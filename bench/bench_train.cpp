@@ -40,12 +40,7 @@ void BM_train_step_lenet_dpsh(benchmark::State& state) {
   for (auto _ : state) {
     for (std::size_t i = 0; i < kBatch; ++i) idx[i] = (step * kBatch + i) % kBank;
     ++step;
-    const auto& u = net.forward(x, true);
-    bank.update(u, idx);
-    benchmark::DoNotOptimize(nmhash::loss::dpsh(u, idx, bank, 0.1, du));
-    net.zero_grad();
-    net.backward(du);
-    opt.step(net.parameters(), net.gradients(), net.ranges());
+    bench::dpsh_train_step(net, bank, opt, x, idx, du);
   }
   state.counters["omp_threads"] = threads;
   state.counters["images/s"] =

@@ -13,19 +13,16 @@
 #include "nmhash/data/cifar10.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/io/npy.hpp"
+#include "run_command.hpp"
 #include "temp_dir.hpp"
 
 namespace {
 
-struct result {
-  int status;
-  std::string out, err;
-};
-
-result sh(const temp_dir& tmp, const std::string& cmd) {
-  const std::string o = tmp.file("stdout.txt"), e = tmp.file("stderr.txt");
-  const int rc = std::system((cmd + " >" + o + " 2>" + e).c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_bytes(o), read_bytes(e)};
+test_images::synthetic_options multi_label(std::size_t classes) {
+  test_images::synthetic_options o;
+  o.multi = true;
+  o.classes = classes;
+  return o;
 }
 
 const std::string small_arch = " --arch conv3p1-8,relu,maxpool2,flatten,fc32,relu --input-size 16";
@@ -37,7 +34,7 @@ std::string train_cmd(const std::string& data, const std::string& out, const std
 
 nlohmann::json eval_json(const temp_dir& tmp, const std::string& qc, const std::string& dc, const std::string& ql,
                          const std::string& dl, const std::string& extra = "") {
-  const auto r = sh(tmp, std::string(NMHASH_EVAL_BIN) + " --json --query-codes " + qc + " --db-codes " + dc +
+  const auto r = run(tmp, std::string(NMHASH_EVAL_BIN) + " --json --query-codes " + qc + " --db-codes " + dc +
                              " --query-labels " + ql + " --db-labels " + dl + " --bits 16 " + extra);
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -53,7 +50,7 @@ TEST_CASE("nmhash_train on an image list: every loss trains; nmhash_eval and nmh
   test_images::write_synthetic_list_dataset(data, {});
   for (const std::string loss : {"dpsh", "eq7", "dhn", "hashnet", "dsh"}) {
     const std::string out = tmp.file("out-" + loss);
-    const auto r = sh(tmp, train_cmd(data, out, "--method " + loss));
+    const auto r = run(tmp, train_cmd(data, out, "--method " + loss));
     INFO(loss << ": " << r.out << r.err);
     REQUIRE(r.status == 0);
     REQUIRE_THAT(r.out, Catch::Contains("decoded all 132 images"));
@@ -70,13 +67,13 @@ TEST_CASE("nmhash_train on an image list: every loss trains; nmhash_eval and nmh
   // The model encodes the database list to the trainer's codes, and the
   // encoder's codes with the list's 0/1 labels evaluate to the same MAP.
   const std::string out = tmp.file("out-dpsh");
-  const auto enc = sh(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + out + "/model.safetensors --list " + data +
+  const auto enc = run(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + out + "/model.safetensors --list " + data +
                                "/database.txt --out " + tmp.file("db.npy") + " --labels-out " + tmp.file("dbl.npy") +
                                " --packed");
   INFO(enc.out << enc.err);
   REQUIRE(enc.status == 0);
   REQUIRE(read_bytes(tmp.file("db.npy")) == read_bytes(out + "/db_codes.npy"));
-  const auto encq = sh(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + out + "/model.safetensors --list " + data +
+  const auto encq = run(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + out + "/model.safetensors --list " + data +
                                 "/test.txt --out " + tmp.file("q.npy") + " --labels-out " + tmp.file("ql.npy"));
   REQUIRE(encq.status == 0);
   const auto q = nmhash::io::load_codes_npy(tmp.file("q.npy"));
@@ -92,14 +89,12 @@ TEST_CASE("nmhash_train on an image list: every loss trains; nmhash_eval and nmh
 TEST_CASE("nmhash_train on a multi-label list of grey PNGs feeding an RGB network reports MAP@k", "[tools][images]") {
   temp_dir tmp;
   const std::string data = tmp.file("ds");
-  test_images::synthetic_options o;
-  o.multi = true;
-  o.classes = 4;
+  test_images::synthetic_options o = multi_label(4);
   o.channels = 1;
   o.format = "png";
   test_images::write_synthetic_list_dataset(data, o);
   const std::string out = tmp.file("out");
-  const auto r = sh(tmp, train_cmd(data, out, "--method dsh --channels 3"));
+  const auto r = run(tmp, train_cmd(data, out, "--method dsh --channels 3"));
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
   const auto summary = nlohmann::json::parse(read_bytes(out + "/summary.json"));
@@ -114,7 +109,7 @@ TEST_CASE("nmhash_train on a multi-label list of grey PNGs feeding an RGB networ
   REQUIRE(ev["map"] == summary["map"]);
   REQUIRE(ev["map_at"][0]["tie_aware"] == summary["map_at"][0]["tie_aware"]);
   // One network input channel: the grey images go in as they are.
-  const auto grey = sh(tmp, train_cmd(data, tmp.file("grey"), "--method dsh --channels 1 --map-at 10"));
+  const auto grey = run(tmp, train_cmd(data, tmp.file("grey"), "--method dsh --channels 1 --map-at 10"));
   INFO(grey.out << grey.err);
   REQUIRE(grey.status == 0);
   REQUIRE(nlohmann::json::parse(read_bytes(tmp.file("grey") + "/summary.json"))["input"] == "1x16x16");
@@ -130,13 +125,13 @@ TEST_CASE("nmhash_train refuses bad image data before training, naming the list 
   test_images::write_synthetic_list_dataset(data, o);
   write_bytes(data + "/images/13.jpg", read_bytes(data + "/images/13.jpg").substr(0, 200));
   const std::string out = tmp.file("out");
-  const auto r = sh(tmp, train_cmd(data, out, ""));
+  const auto r = run(tmp, train_cmd(data, out, ""));
   REQUIRE(r.status == 1);
   REQUIRE_THAT(r.err, Catch::Contains("nmhash_train: error: " + data + "/database.txt:4: " + data + "/images/13.jpg: "));
   REQUIRE_FALSE(std::filesystem::exists(out + "/checkpoint.safetensors"));
   REQUIRE_FALSE(std::filesystem::exists(out + "/summary.json"));
   std::ofstream(data + "/test.txt", std::ios::app) << "images/0.png 1 0\n";
-  const auto r2 = sh(tmp, train_cmd(data, out, ""));
+  const auto r2 = run(tmp, train_cmd(data, out, ""));
   REQUIRE(r2.status == 1);
   REQUIRE_THAT(r2.err, Catch::Contains("test.txt:5: 2 labels, expected 3 as on " + data + "/train.txt:1"));
 }
@@ -145,8 +140,8 @@ TEST_CASE("nmhash_train --init-from loads the matching tensors and lists the res
   temp_dir tmp;
   const std::string data = tmp.file("ds");
   test_images::write_synthetic_list_dataset(data, {});
-  REQUIRE(sh(tmp, train_cmd(data, tmp.file("a"), "")).status == 0);
-  const auto r = sh(tmp, train_cmd(data, tmp.file("b"), "--init-from " + tmp.file("a") + "/model.safetensors", 24));
+  REQUIRE(run(tmp, train_cmd(data, tmp.file("a"), "")).status == 0);
+  const auto r = run(tmp, train_cmd(data, tmp.file("b"), "--init-from " + tmp.file("a") + "/model.safetensors", 24));
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
   REQUIRE_THAT(r.out, Catch::Contains("loaded 4 tensors, skipped 3"));
@@ -169,7 +164,7 @@ TEST_CASE("nmhash_train --dataset cifar10:DIR reads the binary batches", "[tools
     write_bytes(tmp.file(f), bytes);
   }
   const std::string out = tmp.file("out");
-  const auto r = sh(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset cifar10:" + tmp.path.string() +
+  const auto r = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset cifar10:" + tmp.path.string() +
                              " --arch conv3p1-8,relu,maxpool2,flatten,fc32,relu --train-limit 200 --query-limit 50"
                              " --db-limit 300 --bits 12 --epochs 1 --out " + out);
   INFO(r.out << r.err);
@@ -184,13 +179,11 @@ TEST_CASE("nmhash_reproduce on a multi-label image list: NMLayer scoring, MAP@k,
           "[tools][images]") {
   temp_dir tmp;
   const std::string data = tmp.file("ds");
-  test_images::synthetic_options o;
-  o.multi = true;
-  o.classes = 4;
+  test_images::synthetic_options o = multi_label(4);
   o.train = 100;
   test_images::write_synthetic_list_dataset(data, o);
   const std::string out = tmp.file("rp");
-  const auto r = sh(tmp, std::string(NMHASH_REPRODUCE_BIN) + " --dataset list:" + data + small_arch +
+  const auto r = run(tmp, std::string(NMHASH_REPRODUCE_BIN) + " --dataset list:" + data + small_arch +
                              " --variants nmlayer --warmup-epochs 1 --out " + out);
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
@@ -209,13 +202,13 @@ TEST_CASE("nmhash_reproduce on a multi-label image list: NMLayer scoring, MAP@k,
   // The 12-bit model encodes queries and database to the reported MAP.
   const std::string model = out + "/runs/nmlayer/model-12.safetensors";
   for (const char* part : {"test", "database"}) {
-    const auto e = sh(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + model + " --list " + data + "/" + part +
+    const auto e = run(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + model + " --list " + data + "/" + part +
                                ".txt --packed --out " + tmp.file(std::string(part) + ".npy") + " --labels-out " +
                                tmp.file(std::string(part) + "_labels.npy"));
     INFO(e.err);
     REQUIRE(e.status == 0);
   }
-  const auto ev = sh(tmp, std::string(NMHASH_EVAL_BIN) + " --json --bits 12 --query-codes " + tmp.file("test.npy") +
+  const auto ev = run(tmp, std::string(NMHASH_EVAL_BIN) + " --json --bits 12 --query-codes " + tmp.file("test.npy") +
                               " --db-codes " + tmp.file("database.npy") + " --query-labels " +
                               tmp.file("test_labels.npy") + " --db-labels " + tmp.file("database_labels.npy"));
   REQUIRE(ev.status == 0);
@@ -230,13 +223,13 @@ TEST_CASE("fmnist-dpsh written as a PNG image list trains to the protocol run's 
   }
   temp_dir tmp;
   const std::string limits = " --train-limit 256 --query-limit 40 --db-limit 300";
-  const auto w = sh(tmp, std::string(NMHASH_FMNIST_TO_LIST_BIN) + limits + " --out " + tmp.file("list"));
+  const auto w = run(tmp, std::string(NMHASH_FMNIST_TO_LIST_BIN) + limits + " --out " + tmp.file("list"));
   INFO(w.out << w.err);
   REQUIRE(w.status == 0);
   const std::string common = " --bits 16 --epochs 2 --method eq7 --out ";
-  const auto a = sh(tmp, std::string(NMHASH_TRAIN_BIN) + limits + common + tmp.file("protocol"));
+  const auto a = run(tmp, std::string(NMHASH_TRAIN_BIN) + limits + common + tmp.file("protocol"));
   REQUIRE(a.status == 0);
-  const auto b = sh(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + tmp.file("list") +
+  const auto b = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + tmp.file("list") +
                              " --arch lenet --channels 1 --mean 0.286 --std 0.353 --no-flip --no-random-crop" + common +
                              tmp.file("list-run"));
   INFO(b.out << b.err);

@@ -11,20 +11,10 @@
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/nmhash.hpp"
 #include "reference.hpp"
+#include "run_command.hpp"
 #include "temp_dir.hpp"
 
 namespace {
-
-struct run_result {
-  int status;
-  std::string out, err;
-};
-
-run_result run(const temp_dir& tmp, const std::string& cmd) {
-  const std::string o = tmp.file("stdout.txt"), e = tmp.file("stderr.txt");
-  const int rc = std::system((cmd + " >" + o + " 2>" + e).c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_bytes(o), read_bytes(e)};
-}
 
 struct fixture {
   temp_dir tmp;
