@@ -36,11 +36,7 @@
 #include "nmhash/hashing/model_io.hpp"
 #include "nmhash/hashing/progressive_trainer.hpp"
 #include "nmhash/io/atomic_file.hpp"
-#include "nmhash/loss/dhn.hpp"
-#include "nmhash/loss/dpsh.hpp"
-#include "nmhash/loss/dsh.hpp"
-#include "nmhash/loss/hashnet.hpp"
-#include "nmhash/loss/pairwise_eq7.hpp"
+#include "nmhash/loss/registry.hpp"
 #include "nmhash/nmhash.hpp"
 #include "nmhash/nn/conv2d.hpp"
 #include "nmhash/nn/scaled_tanh.hpp"
@@ -183,16 +179,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
   const double eta = r.sched.eta, alpha = cx.o.alpha;
   h::progressive_trainer<real, Optimizer> tr(
       r.sched, r.mode, net, opt,
-      [eta, alpha, method](const auto& u, const auto& idx, const auto& bank, auto& du) {
-        const double margin = 2.0 * static_cast<double>(bank.bits());
-        const double l = method == "eq7"    ? nmhash::loss::pairwise_eq7(u, idx, bank, eta, du)
-                         : method == "dpsh" ? nmhash::loss::dpsh(u, idx, bank, alpha, du)
-                         : method == "dhn"  ? nmhash::loss::dhn(u, idx, bank, alpha, du)
-                         : method == "dsh"  ? nmhash::loss::dsh(u, idx, bank, margin, alpha, du)
-                                            : nmhash::loss::hashnet(u, idx, bank, nmhash::loss::hashnet_defaults::alpha, du);
-        nmhash::require(std::isfinite(l), "the hashing loss is ", l, ": training diverged (lower the learning rate)");
-        return l;
-      },
+      nmhash::loss::loss_by_name<real>(method, {alpha, eta, nmhash::loss::hashnet_defaults::alpha, 0}),
       [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<real>& x,
           const h::batch_use& use) { cx.loader->load(ids, first, n, x, use.training, cx.o.seed, use.epoch); },
       train, cx.split.pool->labels().subset(train), cx.split.validation,
@@ -518,7 +505,7 @@ int run_tool(int argc, char** argv) {
   app.add_option("--method", o.method,
                  "hashing loss of every run: eq7 (the paper's), dpsh, dhn, dsh, hashnet (with its scaled tanh "
                  "and continuation; sigmoid scale 0.1)")
-      ->check(CLI::IsMember({"eq7", "dpsh", "dhn", "dsh", "hashnet"}));
+      ->check(CLI::IsMember(nmhash::loss::loss_names()));
   app.add_option("--alpha", o.alpha, "quantization weight of dpsh, dhn and dsh");
   app.add_option("--gradient", o.gradient, "gradient of A: paper_eq4 (default) or chain_rule")
       ->check(CLI::IsMember({"paper_eq4", "chain_rule"}));

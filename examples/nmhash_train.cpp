@@ -29,11 +29,8 @@
 #include "nmhash/hashing/encoder.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/io/npy.hpp"
-#include "nmhash/loss/dhn.hpp"
-#include "nmhash/loss/dpsh.hpp"
-#include "nmhash/loss/dsh.hpp"
-#include "nmhash/loss/hashnet.hpp"
-#include "nmhash/loss/pairwise_eq7.hpp"
+#include "nmhash/hashing/progressive_trainer.hpp"
+#include "nmhash/loss/registry.hpp"
 #include "nmhash/nmhash.hpp"
 #include "nmhash/nn/arch.hpp"
 #include "nmhash/nn/scaled_tanh.hpp"
@@ -77,22 +74,6 @@ void progress(std::size_t epoch, std::size_t epochs, std::size_t done, std::size
   std::fflush(stderr);
 }
 
-nmhash::packed_codes encode(nmhash::nn::sequential<real>& net, nmhash_train::cuda_trainer* dev,
-                            const nmhash::data::batch_loader<real>& loader, const std::vector<std::size_t>& idx,
-                            std::size_t bits, std::size_t batch) {
-  nmhash::packed_codes codes(idx.size(), bits);
-  nmhash::tensor<real> x, on_device;
-  for (std::size_t b = 0; b < idx.size(); b += batch) {
-    const std::size_t n = std::min(batch, idx.size() - b);
-    loader.load(idx, b, n, x);
-    if (dev) dev->infer(x, on_device);
-    const auto& y = dev ? on_device : net.forward(x, false);
-    const auto part = nmhash::pack_signs(y.data(), n, bits);
-    std::copy(part.data(), part.data() + n * codes.words_per_code(), codes.row(b));
-  }
-  return codes;
-}
-
 // Class ids as int32 (N), multi-hot labels as a 0/1 uint8 matrix (N, C).
 void write_labels_npy(nmhash::io::atomic_file& f, const nmhash::labels& l) {
   if (l.is_multi()) {
@@ -104,17 +85,6 @@ void write_labels_npy(nmhash::io::atomic_file& f, const nmhash::labels& l) {
 }
 
 nmhash::optim::group_table optimizer_groups(const options& o) { return {{}, {o.lr, o.weight_decay}}; }
-
-template <class Optimizer>
-void restore_state(Optimizer& opt, const nmhash::io::safetensors_file& ck, const std::string& path,
-                   std::size_t n) {
-  for (auto& [name, buf] : opt.state()) {
-    const auto it = ck.tensors.find("optimizer." + name);
-    if (it == ck.tensors.end()) continue;
-    buf->resize(n);
-    ck.at("optimizer." + name, {n}, path).copy_to(buf->data(), n);
-  }
-}
 
 template <class Optimizer>
 int run(const options& o, Optimizer opt) {
@@ -153,8 +123,6 @@ int run(const options& o, Optimizer opt) {
     nmhash::require(!report.loaded.empty(), o.init_from, ": no tensor matches a parameter of the ", arch.name,
                     " network by name and shape");
   }
-  net.set_input_gradient(false);
-  nmhash::loss::memory_bank<real> bank(all_labels.subset(train), o.bits);
 
   // Every setting a resumed run must share with the checkpoint's.
   const nlohmann::json hyper = {{"optimizer", o.optimizer}, {"lr", o.lr},       {"weight_decay", o.weight_decay},
@@ -166,7 +134,26 @@ int run(const options& o, Optimizer opt) {
                                                {"flip", transform.flip}, {"mean", transform.mean},
                                                {"std", transform.stddev}}},
                                 {"init_from", o.init_from}};
-  std::size_t start_epoch = 0;
+
+  // The one training engine: a fixed-length run is a progressive run with
+  // no stage (o.epochs epochs at K = B_in, the identity grouping).
+  nmhash::hashing::progressive_schedule sched;
+  sched.name = "fixed";
+  sched.b_in = o.bits;
+  sched.lengths = {};
+  sched.warmup_epochs = o.epochs;
+  sched.batch = o.batch;
+  sched.optimizer = o.optimizer;
+  sched.backbone_lr = o.lr;
+  sched.weight_decay = o.weight_decay;
+  sched.momentum = o.momentum;
+  nmhash::hashing::progressive_trainer<real, Optimizer> tr(
+      sched, nmhash::hashing::reduction::merge, net, opt,
+      nmhash::loss::loss_by_name<real>(o.loss, {o.alpha, o.eta, hashnet_alpha, margin}),
+      [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<real>& x,
+          const nmhash::hashing::batch_use& use) { loader.load(ids, first, n, x, use.training, o.seed, use.epoch); },
+      train, all_labels.subset(train), {}, nmhash::labels::single({}), o.seed);
+
   nlohmann::json history = nlohmann::json::array();
   if (o.resume && std::filesystem::exists(ck_path)) {
     const auto ck = nmhash::io::load_safetensors(ck_path);
@@ -183,11 +170,7 @@ int run(const options& o, Optimizer opt) {
     const std::uint64_t done = ck.meta_u64("epochs_done", ck_path);
     nmhash::require(done <= o.epochs, ck_path, ": checkpoint holds ", done, " epochs of training, --epochs is ",
                     o.epochs, " (continue with --epochs ", done, " or more, or use another --out or --no-resume)");
-    nmhash::nn::load_parameters(ck, ck_path, net);
-    ck.at("memory_bank", {train.size(), o.bits}, ck_path).copy_to(bank.rows(), train.size() * o.bits);
-    restore_state(opt, ck, ck_path, net.parameters().size());
-    if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>)
-      opt.set_steps(static_cast<std::size_t>(ck.meta_u64("optimizer_steps", ck_path)));
+    tr.load_state(ck, ck_path);
     try {
       history = nlohmann::json::parse(ck.meta("history", ck_path));
     } catch (const nlohmann::json::exception& e) {
@@ -195,8 +178,7 @@ int run(const options& o, Optimizer opt) {
     }
     nmhash::require(history.is_array() && history.size() == done, ck_path, ": metadata field 'history' holds ",
                     history.is_array() ? history.size() : 0, " epochs, epochs_done is ", done);
-    start_epoch = static_cast<std::size_t>(done);
-    std::fprintf(stderr, "resuming from %s after epoch %zu\n", ck_path.c_str(), start_epoch);
+    std::fprintf(stderr, "resuming from %s after epoch %zu\n", ck_path.c_str(), tr.epochs_done());
   }
 
   std::unique_ptr<nmhash_train::cuda_trainer> dev;
@@ -206,83 +188,52 @@ int run(const options& o, Optimizer opt) {
     if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>) steps = opt.steps();
     const nmhash_train::cuda_settings cs{o.loss,          o.optimizer, o.alpha, o.eta, hashnet_alpha, margin, o.momentum,
                                          optimizer_groups(o)};
-    dev = nmhash_train::make_cuda_trainer(net, bank, cs, opt.state(), steps);
+    dev = nmhash_train::make_cuda_trainer(net, tr.bank(), cs, opt.state(), steps);
     device_name = "cuda (" + dev->device() + ")";
+    nmhash::hashing::external_step<real> ext;
+    ext.step = [&](const nmhash::tensor<real>& x, const std::vector<std::size_t>& idx) { return dev->step(x, idx); };
+    ext.infer = [&](const nmhash::tensor<real>& x, nmhash::tensor<real>& y) { dev->infer(x, y); };
+    ext.sync = [&](nmhash::loss::memory_bank<real>& bank) {
+      std::size_t s = 0;
+      dev->download(bank, opt.state(), s);
+      if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>) opt.set_steps(s);
+    };
+    tr.set_external_step(std::move(ext));
   }
   std::printf("%s %s, %s loss, K = %zu, %s lr %g, batch %zu, seed %llu, on %s: %zu training images\n",
               o.data.dataset.c_str(), arch.name.c_str(), o.loss.c_str(), o.bits, o.optimizer.c_str(), o.lr, o.batch,
               static_cast<unsigned long long>(o.seed), device_name.c_str(), train.size());
-  nmhash::tensor<real> x, du;
-  std::vector<std::size_t> batch_idx;
-  double train_seconds = 0;
-  for (std::size_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
-    const auto e0 = clock_type::now();
-    const auto order = nmhash::data::epoch_order(train.size(), o.seed, epoch);
-    std::vector<std::size_t> pool_idx(order.size());
-    for (std::size_t i = 0; i < order.size(); ++i) pool_idx[i] = train[order[i]];
-    double loss_sum = 0;
-    std::size_t batches = 0;
-    for (std::size_t b = 0; b < order.size(); b += o.batch) {
-      const std::size_t n = std::min(o.batch, order.size() - b);
-      loader.load(pool_idx, b, n, x, true, o.seed, epoch);
-      batch_idx.assign(order.begin() + static_cast<long>(b), order.begin() + static_cast<long>(b + n));
-      if (tanh_head) tanh_head->set_beta(nmhash::nn::hashnet_beta(epoch * batches_per_epoch + b / o.batch));
-      // The device path steps its optimizer inside step(); the CPU path
-      // steps only once the loss is known to be finite.
-      const auto cpu_loss = [&] {
-        const auto& u = net.forward(x, true);
-        bank.update(u, batch_idx);
-        return o.loss == "dpsh"      ? nmhash::loss::dpsh(u, batch_idx, bank, o.alpha, du)
-               : o.loss == "eq7"     ? nmhash::loss::pairwise_eq7(u, batch_idx, bank, o.eta, du)
-               : o.loss == "dhn"     ? nmhash::loss::dhn(u, batch_idx, bank, o.alpha, du)
-               : o.loss == "hashnet" ? nmhash::loss::hashnet(u, batch_idx, bank, hashnet_alpha, du)
-                                     : nmhash::loss::dsh(u, batch_idx, bank, margin, o.alpha, du);
-      };
-      const double l = dev ? dev->step(x, batch_idx) : cpu_loss();
-      nmhash::require(std::isfinite(l), "the ", o.loss, " loss is ", l, " at epoch ", epoch + 1, ", batch ",
-                      b / o.batch + 1, ": training diverged (lower --lr or use --optimizer adam)");
-      if (!dev) {
-        net.zero_grad();
-        net.backward(du);
-        opt.step(net.parameters(), net.gradients(), net.ranges());
-      }
-      loss_sum += l;
-      ++batches;
-      const double s = std::chrono::duration<double>(clock_type::now() - e0).count();
-      progress(epoch + 1, o.epochs, b + n, order.size(), loss_sum / static_cast<double>(batches),
-               static_cast<double>(b + n) / s);
-    }
-    const double es = std::chrono::duration<double>(clock_type::now() - e0).count();
-    train_seconds += es;
-    if (isatty(fileno(stderr))) std::fprintf(stderr, "\n");
-    std::printf("epoch %zu/%zu  loss %.5f  %.1f s  %.0f img/s\n", epoch + 1, o.epochs,
-                loss_sum / static_cast<double>(batches), es, static_cast<double>(order.size()) / es);
-    std::fflush(stdout);
-    history.push_back({{"epoch", epoch + 1}, {"loss", loss_sum / static_cast<double>(batches)}, {"seconds", es}});
 
-    if (dev) {
-      std::size_t steps = 0;
-      dev->download(bank, opt.state(), steps);
-      if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>) opt.set_steps(steps);
-    }
-    auto tensors = nmhash::nn::parameter_tensors(net);
-    tensors["memory_bank"] = nmhash::io::named_tensor::from(bank.rows(), {train.size(), o.bits});
+  // HashNet's continuation: beta follows the iteration count.
+  if (tanh_head) tanh_head->set_beta(nmhash::nn::hashnet_beta(tr.epochs_done() * batches_per_epoch));
+  tr.on_batch = [&](const nmhash::hashing::epoch_record& e, std::size_t done, std::size_t total) {
+    if (tanh_head)
+      tanh_head->set_beta(nmhash::nn::hashnet_beta((e.epoch - 1) * batches_per_epoch + (done + o.batch - 1) / o.batch));
+    progress(e.epoch, o.epochs, done, total, e.loss, static_cast<double>(done) / e.seconds);
+  };
+  double train_seconds = 0;
+  tr.on_epoch = [&](std::size_t epochs_done) {
+    const auto& e = tr.history().back();
+    train_seconds += e.seconds;
+    if (isatty(fileno(stderr))) std::fprintf(stderr, "\n");
+    std::printf("epoch %zu/%zu  loss %.5f  %.1f s  %.0f img/s\n", epochs_done, o.epochs, e.loss, e.seconds,
+                static_cast<double>(train.size()) / e.seconds);
+    std::fflush(stdout);
+    history.push_back({{"epoch", epochs_done}, {"loss", e.loss}, {"seconds", e.seconds}});
+    nmhash::io::tensor_map tensors;
     std::map<std::string, std::string> meta{{"loss", o.loss},
                                             {"bits", std::to_string(o.bits)},
                                             {"seed", std::to_string(o.seed)},
                                             {"train", std::to_string(train.size())},
                                             {"settings", hyper.dump()},
-                                            {"epochs_done", std::to_string(epoch + 1)},
                                             {"history", history.dump()}};
-    for (auto& [name, buf] : opt.state())
-      if (!buf->empty()) tensors["optimizer." + name] = nmhash::io::named_tensor::from(buf->data(), {buf->size()});
-    if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>)
-      meta["optimizer_steps"] = std::to_string(opt.steps());
+    tr.save_state(tensors, meta);
     nmhash::io::save_safetensors(ck_path, tensors, meta);
-  }
+  };
+  tr.run();
 
   const auto v0 = clock_type::now();
-  const auto cq = encode(net, dev.get(), loader, query, o.bits, 256), cd = encode(net, dev.get(), loader, db, o.bits, 256);
+  const auto cq = tr.encode(query), cd = tr.encode(db);
   const nmhash::labels ql = all_labels.subset(query), dl = all_labels.subset(db);
   nmhash::evaluation_options eo;
   eo.precision_at = {100, 1000};
@@ -361,7 +312,7 @@ int run_tool(int argc, char** argv) {
   CLI::App app{"nmhash_train: fixed-length deep hashing on a data set (fmnist-dpsh, cifar10:DIR, list:DIR)"};
   options o;
   app.add_option("--method,--loss", o.loss, "hashing method (its pairwise loss): dpsh, eq7, dhn, hashnet, dsh")
-      ->check(CLI::IsMember({"dpsh", "eq7", "dhn", "hashnet", "dsh"}));
+      ->check(CLI::IsMember(nmhash::loss::loss_names()));
   app.add_option("--bits", o.bits, "code length K")->check(CLI::Range(1, 4096));
   app.add_option("--epochs", o.epochs, "training epochs (1 or more)")->check(nmhash_tool::integer_range(1, 1000000));
   app.add_option("--batch", o.batch, "batch size, 1 to 65536")->check(nmhash_tool::integer_range(1, 65536));

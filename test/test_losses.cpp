@@ -14,6 +14,7 @@
 #include "nmhash/nn/scaled_tanh.hpp"
 #include "nmhash/retrieval/metrics.hpp"
 #include "nmhash/loss/pairwise_eq7.hpp"
+#include "nmhash/loss/registry.hpp"
 #include "finite_difference.hpp"
 
 using Catch::Detail::Approx;
@@ -264,4 +265,22 @@ TEST_CASE("itq: orthogonal rotation, non-increasing quantization loss, codes bea
   REQUIRE(map > 0.5);  // 4 balanced classes: chance is 0.25
   REQUIRE_THROWS_WITH(m.encode(x.data(), 1, d + 1), Catch::Contains("fitted on 20"));
   REQUIRE_THROWS_WITH(nmhash::hashing::fit_itq(x.data(), n, d, d + 1), Catch::Contains("1 <= K"));
+}
+
+TEST_CASE("loss_by_name gives each loss with its settings; dsh's default margin follows the bank", "[loss]") {
+  setup s(20, 6, 4, true, 9);
+  const nmhash::loss::loss_settings set{0.3, 40, 0.2, 0};
+  tensor<double> a, b;
+  for (const auto& name : nmhash::loss::loss_names()) {
+    INFO(name);
+    const double expect = name == "dpsh"    ? nmhash::loss::dpsh(s.u, s.idx, s.bank, 0.3, a)
+                          : name == "eq7"   ? nmhash::loss::pairwise_eq7(s.u, s.idx, s.bank, 40.0, a)
+                          : name == "dhn"   ? nmhash::loss::dhn(s.u, s.idx, s.bank, 0.3, a)
+                          : name == "hashnet" ? nmhash::loss::hashnet(s.u, s.idx, s.bank, 0.2, a)
+                                              : nmhash::loss::dsh(s.u, s.idx, s.bank, 12.0, 0.3, a);
+    REQUIRE(nmhash::loss::loss_by_name<double>(name, set)(s.u, s.idx, s.bank, b) == expect);
+    REQUIRE(std::equal(a.data(), a.data() + a.size(), b.data()));
+  }
+  REQUIRE_THROWS_WITH(nmhash::loss::loss_by_name<double>("dpshh", set),
+                      Catch::Contains("unknown hashing loss 'dpshh' (known: dpsh, eq7, dhn, hashnet, dsh)"));
 }

@@ -14,6 +14,10 @@
 // the nodes, each new node's bank column becomes the mean of the columns of
 // the old nodes it is made of (dropped nodes' columns go away).
 //
+// A fixed-length run may hand its whole training step to a device
+// (external_step: nmhash_train --device cuda), which gives its parameters,
+// bank and optimizer state back before every report and checkpoint.
+//
 // Everything the loop needs to continue is in save_state() (parameters,
 // optimizer, bank, grouping, A, select scores, epochs done); the child
 // draws and batch orders are functions of (seed, epoch, batch), so a run
@@ -21,6 +25,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -114,6 +119,18 @@ struct epoch_record {
   double seconds = 0, scoring_seconds = 0;
 };
 
+// A device that runs the training step of a fixed-length run.
+template <class T>
+struct external_step {
+  // Forward, bank update, loss, backward and optimizer step of batch x of
+  // training images idx (bank positions); returns the loss.
+  std::function<double(const tensor<T>& x, const std::vector<std::size_t>& idx)> step;
+  // Network outputs of x, into host memory.
+  std::function<void(const tensor<T>& x, tensor<T>& y)> infer;
+  // Copies parameters, bank rows and optimizer state back to the host.
+  std::function<void(loss::memory_bank<T>& bank)> sync;
+};
+
 template <class T, class Optimizer>
 class progressive_trainer {
  public:
@@ -161,12 +178,21 @@ class progressive_trainer {
   nm_layer<T>& nm() { return nm_; }
   const loss::memory_bank<T>& bank() const { return bank_; }
   const std::vector<epoch_record>& history() const { return history_; }
+  const std::vector<std::size_t>& train_ids() const { return train_; }
+
+  // Hands the training step to a device (fixed-length runs only).
+  void set_external_step(external_step<T> d) {
+    require(stage_targets(s_).empty(), "progressive_trainer: an external training step takes fixed-length runs only");
+    require(d.step && d.infer && d.sync, "progressive_trainer: an external step needs step, infer and sync");
+    device_ = std::move(d);
+  }
 
   // Trains the remaining epochs of the plan.
   void run() {
     while (done_ < plan_.size()) {
       const planned_epoch& pe = plan_[done_];
       history_.push_back(train_epoch(pe, done_));
+      if (device_.sync) device_.sync(bank_);
       if (pe.truncate_after) truncate(pe);
       ++done_;
       if (pe.report_after && on_report) on_report(pe, done_);
@@ -182,7 +208,8 @@ class progressive_trainer {
     for (std::size_t b = 0; b < ids.size(); b += chunk) {
       const std::size_t n = std::min(chunk, ids.size() - b);
       images_(ids, b, n, x, batch_use{});
-      const auto part = nm_.encode(net_.forward(x, false));
+      if (device_.infer) device_.infer(x, y_host_);
+      const auto part = nm_.encode(device_.infer ? y_host_ : net_.forward(x, false));
       std::copy(part.data(), part.data() + n * codes.words_per_code(), codes.row(b));
     }
     return codes;
@@ -279,11 +306,21 @@ class progressive_trainer {
       }
       images_(ids, b, n, x_, batch_use{true, epoch});
       idx.assign(order.begin() + static_cast<std::ptrdiff_t>(b), order.begin() + static_cast<std::ptrdiff_t>(b + n));
+      if (device_.step) {
+        const double l = device_.step(x_, idx);
+        check_finite(l, epoch, batches);
+        rec.loss += l;
+        ++batches;
+        report_batch(rec, batches, t0, b + n, order.size());
+        continue;
+      }
       nm_.reseed(mix(seed_, epoch, b));
       const auto& v = net_.forward(x_, true);
       nm_.forward(v, u_, true);
       bank_.update(u_, idx);
-      rec.loss += loss_(u_, idx, bank_, du_);
+      const double l = loss_(u_, idx, bank_, du_);
+      check_finite(l, epoch, batches);  // before any step
+      rec.loss += l;
       rec.frozen_loss += nm_.frozen_loss();
       nm_.backward(du_, dv_);
       if (scoring) {
@@ -302,12 +339,7 @@ class progressive_trainer {
       net_.backward(dv_);
       opt_.step(net_.parameters(), net_.gradients(), net_.ranges());
       ++batches;
-      if (on_batch) {
-        epoch_record now = rec;
-        now.loss /= static_cast<double>(batches);
-        now.seconds = std::chrono::duration<double>(clock::now() - t0).count();
-        on_batch(now, b + n, order.size());
-      }
+      report_batch(rec, batches, t0, b + n, order.size());
     }
     rec.loss /= static_cast<double>(batches);
     rec.frozen_loss /= static_cast<double>(batches);
@@ -317,6 +349,20 @@ class progressive_trainer {
     }
     rec.seconds = std::chrono::duration<double>(clock::now() - t0).count();
     return rec;
+  }
+
+  template <class TimePoint>
+  void report_batch(const epoch_record& rec, std::size_t batches, TimePoint t0, std::size_t done, std::size_t total) {
+    if (!on_batch) return;
+    epoch_record now = rec;
+    now.loss /= static_cast<double>(batches);
+    now.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    on_batch(now, done, total);
+  }
+
+  static void check_finite(double loss, std::size_t epoch, std::size_t batch) {
+    require(std::isfinite(loss), "the hashing loss is ", loss, " at epoch ", epoch + 1, ", batch ", batch + 1,
+            ": training diverged (lower the learning rate, or use Adam)");
   }
 
   // Select: accumulates the scores of the current nodes.
@@ -395,7 +441,8 @@ class progressive_trainer {
   std::size_t score_count_ = 0;
   std::size_t done_ = 0;
   std::vector<epoch_record> history_;
-  tensor<T> x_, u_, du_, dv_;
+  tensor<T> x_, u_, du_, dv_, y_host_;
+  external_step<T> device_;
 };
 
 }  // namespace nmhash::hashing

@@ -53,7 +53,8 @@ struct progressive_schedule {
   std::size_t validation_refresh = 8;            // batches between re-encodings of V
 
   void validate() const {
-    require(b_in >= 2, "schedule '", name, "': B_in must be at least 2, got ", b_in);
+    require(b_in >= (lengths.empty() ? 1u : 2u), "schedule '", name, "': B_in must be at least ",
+            lengths.empty() ? 1 : 2, ", got ", b_in);
     require(merges >= 1, "schedule '", name, "': m must be at least 1");
     require(batch >= 1, "schedule '", name, "': batch must be positive");
     require(validation_refresh >= 1, "schedule '", name, "': validation_refresh must be positive");
