@@ -9,6 +9,7 @@
 // and a resumed run sees the batches it would have seen.
 #pragma once
 
+#include <utility>
 #include <algorithm>
 #include <cmath>
 #include <cstddef>

@@ -14,6 +14,7 @@
 // majority vote over each node's neurons of sgn(network(x)).
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>

@@ -17,6 +17,9 @@
 // nn.Sequential numbers the same layers, so weights move between the two.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
 #include <cstddef>
 #include <functional>
 #include <string>
