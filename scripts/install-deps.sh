@@ -8,7 +8,7 @@ packages=(
   cmake make g++ clang
   libeigen3-dev catch2 libbenchmark-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev
-  libpng-dev libturbojpeg0-dev pkg-config
+  libpng-dev libturbojpeg0-dev pkg-config libstb-dev
   libfaiss-dev
   dataset-fashion-mnist
   "$@"
