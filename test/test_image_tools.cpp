@@ -86,13 +86,21 @@ TEST_CASE("nmhash_train on an image list: every loss trains; nmhash_eval and nmh
   REQUIRE(ev["map"] == nlohmann::json::parse(read_bytes(out + "/summary.json"))["map"]);
 }
 
-TEST_CASE("nmhash_train on a multi-label list of grey PNGs feeding an RGB network reports MAP@k", "[tools][images]") {
+TEST_CASE("nmhash_train on a multi-label list of grey PNGs: every loss, an RGB and a grey network, MAP@k",
+          "[tools][images]") {
   temp_dir tmp;
   const std::string data = tmp.file("ds");
   test_images::synthetic_options o = multi_label(4);
   o.channels = 1;
   o.format = "png";
   test_images::write_synthetic_list_dataset(data, o);
+  // Every loss trains on the multi-hot labels (similar = a shared label).
+  for (const std::string loss : {"dpsh", "eq7", "dhn", "hashnet"}) {
+    const auto r = run(tmp, train_cmd(data, tmp.file("out-" + loss), "--method " + loss + " --channels 3"));
+    INFO(loss << ": " << r.out << r.err);
+    REQUIRE(r.status == 0);
+    REQUIRE(nlohmann::json::parse(read_bytes(tmp.file("out-" + loss) + "/summary.json"))["map"]["tie_aware"] > 0.0);
+  }
   const std::string out = tmp.file("out");
   const auto r = run(tmp, train_cmd(data, out, "--method dsh --channels 3"));
   INFO(r.out << r.err);
