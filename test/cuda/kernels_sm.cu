@@ -51,7 +51,8 @@ template __global__ void max_pool_forward<float>(const float*, float*, std::uint
                                                  std::size_t, std::size_t, std::size_t, std::size_t, std::size_t);
 template __global__ void max_pool_backward<float>(const float*, const std::uint32_t*, std::size_t, float*);
 template __global__ void pair_terms<float>(const float*, const std::int64_t*, const float*, const std::int32_t*,
-                                           std::size_t, std::size_t, pair_params, float*, double*, double*);
+                                           const std::uint64_t*, std::size_t, std::size_t, std::size_t, pair_params,
+                                           float*, double*, double*);
 template __global__ void pair_gradient<float>(const float*, const float*, const float*, const double*, std::size_t,
                                               std::size_t, double, quant_params, float*, double*);
 template __global__ void scatter_rows<float>(const float*, const std::int64_t*, std::size_t, std::size_t, float*);
