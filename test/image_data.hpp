@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "nmhash/data/cifar10.hpp"
 #include "nmhash/data/dataset.hpp"
 
 namespace test_images {
@@ -82,6 +83,25 @@ struct synthetic_options {
   std::size_t size = 20;
   std::uint64_t seed = 5;
 };
+
+// Writes CIFAR-10's six binary batches (10,000 records each) to dir: image
+// i of the pool has label i % 10 and pixel q of plane c equal to
+// pixel(i, c, q), called in record order.
+template <class Pixel>
+void write_cifar10_batches(const std::string& dir, Pixel pixel) {
+  std::size_t i = 0;
+  for (const char* f : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+                        "data_batch_5.bin", "test_batch.bin"}) {
+    std::string bytes(10000 * nmhash::data::cifar10_record, '\0');
+    for (std::size_t k = 0; k < 10000; ++k, ++i) {
+      char* r = &bytes[k * nmhash::data::cifar10_record];
+      r[0] = static_cast<char>(i % 10);
+      for (std::size_t c = 0; c < 3; ++c)
+        for (std::size_t q = 0; q < 1024; ++q) r[1 + c * 1024 + q] = static_cast<char>(pixel(i, c, q));
+    }
+    std::ofstream(dir + "/" + f, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+}
 
 // Writes DIR/images/*.{png,jpg} and DIR/{train,database,test}.txt.
 inline void write_synthetic_list_dataset(const std::string& dir, const synthetic_options& o) {

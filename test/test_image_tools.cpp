@@ -160,17 +160,11 @@ TEST_CASE("nmhash_train --init-from loads the matching tensors and lists the res
 TEST_CASE("nmhash_train --dataset cifar10:DIR reads the binary batches", "[tools][images][cifar]") {
   temp_dir tmp;
   std::mt19937_64 g(8);
-  for (const char* f : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
-                        "data_batch_5.bin", "test_batch.bin"}) {
-    std::string bytes(10000 * nmhash::data::cifar10_record, '\0');
-    for (std::size_t i = 0; i < 10000; ++i) {
-      char* r = &bytes[i * nmhash::data::cifar10_record];
-      r[0] = static_cast<char>(i % 10);
-      for (std::size_t p = 1; p < nmhash::data::cifar10_record; ++p)
-        r[p] = static_cast<char>((p % 1024 < 512 ? 40 : 20) * (i % 10 % 3 == (p - 1) / 1024) + static_cast<int>(g() % 16));
-    }
-    write_bytes(tmp.file(f), bytes);
-  }
+  // Each class brightens one colour plane, over noise.
+  test_images::write_cifar10_batches(tmp.path.string(), [&](std::size_t i, std::size_t c, std::size_t q) {
+    const std::size_t p = 1 + c * 1024 + q;
+    return (p % 1024 < 512 ? 40 : 20) * (i % 10 % 3 == c) + static_cast<int>(g() % 16);
+  });
   const std::string out = tmp.file("out");
   const auto r = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset cifar10:" + tmp.path.string() +
                              " --arch conv3p1-8,relu,maxpool2,flatten,fc32,relu --train-limit 200 --query-limit 50"

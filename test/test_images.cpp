@@ -164,19 +164,14 @@ TEST_CASE("CIFAR-10 binary batches: pixel layout, labels and the DPSH split", "[
   temp_dir tmp;
   // Image i of the pool has label i % 10 and pixel (y, x) of plane c equal
   // to (i + 3 c + y + x) % 256.
-  auto record = [](std::size_t i) {
+  test_images::write_cifar10_batches(tmp.path.string(), [](std::size_t i, std::size_t c, std::size_t p) {
+    return (i + 3 * c + p / 32 + p % 32) % 256;
+  });
+  auto record = [](std::size_t label) {  // a record of label `label`, pixels 0
     std::string r(d::cifar10_record, '\0');
-    r[0] = static_cast<char>(i % 10);
-    for (std::size_t c = 0; c < 3; ++c)
-      for (std::size_t p = 0; p < 1024; ++p) r[1 + c * 1024 + p] = static_cast<char>((i + 3 * c + p / 32 + p % 32) % 256);
+    r[0] = static_cast<char>(label);
     return r;
   };
-  std::size_t i = 0;
-  for (const char* f : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
-                        "data_batch_5.bin", "test_batch.bin"}) {
-    std::ofstream out(tmp.file(f), std::ios::binary);
-    for (std::size_t k = 0; k < 10000; ++k, ++i) out << record(i);
-  }
   const auto s = d::cifar10_dpsh(tmp.path.string());
   REQUIRE(s.pool->size() == 60000);
   REQUIRE(s.query.size() == 1000);

@@ -111,7 +111,6 @@ class memory_source : public image_source {
     std::copy(pixels_.begin() + static_cast<std::ptrdiff_t>(i * n), pixels_.begin() + static_cast<std::ptrdiff_t>((i + 1) * n),
               out.pixels.begin());
   }
-  const std::vector<std::uint8_t>& pixels() const { return pixels_; }
 
  private:
   image_shape shape_;

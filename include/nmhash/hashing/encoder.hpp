@@ -63,10 +63,7 @@ void write_model(io::atomic_file& f, nn::sequential<T>& net, const neuron_partit
           ": the network outputs ", net.output_shape()[1], " values, the grouping covers ", grouping.inputs(),
           " neurons, the description says B_in = ", d.b_in);
   auto tensors = nn::parameter_tensors(net);
-  std::vector<double> node_of;
-  for (std::size_t id : grouping.node_ids())
-    node_of.push_back(id == neuron_partition::unused ? -1.0 : static_cast<double>(id));
-  tensors["nm.node_of"] = io::named_tensor::from(node_of.data(), {node_of.size()});
+  tensors["nm.node_of"] = detail::node_of_tensor(grouping);
   auto meta = model_metadata(d, grouping);
   for (const auto& [k, v] : extra) meta.emplace(k, v);
   io::write_safetensors(f, tensors, meta);
@@ -124,7 +121,6 @@ class encoder {
     }
     params_.assign(net->parameters().begin(), net->parameters().end());
     grouping_ = detail::read_node_of(f, desc_.b_in, path);
-    groups_ = grouping_.groups();
     free_.push_back(std::move(net));
   }
 
@@ -144,7 +140,8 @@ class encoder {
     lease net(*this);
     const tensor<T>& y = net->forward(x, false);
     const packed_codes raw = pack_signs(y.data(), x.shape()[0], desc_.b_in);
-    return grouping_.is_identity() && identity_order() ? raw : merge_majority(raw, groups_);
+    // Identity groupings list neuron g as node g (canonical order).
+    return grouping_.is_identity() ? raw : merge_majority(raw, grouping_.groups());
   }
 
   // Codes of decoded images, through the model's evaluation transform.
@@ -184,12 +181,6 @@ class encoder {
     return net;
   }
 
-  bool identity_order() const {
-    for (std::size_t g = 0; g < groups_.size(); ++g)
-      if (groups_[g].size() != 1 || groups_[g][0] != g) return false;
-    return true;
-  }
-
   struct lease {
     encoder& e;
     std::unique_ptr<nn::sequential<T>> net;
@@ -217,7 +208,6 @@ class encoder {
   model_description desc_;
   std::vector<T> params_;
   neuron_partition grouping_{1};
-  std::vector<std::vector<std::size_t>> groups_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<nn::sequential<T>>> free_;
 };

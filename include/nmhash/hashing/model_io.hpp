@@ -15,16 +15,25 @@
 
 namespace nmhash::hashing {
 
+namespace detail {
+
+// The grouping as "nm.node_of": B_in entries, each neuron's node or -1.
+inline io::named_tensor node_of_tensor(const neuron_partition& grouping) {
+  std::vector<double> node_of;
+  for (std::size_t id : grouping.node_ids())
+    node_of.push_back(id == neuron_partition::unused ? -1.0 : static_cast<double>(id));
+  return io::named_tensor::from(node_of.data(), {node_of.size()});
+}
+
+}  // namespace detail
+
 template <class T>
 void save_hashing_model(const std::string& path, nn::sequential<T>& net, const neuron_partition& grouping,
                         std::map<std::string, std::string> metadata = {}) {
   require(net.output_shape()[1] == grouping.inputs(), path, ": the network outputs ", net.output_shape()[1],
           " values, the grouping covers ", grouping.inputs(), " neurons");
   auto tensors = nn::parameter_tensors(net);
-  std::vector<double> node_of;
-  for (std::size_t id : grouping.node_ids())
-    node_of.push_back(id == neuron_partition::unused ? -1.0 : static_cast<double>(id));
-  tensors["nm.node_of"] = io::named_tensor::from(node_of.data(), {node_of.size()});
+  tensors["nm.node_of"] = detail::node_of_tensor(grouping);
   metadata["bits"] = std::to_string(grouping.nodes());
   io::save_safetensors(path, tensors, metadata);
 }

@@ -178,7 +178,6 @@ class progressive_trainer {
   nm_layer<T>& nm() { return nm_; }
   const loss::memory_bank<T>& bank() const { return bank_; }
   const std::vector<epoch_record>& history() const { return history_; }
-  const std::vector<std::size_t>& train_ids() const { return train_; }
 
   // Hands the training step to a device (fixed-length runs only).
   void set_external_step(external_step<T> d) {
@@ -222,10 +221,7 @@ class progressive_trainer {
       if (!buf->empty()) tensors["optimizer." + name] = io::named_tensor::from(buf->data(), {buf->size()});
     if constexpr (std::is_same_v<Optimizer, optim::adam<T>>) meta["optimizer_steps"] = std::to_string(opt_.steps());
     tensors["memory_bank"] = io::named_tensor::from(bank_.rows(), {bank_.size(), bank_.bits()});
-    std::vector<double> node_of;
-    for (std::size_t id : nm_.partition().node_ids())
-      node_of.push_back(id == neuron_partition::unused ? -1.0 : static_cast<double>(id));
-    tensors["nm.node_of"] = io::named_tensor::from(node_of.data(), {node_of.size()});
+    tensors["nm.node_of"] = detail::node_of_tensor(nm_.partition());
     tensors["nm.adjacency"] = io::named_tensor::from(nm_.adjacency().data(), {nm_.nodes(), nm_.nodes()});
     if (!score_sum_.empty()) tensors["nm.score_sum"] = io::named_tensor::from(score_sum_.data(), {score_sum_.size()});
     meta["score_count"] = std::to_string(score_count_);
