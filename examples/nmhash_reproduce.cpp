@@ -63,12 +63,15 @@ struct options {
   std::vector<std::size_t> ablation_lengths;  // default: 32 (quick) or every length (paper)
   std::size_t loo_bits = 32, baseline_epochs = 0;
   std::size_t train_limit = 0, query_limit = 0, db_limit = 0;  // smoke tests: evenly spaced subsets
-  std::string gradient, truncation, method = "eq7";
+  std::string gradient, truncation, method = "eq7", vote_tie, bank;
+  bool reset_optimizer = false;
+  long validation_refresh = -1;
   double alpha = 0.1;  // quantization weight of dpsh, dhn and dsh
   // Overrides of the preset (negative: keep the preset's value).
   long merges = -1, warmup = -1, n0 = -1, n1 = -1;
   double lr = -1, nm_lr = -1, eta = -1, frozen_weight = -1;
-  std::uint64_t seed = 1;
+  std::uint64_t seed = 1;  // the first seed; --seeds N runs seed, seed + 1, ..., seed + N - 1
+  std::size_t seeds = 1;
   bool resume = true;
 };
 
@@ -116,7 +119,10 @@ json schedule_json(const h::progressive_schedule& s) {
           {"frozen_weight", s.frozen_weight},
           {"gradient", to_string(s.gradient)},
           {"truncation", to_string(s.truncation)},
-          {"validation_refresh", s.validation_refresh}};
+          {"validation_refresh", s.validation_refresh},
+          {"vote_tie", to_string(s.tie)},
+          {"bank_after_truncation", to_string(s.bank_after_truncation)},
+          {"reset_optimizer", s.reset_optimizer}};
 }
 
 // The backbone (lenet on fmnist-dpsh: protocol.md) with the variants'
@@ -274,6 +280,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
         md.arch = cx.arch;
         md.b_in = r.sched.b_in;
         md.transform = cx.transform;
+        md.tie = r.sched.tie;
         nmhash::io::atomic_file f(dir + "/model-" + std::to_string(k) + ".safetensors");
         h::write_model(f, net, tr.nm().partition(), md,
                        {{"dataset", cx.o.data.dataset}, {"run", r.id}, {"epochs", std::to_string(epochs_done)}});
@@ -346,6 +353,8 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
                  {"b_in", r.sched.b_in},
                  {"bits", r.bits},
                  {"seed", cx.o.seed},
+                 {"schedule_json", schedule_json(r.sched)},
+                 {"data", data_json(cx)},
                  {"train_images", train.size()},
                  {"epochs", tr.plan().size()},
                  {"train_seconds", train_seconds},
@@ -361,8 +370,14 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
 json run_spec_dispatch(context& cx, const run_spec& r) {
   const std::string result_path = cx.o.out + "/runs/" + r.id + "/result.json";
   if (cx.o.resume && std::filesystem::exists(result_path)) {
+    json res = read_json(result_path);
+    const bool same = res.value("seed", json()) == cx.o.seed &&
+                      (!res.contains("schedule_json") || res["schedule_json"] == schedule_json(r.sched)) &&
+                      (!res.contains("data") || res["data"] == data_json(cx));
+    nmhash::require(same, result_path, ": result of another seed, preset, data set or architecture (use another --out "
+                    "or --no-resume)");
     std::printf("[%s] done before: %s\n", r.id.c_str(), result_path.c_str());
-    return read_json(result_path);
+    return res;
   }
   const nmhash::optim::group_table groups{{}, {r.sched.backbone_lr, r.sched.weight_decay}};
   if (r.sched.optimizer == "adam") return run_one(cx, r, nmhash::optim::adam<real>(groups));
@@ -434,7 +449,17 @@ std::vector<run_spec> make_runs(const options& o, const h::progressive_schedule&
   return runs;
 }
 
-// Table 1 and the curve CSVs.
+std::string protocol_name(const options& o) {
+  const bool subset = o.train_limit || o.query_limit || o.db_limit;
+  return subset ? o.data.dataset + " subset (smoke test)" : o.data.dataset;
+}
+
+json machine_json() {
+  const auto m = nmhash_tool::machine();
+  return {{"cpu", m.cpu}, {"features", m.features}, {"compiler", m.compiler}, {"flags", m.flags}, {"threads", m.threads}};
+}
+
+// One seed's Table 1 and curve CSVs.
 void write_summary(const options& o, const h::progressive_schedule& s, const std::vector<json>& results,
                    double wall) {
   std::ostringstream table, curve, loo, pr, pn, r2;
@@ -475,13 +500,266 @@ void write_summary(const options& o, const h::progressive_schedule& s, const std
   add_text("precision_at_n.csv", pn.str());
   add_text("precision_r2.csv", r2.str());
   const json sched = schedule_json(s);
-  const bool subset = o.train_limit || o.query_limit || o.db_limit;
-  const json all = {{"protocol", subset ? o.data.dataset + " subset (smoke test)" : o.data.dataset},
-                    {"model", o.data.arch.empty() ? "default" : o.data.arch}, {"loss", o.method},
-                    {"seed", o.seed},            {"schedule", sched}, {"wall_seconds_this_invocation", wall},
+  const json all = {{"protocol", protocol_name(o)},
+                    {"model", o.data.arch.empty() ? "default" : o.data.arch},
+                    {"loss", o.method},
+                    {"seed", o.seed},
+                    {"schedule", sched},
+                    {"machine", machine_json()},
+                    {"wall_seconds_this_invocation", wall},
                     {"runs", results}};
   add_text("results.json", all.dump(2) + "\n");
   outputs.commit();
+}
+
+// ---- statistics over seeds ---------------------------------------------
+
+// Mean and sample standard deviation (n - 1; 0 for one value).
+struct spread {
+  double mean = 0, sd = 0;
+  std::size_t n = 0;
+};
+
+spread spread_of(const std::vector<double>& v) {
+  spread s;
+  s.n = v.size();
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= static_cast<double>(v.size());
+  if (v.size() > 1) {
+    double q = 0;
+    for (double x : v) q += (x - s.mean) * (x - s.mean);
+    s.sd = std::sqrt(q / static_cast<double>(v.size() - 1));
+  }
+  return s;
+}
+
+json spread_json(const std::vector<double>& v) {
+  const spread s = spread_of(v);
+  return {{"mean", s.mean}, {"sd", s.sd}, {"values", v}};
+}
+
+// A paired difference is reported as beyond its spread when |mean| exceeds
+// twice the standard deviation of the per-seed differences.
+bool beyond_2sd(const spread& s) { return s.n >= 2 && std::abs(s.mean) > 2 * s.sd; }
+
+std::string plus_minus(const spread& s, bool sign = false) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, sign ? "%+.4f +- %.4f" : "%.4f +- %.4f", s.mean, s.sd);
+  return buf;
+}
+
+// The fully evaluated reports of every (variant, bits) cell, by seed, and
+// the per-stage curve.
+struct seed_cells {
+  using key = std::pair<std::string, std::size_t>;
+  std::vector<std::uint64_t> seeds;
+  std::map<key, std::map<std::uint64_t, json>> full, curve;
+
+  void add(std::uint64_t seed, const std::vector<json>& results) {
+    seeds.push_back(seed);
+    for (const auto& res : results)
+      for (const auto& rep : res["reports"]) {
+        const key k{res["variant"].get<std::string>(), rep["bits"].get<std::size_t>()};
+        curve[k][seed] = rep;
+        if (rep.contains("pr_curve")) full[k][seed] = rep;
+      }
+  }
+  // A field of a cell over the seeds that have it, in seed order.
+  static std::vector<double> field(const std::map<std::uint64_t, json>& cell, const char* name) {
+    std::vector<double> v;
+    for (const auto& [seed, rep] : cell) v.push_back(rep[name].get<double>());
+    return v;
+  }
+  // Per-seed differences a - b of a field, over the seeds both have.
+  std::vector<double> differences(const key& a, const key& b, const char* name) const {
+    std::vector<double> d;
+    if (!full.count(a) || !full.count(b)) return d;
+    for (const auto& [seed, rep] : full.at(a))
+      if (full.at(b).count(seed)) d.push_back(rep[name].get<double>() - full.at(b).at(seed)[name].get<double>());
+    return d;
+  }
+};
+
+std::string join_values(const std::vector<double>& v) {
+  std::ostringstream o;
+  o.precision(6);
+  for (std::size_t i = 0; i < v.size(); ++i) o << (i ? ";" : "") << v[i];
+  return o.str();
+}
+
+// The comparisons of Table 1 and the ablations: every variant against the
+// fixed-length baseline, and the ablations against the NMLayer.
+std::vector<std::pair<seed_cells::key, seed_cells::key>> comparisons(const seed_cells& c) {
+  std::vector<std::pair<seed_cells::key, seed_cells::key>> out;
+  for (const auto& [k, cell] : c.full) {
+    if (k.first == "baseline") continue;
+    const seed_cells::key base{"baseline", k.second}, nm{"nmlayer", k.second};
+    if (c.full.count(base)) out.push_back({k, base});
+    if (k.first != "nmlayer" && c.full.count(nm)) out.push_back({k, nm});
+  }
+  return out;
+}
+
+// OUT/results.json, table.csv, differences.csv and the curve CSVs as mean
+// and standard deviation over the seeds.
+void write_aggregate(const options& o, const h::progressive_schedule& sched, const seed_cells& c, double wall) {
+  std::ostringstream table, diff, curve, loo, pr, pn, r2;
+  table << "method,bits,seeds,epochs,map_tie_aware_mean,map_tie_aware_sd,map_index_order_mean,map_index_order_sd,"
+           "precision_r2_mean,precision_r2_sd,train_seconds_mean,map_tie_aware_per_seed\n";
+  diff << "method,versus,bits,seeds,map_tie_aware_diff_mean,map_tie_aware_diff_sd,beyond_2sd,per_seed\n";
+  curve << "method,bits,epochs,seeds,map_tie_aware_mean,map_tie_aware_sd,map_index_order_mean,map_index_order_sd\n";
+  loo << "method,rank,seeds,map_without_bit_mean,map_without_bit_sd,map_full_mean\n";
+  pr << "method,bits,radius,seeds,precision_mean,precision_sd,recall_mean,recall_sd\n";
+  pn << "method,bits,n,seeds,precision_mean,precision_sd\n";
+  r2 << "method,bits,seeds,precision_r2_mean,precision_r2_sd,recall_r2_mean,recall_r2_sd\n";
+  json cells = json::array(), diffs = json::array();
+  for (const auto& [k, cell] : c.curve) {
+    const auto m = spread_of(seed_cells::field(cell, "map_tie_aware"));
+    const auto mi = spread_of(seed_cells::field(cell, "map_index_order"));
+    curve << k.first << ',' << k.second << ',' << cell.begin()->second["epochs"] << ',' << m.n << ',' << m.mean << ','
+          << m.sd << ',' << mi.mean << ',' << mi.sd << '\n';
+  }
+  for (const auto& [k, cell] : c.full) {
+    const auto& [v, bits] = k;
+    const auto map = seed_cells::field(cell, "map_tie_aware");
+    const auto m = spread_of(map), mi = spread_of(seed_cells::field(cell, "map_index_order"));
+    const auto p2 = spread_of(seed_cells::field(cell, "precision_r2")), rc2 = spread_of(seed_cells::field(cell, "recall_r2"));
+    const auto ts = spread_of(seed_cells::field(cell, "train_seconds"));
+    const json& first = cell.begin()->second;
+    table << v << ',' << bits << ',' << m.n << ',' << first["epochs"] << ',' << m.mean << ',' << m.sd << ',' << mi.mean
+          << ',' << mi.sd << ',' << p2.mean << ',' << p2.sd << ',' << ts.mean << ',' << join_values(map) << '\n';
+    r2 << v << ',' << bits << ',' << p2.n << ',' << p2.mean << ',' << p2.sd << ',' << rc2.mean << ',' << rc2.sd << '\n';
+    // Curves point by point (every seed has the same radii and N).
+    const std::size_t radii = first["pr_curve"].size(), ns = first["precision_at_n"].size();
+    for (std::size_t i = 0; i < radii; ++i) {
+      std::vector<double> p, r;
+      for (const auto& [seed, rep] : cell)
+        if (rep["pr_curve"].size() == radii) {
+          p.push_back(rep["pr_curve"][i][0].get<double>());
+          r.push_back(rep["pr_curve"][i][1].get<double>());
+        }
+      const auto sp = spread_of(p), sr = spread_of(r);
+      pr << v << ',' << bits << ',' << i << ',' << sp.n << ',' << sp.mean << ',' << sp.sd << ',' << sr.mean << ','
+         << sr.sd << '\n';
+    }
+    for (std::size_t i = 0; i < ns; ++i) {
+      std::vector<double> p;
+      for (const auto& [seed, rep] : cell)
+        if (rep["precision_at_n"].size() == ns) p.push_back(rep["precision_at_n"][i][1].get<double>());
+      const auto sp = spread_of(p);
+      pn << v << ',' << bits << ',' << first["precision_at_n"][i][0] << ',' << sp.n << ',' << sp.mean << ',' << sp.sd
+         << '\n';
+    }
+    json jc = {{"variant", v},
+               {"bits", bits},
+               {"epochs", first["epochs"]},
+               {"map_tie_aware", spread_json(map)},
+               {"map_index_order", spread_json(seed_cells::field(cell, "map_index_order"))},
+               {"precision_r2", spread_json(seed_cells::field(cell, "precision_r2"))},
+               {"train_seconds", spread_json(seed_cells::field(cell, "train_seconds"))}};
+    // Leave-one-bit-out MAP by rank (bit i of one seed is not bit i of
+    // another): rank 1 is the bit whose deletion costs most.
+    if (first.contains("loo")) {
+      std::vector<std::vector<double>> sorted;
+      std::vector<double> variance, full;
+      for (const auto& [seed, rep] : cell) {
+        if (!rep.contains("loo")) continue;
+        sorted.push_back(rep["loo"]["without_bit"].get<std::vector<double>>());
+        std::sort(sorted.back().begin(), sorted.back().end());
+        variance.push_back(rep["loo"]["variance"].get<double>());
+        full.push_back(rep["loo"]["full"].get<double>());
+      }
+      for (std::size_t b = 0; b < sorted.front().size(); ++b) {
+        std::vector<double> at;
+        for (const auto& s : sorted)
+          if (b < s.size()) at.push_back(s[b]);
+        const auto sb = spread_of(at);
+        loo << v << ',' << b + 1 << ',' << sb.n << ',' << sb.mean << ',' << sb.sd << ',' << spread_of(full).mean
+            << '\n';
+      }
+      jc["loo_variance"] = spread_json(variance);
+    }
+    cells.push_back(jc);
+  }
+  for (const auto& [a, b] : comparisons(c)) {
+    const auto d = c.differences(a, b, "map_tie_aware");
+    const auto s = spread_of(d);
+    diff << a.first << ',' << b.first << ',' << a.second << ',' << s.n << ',' << s.mean << ',' << s.sd << ','
+         << (beyond_2sd(s) ? "yes" : "no") << ',' << join_values(d) << '\n';
+    diffs.push_back({{"variant", a.first},
+                     {"versus", b.first},
+                     {"bits", a.second},
+                     {"map_tie_aware_difference", spread_json(d)},
+                     {"beyond_2sd", beyond_2sd(s)}});
+  }
+  nmhash::io::atomic_group outputs;
+  const auto add_text = [&](const std::string& name, const std::string& text) {
+    outputs.add(o.out + "/" + name).write(text.data(), text.size());
+  };
+  add_text("table.csv", table.str());
+  add_text("differences.csv", diff.str());
+  add_text("map_vs_length.csv", curve.str());
+  add_text("loo_per_bit.csv", loo.str());
+  add_text("pr_curves.csv", pr.str());
+  add_text("precision_at_n.csv", pn.str());
+  add_text("precision_r2.csv", r2.str());
+  json per_seed = json::object();
+  for (auto seed : c.seeds) per_seed[std::to_string(seed)] = "seed-" + std::to_string(seed) + "/results.json";
+  const json all = {{"protocol", protocol_name(o)},
+                    {"model", o.data.arch.empty() ? "default" : o.data.arch},
+                    {"loss", o.method},
+                    {"seeds", c.seeds},
+                    {"statistics", "mean and sample standard deviation (n - 1) over the seeds; a difference is "
+                                   "paired by seed and beyond_2sd when |mean| > 2 sd of the per-seed differences"},
+                    {"schedule", schedule_json(sched)},
+                    {"machine", machine_json()},
+                    {"wall_seconds_this_invocation", wall},
+                    {"cells", cells},
+                    {"differences", diffs},
+                    {"per_seed", per_seed}};
+  add_text("results.json", all.dump(2) + "\n");
+  outputs.commit();
+}
+
+// Table 1 (NMLayer, baseline, their difference) and the ablations, on stdout.
+void print_tables(const options& o, const h::progressive_schedule& sched, const seed_cells& c) {
+  std::string seeds;
+  for (auto s : c.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(s);
+  std::printf("\nTable 1 (%s, %s, preset %s; MAP tie-aware, mean +- sd over seed%s %s)\n", o.data.dataset.c_str(),
+              o.method.c_str(), sched.name.c_str(), c.seeds.size() > 1 ? "s" : "", seeds.c_str());
+  std::printf("%-22s", "method");
+  for (std::size_t k : sched.lengths) std::printf("  %-19s", (std::to_string(k) + " bits").c_str());
+  std::printf("\n");
+  const auto cell_str = [&](const std::string& v, std::size_t k) -> std::string {
+    const auto it = c.full.find({v, k});
+    return it == c.full.end() ? "-" : plus_minus(spread_of(seed_cells::field(it->second, "map_tie_aware")));
+  };
+  const auto diff_str = [&](const std::string& a, const std::string& b, std::size_t k) -> std::string {
+    const auto d = c.differences({a, k}, {b, k}, "map_tie_aware");
+    if (d.empty()) return "-";
+    const auto s = spread_of(d);
+    return plus_minus(s, true) + (beyond_2sd(s) ? " *" : "");
+  };
+  for (const char* v : {"nmlayer", "baseline"}) {
+    std::printf("%-22s", v);
+    for (std::size_t k : sched.lengths) std::printf("  %-19s", cell_str(v, k).c_str());
+    std::printf("\n");
+  }
+  std::printf("%-22s", "nmlayer - baseline");
+  for (std::size_t k : sched.lengths) std::printf("  %-19s", diff_str("nmlayer", "baseline", k).c_str());
+  std::printf("\n");
+  bool header = false;
+  for (const auto& [k, cell] : c.full) {
+    if (k.first == "nmlayer" || k.first == "baseline") continue;
+    if (!header) std::printf("\nAblations (MAP tie-aware; differences paired by seed)\n");
+    header = true;
+    std::printf("%-9s %2zu bits  %s   vs baseline %s   vs nmlayer %s\n", k.first.c_str(), k.second,
+                cell_str(k.first, k.second).c_str(), diff_str(k.first, "baseline", k.second).c_str(),
+                diff_str(k.first, "nmlayer", k.second).c_str());
+  }
+  std::printf("(* the paired difference exceeds twice its standard deviation)\n");
+  std::printf("machine: %s\n", nmhash_tool::machine().str().c_str());
 }
 
 }  // namespace
@@ -521,7 +799,23 @@ int run_tool(int argc, char** argv) {
   app.add_option("--nm-lr", o.nm_lr, "override the learning rate of A")->check(CLI::PositiveNumber);
   app.add_option("--eta", o.eta, "override eta of Eq. (7)")->check(CLI::NonNegativeNumber);
   app.add_option("--frozen-weight", o.frozen_weight, "override the frozen-loss weight")->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", o.seed, "seed of initialisation, shuffling and child draws");
+  app.add_option("--vote-tie", o.vote_tie,
+                 "tie rule of an even node's majority vote: first_child (default) or summed_output (the sign of the "
+                 "summed children's outputs)")
+      ->check(CLI::IsMember({"first_child", "summed_output"}));
+  app.add_option("--bank-after-truncation", o.bank,
+                 "memory bank after a truncation: mean_columns (default, the mean of the merged nodes' columns) or "
+                 "recompute (re-encode every training image)")
+      ->check(CLI::IsMember({"mean_columns", "recompute"}));
+  app.add_flag("--reset-optimizer", o.reset_optimizer, "clear the optimizer's state at every truncation");
+  app.add_option("--validation-refresh", o.validation_refresh,
+                 "override the batches between re-encodings of V in the active phase (1: every batch)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--seed", o.seed, "seed of initialisation, shuffling and child draws (the first, with --seeds)");
+  app.add_option("--seeds", o.seeds,
+                 "run every variant with N seeds (--seed, --seed + 1, ...), each in OUT/seed-S/, and report mean "
+                 "and standard deviation")
+      ->check(nmhash_tool::integer_range(1, 100));
   o.data.add_options(app);
   auto* limits = app.add_option_group("smoke tests", "evenly spaced subsets (not the protocol)");
   limits->add_option("--train-limit", o.train_limit, "at most N training images (0 or absent: all)")->check(nmhash_tool::integer_range(0, UINT32_MAX));
@@ -540,9 +834,13 @@ int run_tool(int argc, char** argv) {
     auto sched = h::preset(o.preset);
     if (!o.gradient.empty()) sched.gradient = h::parse_active_gradient(o.gradient);
     if (!o.truncation.empty()) sched.truncation = h::parse_truncation_rule(o.truncation);
+    if (!o.vote_tie.empty()) sched.tie = h::parse_vote_tie(o.vote_tie);
+    if (!o.bank.empty()) sched.bank_after_truncation = h::parse_bank_remap(o.bank);
+    if (o.reset_optimizer) sched.reset_optimizer = true;
+    if (o.validation_refresh >= 0) sched.validation_refresh = static_cast<std::size_t>(o.validation_refresh);
     const bool custom = o.merges >= 0 || o.warmup >= 0 || o.n0 >= 0 || o.n1 >= 0 || o.lr >= 0 || o.nm_lr >= 0 ||
-                        o.eta >= 0 || o.frozen_weight >= 0 || !o.gradient.empty() ||
-                        !o.truncation.empty();
+                        o.eta >= 0 || o.frozen_weight >= 0 || !o.gradient.empty() || !o.truncation.empty() ||
+                        !o.vote_tie.empty() || !o.bank.empty() || o.reset_optimizer || o.validation_refresh >= 0;
     if (o.merges >= 0) sched.merges = static_cast<std::size_t>(o.merges);
     if (o.warmup >= 0) sched.warmup_epochs = static_cast<std::size_t>(o.warmup);
     if (o.n0 >= 0) sched.active_epochs = static_cast<std::size_t>(o.n0);
@@ -555,7 +853,9 @@ int run_tool(int argc, char** argv) {
     if (custom) sched.name += "+custom";
     sched.validate();
     const auto runs = make_runs(o, sched);
-    context cx{o, o.data.open(), {}, {}, {}, {}, {}, 0};
+    // One data set and split for every seed; `cur` is the seed being run.
+    options cur = o;
+    context cx{cur, o.data.open(), {}, {}, {}, {}, {}, 0};
     cx.split.train = subsample(cx.split.train, o.train_limit);
     cx.split.train_nm = subsample(cx.split.train_nm, o.train_limit);
     cx.split.query = subsample(cx.split.query, o.query_limit);
@@ -569,40 +869,33 @@ int run_tool(int argc, char** argv) {
     if (cx.split.pool->labels().is_multi()) cx.map_at = std::min<std::size_t>(5000, cx.split.database.size());
     std::printf("architecture %s (%s): input %s, %s\ntransform: %s\n", cx.arch.name.c_str(), why.c_str(),
                 cx.arch.input_str().c_str(), cx.arch.layers.c_str(), nmhash_tool::describe(cx.transform).c_str());
+    std::printf("machine: %s\n", nmhash_tool::machine().str().c_str());
     std::filesystem::create_directories(o.out);
     std::printf("%s reproduction, preset %s (B_in %zu, m %zu, warm-up %zu, N0 %zu, N1 %zu, %s lr %g, A lr %g, "
-                "eta %g), seed %llu, %zu runs -> %s\n",
-                o.data.dataset.c_str(), sched.name.c_str(), sched.b_in, sched.merges, sched.warmup_epochs, sched.active_epochs,
-                sched.frozen_epochs, sched.optimizer.c_str(), sched.backbone_lr, sched.nm_lr, sched.eta,
-                static_cast<unsigned long long>(o.seed), runs.size(), o.out.c_str());
-    std::vector<json> results;
-    for (const auto& r : runs) {
-      results.push_back(run_spec_dispatch(cx, r));
-      write_summary(o, sched, results, std::chrono::duration<double>(clock_type::now() - t0).count());
-    }
-    std::printf("\nTable 1 (%s, MAP tie-aware / index-order)\n%-10s", o.data.dataset.c_str(), "method");
-    for (std::size_t k : sched.lengths) std::printf("  %2zu bits        ", k);
-    std::printf("\n");
-    for (const auto& res : results) {
-      if (res["variant"] != "nmlayer" && res["variant"] != "baseline") continue;
-      if (res["variant"] == "baseline" && res["bits"] != sched.lengths.front()) continue;
-      const std::string v = res["variant"];
-      std::printf("%-10s", v.c_str());
-      for (std::size_t k : sched.lengths) {
-        const json* found = nullptr;
-        for (const auto& other : results)
-          if (other["variant"] == v)
-            for (const auto& rep : other["reports"])
-              if (rep["bits"] == k && rep.contains("pr_curve")) found = &rep;
-        if (found)
-          std::printf("  %.4f / %.4f", (*found)["map_tie_aware"].get<double>(), (*found)["map_index_order"].get<double>());
-        else
-          std::printf("  %-15s", "-");
+                "eta %g, frozen weight %g, tie %s, bank %s%s), seeds %llu to %llu, %zu runs each -> %s\n",
+                o.data.dataset.c_str(), sched.name.c_str(), sched.b_in, sched.merges, sched.warmup_epochs,
+                sched.active_epochs, sched.frozen_epochs, sched.optimizer.c_str(), sched.backbone_lr, sched.nm_lr,
+                sched.eta, sched.frozen_weight, to_string(sched.tie), to_string(sched.bank_after_truncation),
+                sched.reset_optimizer ? ", optimizer reset at truncations" : "",
+                static_cast<unsigned long long>(o.seed), static_cast<unsigned long long>(o.seed + o.seeds - 1),
+                runs.size(), o.out.c_str());
+    seed_cells cells;
+    for (std::size_t i = 0; i < o.seeds; ++i) {
+      cur.seed = o.seed + i;
+      cur.out = o.out + "/seed-" + std::to_string(cur.seed);
+      std::filesystem::create_directories(cur.out);
+      std::printf("\n== seed %llu -> %s\n", static_cast<unsigned long long>(cur.seed), cur.out.c_str());
+      std::vector<json> results;
+      for (const auto& r : runs) {
+        results.push_back(run_spec_dispatch(cx, r));
+        write_summary(cur, sched, results, std::chrono::duration<double>(clock_type::now() - t0).count());
       }
-      std::printf("\n");
+      cells.add(cur.seed, results);
+      write_aggregate(o, sched, cells, std::chrono::duration<double>(clock_type::now() - t0).count());
     }
-    std::printf("wrote %s/{results.json, table.csv, map_vs_length.csv, loo_per_bit.csv, pr_curves.csv, "
-                "precision_at_n.csv, precision_r2.csv}\n",
+    print_tables(o, sched, cells);
+    std::printf("wrote %s/{results.json, table.csv, differences.csv, map_vs_length.csv, loo_per_bit.csv, "
+                "pr_curves.csv, precision_at_n.csv, precision_r2.csv} and seed-S/ per seed\n",
                 o.out.c_str());
     return 0;
   } catch (const std::exception& e) {

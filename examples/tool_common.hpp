@@ -6,8 +6,13 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <CLI/CLI.hpp>
 
@@ -51,6 +56,51 @@ inline int finish(const char* tool, int rc) {
 
 // An option's value must be a decimal integer from lo to hi; anything else
 // (a sign, an exponent, an absurd size) is refused with the value and range.
+// The machine and build a result was measured on: CPU model and the vector
+// extensions it has, compiler, the flags the tool was built with, threads.
+// Results built with -march=native differ between CPUs of different
+// extensions (docs/reproduction.md, "Reproducibility").
+struct machine_info {
+  std::string cpu = "unknown CPU", features, compiler, flags;
+  int threads = 1;
+  std::string str() const {
+    return cpu + " (" + features + "), " + compiler + " " + flags + ", " + std::to_string(threads) + " threads";
+  }
+};
+
+inline machine_info machine() {
+  machine_info m;
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      m.cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+  m.features = __builtin_cpu_supports("avx512f")
+                   ? (__builtin_cpu_supports("avx512vpopcntdq") ? "AVX-512 with VPOPCNTDQ" : "AVX-512")
+                   : __builtin_cpu_supports("avx2") ? "AVX2" : "no AVX2";
+#else
+  m.features = "not x86";
+#endif
+#if defined(__clang__)
+  m.compiler = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  m.compiler = std::string("g++ ") + __VERSION__;
+#else
+  m.compiler = "unknown compiler";
+#endif
+#ifdef NMHASH_BUILD_FLAGS
+  m.flags = NMHASH_BUILD_FLAGS;
+#else
+  m.flags = "(build flags not recorded)";
+#endif
+#ifdef _OPENMP
+  m.threads = omp_get_max_threads();
+#endif
+  return m;
+}
+
 inline CLI::Validator integer_range(std::uint64_t lo, std::uint64_t hi) {
   return CLI::Validator(
       [lo, hi](std::string& v) -> std::string {

@@ -189,7 +189,7 @@ TEST_CASE("nmhash_reproduce on a multi-label image list: NMLayer scoring, MAP@k,
                              " --variants nmlayer --warmup-epochs 1 --out " + out);
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
-  const auto res = nlohmann::json::parse(read_bytes(out + "/runs/nmlayer/result.json"));
+  const auto res = nlohmann::json::parse(read_bytes(out + "/seed-1/runs/nmlayer/result.json"));
   REQUIRE(res["reduction"] == "merge");
   const auto& reports = res["reports"];
   REQUIRE(reports.size() >= 4);
@@ -202,7 +202,7 @@ TEST_CASE("nmhash_reproduce on a multi-label image list: NMLayer scoring, MAP@k,
     if (e["phase"] == "active") scored = scored || e["batch_map"].get<double>() > 0;
   REQUIRE(scored);
   // The 12-bit model encodes queries and database to the reported MAP.
-  const std::string model = out + "/runs/nmlayer/model-12.safetensors";
+  const std::string model = out + "/seed-1/runs/nmlayer/model-12.safetensors";
   for (const char* part : {"test", "database"}) {
     const auto e = run(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + model + " --list " + data + "/" + part +
                                ".txt --packed --out " + tmp.file(std::string(part) + ".npy") + " --labels-out " +

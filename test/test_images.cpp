@@ -13,6 +13,7 @@
 #include "nmhash/data/image_list.hpp"
 #include "nmhash/data/open.hpp"
 #include "nmhash/hashing/encoder.hpp"
+#include "nmhash/hashing/nm_layer.hpp"
 #include "nmhash/nn/arch.hpp"
 #include "nmhash/nn/lenet.hpp"
 #include "temp_dir.hpp"
@@ -348,6 +349,37 @@ TEST_CASE("The encoder rebuilds a model from its file and encodes like the netwo
   t2.join();
   REQUIRE(std::equal(c1.data(), c1.data() + 20 * c1.words_per_code(), codes.data()));
   REQUIRE(std::equal(c2.data(), c2.data() + 20 * c2.words_per_code(), codes.data()));
+  // With the summed_output tie rule the file says so and the encoder follows
+  // it: the nodes {2, 9} and {4, 5} tie on some images.
+  md.tie = nmhash::hashing::vote_tie::summed_output;
+  {
+    nmhash::io::atomic_file f(tmp.file("model-sum.safetensors"));
+    nmhash::hashing::write_model(f, net, grouping, md);
+    f.commit();
+  }
+  nmhash::hashing::encoder<float> enc_sum(tmp.file("model-sum.safetensors"));
+  REQUIRE(enc_sum.description().tie == nmhash::hashing::vote_tie::summed_output);
+  REQUIRE(enc.description().tie == nmhash::hashing::vote_tie::first_child);
+  const auto codes_sum = enc_sum.encode(images);
+  nmhash::hashing::nm_layer<float> nm(grouping);
+  nm.set_tie(nmhash::hashing::vote_tie::summed_output);
+  nmhash::tensor<float> y_copy(y.shape());
+  std::copy(y.data(), y.data() + y.size(), y_copy.data());
+  const auto expect_sum = nm.encode(y_copy);
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < 20; ++i)
+    for (std::size_t k = 0; k < 6; ++k) {
+      REQUIRE(codes_sum.bit(i, k) == expect_sum.bit(i, k));
+      differ += codes_sum.bit(i, k) != codes.bit(i, k);
+    }
+  REQUIRE(differ > 0);
+  {
+    auto f = nmhash::io::load_safetensors(tmp.file("model-sum.safetensors"));
+    f.metadata["vote_tie"] = "coin";
+    nmhash::io::save_safetensors(tmp.file("model-bad.safetensors"), f.tensors, f.metadata);
+  }
+  REQUIRE_THROWS_WITH(nmhash::hashing::encoder<float>(tmp.file("model-bad.safetensors")),
+                      Catch::Contains("metadata field 'vote_tie' is 'coin'"));
   // A weights file without the model metadata is not a model.
   nmhash::nn::save_parameters(tmp.file("weights.safetensors"), net);
   REQUIRE_THROWS_WITH(nmhash::hashing::encoder<float>(tmp.file("weights.safetensors")),

@@ -136,6 +136,27 @@ TEST_CASE("evaluation mode: majority vote, ties to the first child, as merge_maj
   REQUIRE(ties > 50);
   REQUIRE(y[0] > 0);  // row 0: children 0 (sgn +1) and -1 tie to the first
   REQUIRE(nm.encode(x).row(5)[0] == got.row(5)[0]);
+
+  SECTION("summed_output: a tie takes the sign of the summed children's outputs") {
+    nm.set_tie(nmhash::hashing::vote_tie::summed_output);
+    nmhash::tensor<double> z;
+    nm.forward(x, z, false);
+    std::size_t differ = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const bool tie = (x[r * 6] >= 0) != (x[r * 6 + 1] >= 0);
+      if (tie) {
+        REQUIRE((z[r * 3] > 0) == (x[r * 6] + x[r * 6 + 1] >= 0));
+        REQUIRE(std::abs(z[r * 3]) == 0.25);
+        differ += (z[r * 3] > 0) != (y[r * 3] > 0);
+      } else {
+        REQUIRE(z[r * 3] == y[r * 3]);
+      }
+      REQUIRE(z[r * 3 + 1] == y[r * 3 + 1]);  // odd nodes never tie
+      REQUIRE(z[r * 3 + 2] == y[r * 3 + 2]);
+    }
+    REQUIRE(differ > 10);  // the two rules disagree on a share of the ties
+    REQUIRE(z[0] < 0);     // row 0: 0 + (-1) < 0
+  }
 }
 
 TEST_CASE("frozen phase: drawn child gets the hashing gradient, the others Eq. (5)", "[nmlayer][frozen][gradient]") {
@@ -383,6 +404,72 @@ TEST_CASE("a short progressive run goes from 16 to 8 bits and resumes exactly", 
   b.tr->run();
   REQUIRE(b.tr->nm().partition() == part);
   REQUIRE(b.net.parameters() == a.net.parameters());
+}
+
+TEST_CASE("a truncation can recompute the memory bank and reset the optimizer", "[nmlayer][train][fmnist]") {
+  if (!have_fmnist()) {
+    WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
+    return;
+  }
+  namespace h = nmhash::hashing;
+  const auto pool = nmhash::data::load_fashion_mnist_pool();
+  const auto split = nmhash::data::make_fmnist_dpsh_splits(pool.labels);
+  tiny_run d;
+  for (std::size_t i = 0; i < split.train_nm.size(); i += 24) d.train.push_back(split.train_nm[i]);
+  for (std::size_t i = 0; i < split.validation.size(); i += 2) d.val.push_back(split.validation[i]);
+  for (auto i : d.train) d.train_labels.push_back(pool.labels[i]);
+  for (auto i : d.val) d.val_labels.push_back(pool.labels[i]);
+  h::progressive_schedule s;
+  s.name = "test";
+  s.b_in = 12;
+  s.lengths = {8};
+  s.merges = 4;
+  s.warmup_epochs = 1;
+  s.active_epochs = 1;
+  s.frozen_epochs = 1;
+  s.batch = 50;
+  s.bank_after_truncation = h::bank_remap::recompute;
+  s.reset_optimizer = true;
+  const auto images = [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n,
+                          nmhash::tensor<float>& x, const h::batch_use&) {
+    nmhash::data::gather_images(pool, ids, first, n, x);
+  };
+  nmhash::nn::sequential<float> net;
+  nmhash::nn::build_lenet(net, s.b_in, s.batch);
+  net.initialize(3);
+  nmhash::optim::adam<float> opt{nmhash::optim::group_table{{}, {1e-4, 0.0}}};
+  h::progressive_trainer<float, nmhash::optim::adam<float>> tr(
+      s, h::reduction::merge, net, opt,
+      [](const auto& u, const auto& idx, const auto& bank, auto& du) {
+        return nmhash::loss::pairwise_eq7(u, idx, bank, 10.0, du);
+      },
+      images, d.train, nmhash::labels::single(d.train_labels), d.val, nmhash::labels::single(d.val_labels), 3);
+  bool checked = false;
+  tr.on_epoch = [&](std::size_t done) {
+    if (done == 1) REQUIRE(opt.steps() > 0);
+    if (done != 2) return;  // right after the truncation
+    checked = true;
+    REQUIRE(opt.steps() == 0);
+    for (auto& [name, buf] : opt.state())
+      for (float v : *buf) REQUIRE(v == 0.0f);
+    const auto& part = tr.nm().partition();
+    REQUIRE(part.nodes() == 8);
+    REQUIRE(tr.bank().bits() == 8);
+    // Each bank entry is the mean of the node's children's outputs over a
+    // fresh evaluation-mode encoding.
+    nmhash::tensor<float> x;
+    images(d.train, 0, 40, x, h::batch_use{});
+    const auto& v = net.forward(x, false);
+    for (std::size_t r = 0; r < 40; ++r)
+      for (std::size_t g = 0; g < 8; ++g) {
+        double sum = 0;
+        for (std::size_t c : part.children(g)) sum += v[r * 12 + c];
+        REQUIRE(tr.bank().rows()[r * 8 + g] == Approx(sum / static_cast<double>(part.children(g).size())).margin(1e-6));
+      }
+  };
+  tr.run();
+  REQUIRE(checked);
+  REQUIRE(opt.steps() > 0);  // the frozen epoch trained on
 }
 
 TEST_CASE("a hashing model file carries the network and the grouping", "[nmlayer][io]") {

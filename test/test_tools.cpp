@@ -196,14 +196,18 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
   const std::string out = tmp.file("repro");
   const std::string cmd = std::string(NMHASH_REPRODUCE_BIN) + " --out " + out +
                           " --train-limit 260 --query-limit 40 --db-limit 400 --warmup-epochs 1 --baseline-epochs 2";
-  const auto first = run(tmp, cmd + " --variants nmlayer,baseline,select");
+  const auto first = run(tmp, cmd + " --variants nmlayer,baseline,select --seeds 2");
   INFO(first.out << first.err);
   REQUIRE(first.status == 0);
-  for (const char* f : {"results.json", "table.csv", "map_vs_length.csv", "loo_per_bit.csv", "pr_curves.csv",
-                        "precision_at_n.csv", "precision_r2.csv", "runs/nmlayer/model-32.safetensors"})
+  for (const char* f : {"results.json", "table.csv", "differences.csv", "map_vs_length.csv", "loo_per_bit.csv",
+                        "pr_curves.csv", "precision_at_n.csv", "precision_r2.csv", "seed-1/results.json",
+                        "seed-1/table.csv", "seed-2/results.json", "seed-1/runs/nmlayer/model-32.safetensors",
+                        "seed-2/runs/baseline-12/model-12.safetensors"})
     REQUIRE(std::filesystem::exists(out + "/" + f));
-  const auto results = nlohmann::json::parse(read_bytes(out + "/results.json"));
+  const auto results = nlohmann::json::parse(read_bytes(out + "/seed-1/results.json"));
   REQUIRE(results["protocol"] == "fmnist-dpsh subset (smoke test)");
+  REQUIRE(results["seed"] == 1);
+  REQUIRE(results["machine"]["flags"].get<std::string>().find("-O") != std::string::npos);
   REQUIRE(results["runs"].size() == 1 + 4 + 1);
   const auto& nm = results["runs"][0];
   REQUIRE(nm["variant"] == "nmlayer");
@@ -218,20 +222,62 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
     REQUIRE(r["distinct_database_codes"].get<std::size_t>() <= 400);
     REQUIRE(r["largest_code_share"].get<double>() >= 1.0 / 400);
   }
+
+  // Over the seeds: mean, sample standard deviation and paired differences
+  // of the per-seed values.
+  const auto results2 = nlohmann::json::parse(read_bytes(out + "/seed-2/results.json"));
+  REQUIRE(results2["seed"] == 2);
+  const auto all = nlohmann::json::parse(read_bytes(out + "/results.json"));
+  REQUIRE(all["seeds"] == nlohmann::json::array({1, 2}));
+  REQUIRE(all["protocol"] == "fmnist-dpsh subset (smoke test)");
+  const auto map_of = [](const nlohmann::json& res, const std::string& variant, std::size_t bits) {
+    for (const auto& run : res["runs"])
+      if (run["variant"] == variant)
+        for (const auto& rep : run["reports"])
+          if (rep["bits"] == bits && rep.contains("pr_curve")) return rep["map_tie_aware"].get<double>();
+    FAIL("no " << variant << " report at " << bits << " bits");
+    return 0.0;
+  };
+  bool seen_cell = false, seen_diff = false;
+  for (const auto& c : all["cells"])
+    if (c["variant"] == "nmlayer" && c["bits"] == 24) {
+      seen_cell = true;
+      const double a = map_of(results, "nmlayer", 24), b = map_of(results2, "nmlayer", 24);
+      REQUIRE(c["map_tie_aware"]["values"] == nlohmann::json::array({a, b}));
+      REQUIRE(c["map_tie_aware"]["mean"].get<double>() == Catch::Detail::Approx((a + b) / 2));
+      REQUIRE(c["map_tie_aware"]["sd"].get<double>() == Catch::Detail::Approx(std::abs(a - b) / std::sqrt(2.0)));
+    }
+  for (const auto& d : all["differences"])
+    if (d["variant"] == "nmlayer" && d["versus"] == "baseline" && d["bits"] == 12) {
+      seen_diff = true;
+      const double d1 = map_of(results, "nmlayer", 12) - map_of(results, "baseline", 12);
+      const double d2 = map_of(results2, "nmlayer", 12) - map_of(results2, "baseline", 12);
+      REQUIRE(d["map_tie_aware_difference"]["values"][0].get<double>() == Catch::Detail::Approx(d1));
+      REQUIRE(d["map_tie_aware_difference"]["values"][1].get<double>() == Catch::Detail::Approx(d2));
+      const double mean = (d1 + d2) / 2, sd = std::abs(d1 - d2) / std::sqrt(2.0);
+      REQUIRE(d["beyond_2sd"].get<bool>() == (std::abs(mean) > 2 * sd));
+    }
+  REQUIRE(seen_cell);
+  REQUIRE(seen_diff);
+  const std::string agg_table = read_bytes(out + "/table.csv");
+  REQUIRE(agg_table.find("nmlayer,48,2,") != std::string::npos);
+  REQUIRE(read_bytes(out + "/differences.csv").find("select,baseline,32,2,") != std::string::npos);
+  REQUIRE(first.out.find("nmlayer - baseline") != std::string::npos);
+  REQUIRE(first.out.find("machine: ") != std::string::npos);
   REQUIRE(results["schedule"]["truncation"] == "top_m");
-  const std::string table = read_bytes(out + "/table.csv");
+  const std::string table = read_bytes(out + "/seed-1/table.csv");
   for (const char* row : {"nmlayer,48,", "nmlayer,12,", "baseline,48,", "baseline,12,", "select,32,"})
     REQUIRE(table.find(row) != std::string::npos);
 
   // Finished runs are read back, not trained again.
-  const auto second = run(tmp, cmd + " --variants nmlayer,baseline,select");
+  const auto second = run(tmp, cmd + " --variants nmlayer,baseline,select --seeds 2");
   REQUIRE(second.status == 0);
   REQUIRE(second.out.find("[nmlayer] done before") != std::string::npos);
   REQUIRE(second.out.find("epoch") == std::string::npos);
 
   // Without its result, a run continues from its checkpoint (after the last
   // epoch: nothing to train) and reports the same numbers.
-  const std::string result = out + "/runs/nmlayer/result.json";
+  const std::string result = out + "/seed-1/runs/nmlayer/result.json";
   const auto before = nlohmann::json::parse(read_bytes(result));
   std::filesystem::remove(result);
   const auto third = run(tmp, cmd + " --variants nmlayer");
@@ -240,7 +286,11 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
   REQUIRE(third.out.find("resuming after epoch 15 of 15") != std::string::npos);
   REQUIRE(nlohmann::json::parse(read_bytes(result))["reports"] == before["reports"]);
 
-  // A checkpoint from another schedule is refused, not silently reused.
+  // A finished run or a checkpoint from another schedule is refused, not
+  // silently reused.
+  const auto other_result = run(tmp, cmd + " --variants nmlayer --merges 6");
+  REQUIRE(other_result.status == 1);
+  REQUIRE(other_result.err.find("result of another seed, preset, data set or architecture") != std::string::npos);
   std::filesystem::remove(result);
   const auto other = run(tmp, cmd + " --variants nmlayer --merges 6");
   REQUIRE(other.status == 1);
@@ -254,7 +304,7 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
                                   " --variants nmlayer --method " + method);
     INFO(method << ": " << res.out << res.err);
     REQUIRE(res.status == 0);
-    const auto r2 = nlohmann::json::parse(read_bytes(out2 + "/results.json"));
+    const auto r2 = nlohmann::json::parse(read_bytes(out2 + "/seed-1/results.json"));
     REQUIRE(r2["loss"] == method);
     REQUIRE(r2["runs"][0]["reports"].back()["bits"] == 12);
     REQUIRE(r2["runs"][0]["reports"].back()["map_tie_aware"].get<double>() > 0.0);
@@ -267,7 +317,7 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
                                " --variants nmlayer --truncation one_per_node");
   INFO(op.out << op.err);
   REQUIRE(op.status == 0);
-  const auto r3 = nlohmann::json::parse(read_bytes(out3 + "/results.json"));
+  const auto r3 = nlohmann::json::parse(read_bytes(out3 + "/seed-1/results.json"));
   REQUIRE(r3["schedule"]["truncation"] == "one_per_node");
   const auto& first52 = r3["runs"][0]["reports"][1];
   REQUIRE(first52["bits"] == 52);

@@ -10,6 +10,8 @@
 //   transform  JSON: {"resize": R, "mean": [...], "std": [...]}, the
 //              evaluation transform (resize of the shorter edge to R when R
 //              > 0, centre crop to the input, (pixels / 255 - mean) / std)
+//   vote_tie   how an even node breaks a tie: first_child (also when the
+//              field is absent) or summed_output (partition.hpp)
 // so a program rebuilds and runs the model from the file alone: code =
 // majority vote over each node's neurons of sgn(network(x)).
 #pragma once
@@ -42,6 +44,7 @@ struct model_description {
   nn::architecture arch;
   std::size_t b_in = 0;
   data::transform_options transform;  // channels, height and width are the input's
+  vote_tie tie = vote_tie::first_child;
 };
 
 inline std::map<std::string, std::string> model_metadata(const model_description& d, const neuron_partition& grouping) {
@@ -52,7 +55,8 @@ inline std::map<std::string, std::string> model_metadata(const model_description
           {"input", d.arch.input_str()},
           {"b_in", std::to_string(d.b_in)},
           {"bits", std::to_string(grouping.nodes())},
-          {"transform", t.dump()}};
+          {"transform", t.dump()},
+          {"vote_tie", to_string(d.tie)}};
 }
 
 // Writes the model into `f` (the caller commits); `extra` adds metadata.
@@ -101,6 +105,12 @@ inline model_description read_model_description(const io::safetensors_file& f, c
     require(v->size() == 1 || v->size() == d.arch.channels, path, ": metadata field 'transform' has ", v->size(),
             " values for ", d.arch.channels, " channels");
   for (float s : d.transform.stddev) require(s > 0, path, ": metadata field 'transform': standard deviation ", s);
+  if (f.metadata.count("vote_tie")) {
+    const std::string& t = f.metadata.at("vote_tie");
+    require(t == "first_child" || t == "summed_output", path, ": metadata field 'vote_tie' is '", t,
+            "', expected first_child or summed_output");
+    d.tie = parse_vote_tie(t);
+  }
   return d;
 }
 
@@ -139,7 +149,16 @@ class encoder {
             path_, ": inputs ", x.shape().str(), " do not match the model's input ", desc_.arch.input_str());
     lease net(*this);
     const tensor<T>& y = net->forward(x, false);
-    const packed_codes raw = pack_signs(y.data(), x.shape()[0], desc_.b_in);
+    const std::size_t n = x.shape()[0];
+    if (desc_.tie == vote_tie::summed_output && !grouping_.is_identity()) {
+      const std::size_t k = grouping_.nodes();
+      std::vector<T> votes(n * k);
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t g = 0; g < k; ++g)
+          votes[i * k + g] = node_vote(y.data() + i * desc_.b_in, grouping_.children(g), desc_.tie);
+      return pack_signs(votes.data(), n, k);
+    }
+    const packed_codes raw = pack_signs(y.data(), n, desc_.b_in);
     // Identity groupings list neuron g as node g (canonical order).
     return grouping_.is_identity() ? raw : merge_majority(raw, grouping_.groups());
   }

@@ -15,8 +15,9 @@
 // Forward, evaluation (section 3.5): a merged node outputs the majority
 // vote of its children's signs, as (#plus - #minus) / size, and on a tie
 // (even size) +-0.5 / size with the sign of its first child (the lowest
-// neuron index), so codes stay binary; sgn(0) = +1 throughout. Packed this
-// is exactly merge_majority() of the B_in-bit codes.
+// neuron index; set_tie(vote_tie::summed_output): the sign of the summed
+// children's outputs), so codes stay binary; sgn(0) = +1 throughout. Packed,
+// the first-child rule is exactly merge_majority() of the B_in-bit codes.
 //
 // The active phase (active_phase.hpp) scores the nodes on the batch's
 // evaluation-mode codes and steps A; truncate() turns the largest entries
@@ -64,6 +65,8 @@ class nm_layer : public nn::layer<T> {
   std::size_t nodes() const { return partition_.nodes(); }
   const neuron_partition& partition() const { return partition_; }
   double frozen_weight() const { return frozen_weight_; }
+  vote_tie tie() const { return tie_; }
+  void set_tie(vote_tie t) { tie_ = t; }
 
   // Replaces the grouping (and resets A).
   void set_partition(neuron_partition p) {
@@ -107,11 +110,7 @@ class nm_layer : public nn::layer<T> {
           for (std::size_t i : ch)
             if (i != c) frozen_loss_ += (v[i] - s) * (v[i] - s);
         } else {
-          long votes = 0;
-          for (std::size_t i : ch) votes += v[i] >= T(0) ? 1 : -1;
-          const double size = static_cast<double>(ch.size());
-          out_v = static_cast<T>(votes != 0 ? static_cast<double>(votes) / size
-                                            : (v[ch[0]] >= T(0) ? 0.5 : -0.5) / size);
+          out_v = node_vote(v, ch, tie_);
         }
         y[b * k + g] = out_v;
       }
@@ -196,6 +195,7 @@ class nm_layer : public nn::layer<T> {
  private:
   neuron_partition partition_;
   double frozen_weight_;
+  vote_tie tie_ = vote_tie::first_child;
   std::mt19937_64 gen_;
   std::vector<double> a_;
   tensor<T> x_;

@@ -6,8 +6,10 @@
 // bits); they then output nothing and receive no gradient.
 //
 // Canonical order: each node lists its children in ascending neuron order,
-// and nodes are ordered by their smallest child. The first listed child
-// decides majority-vote ties (codes/bit_ops.hpp, merge_majority).
+// and nodes are ordered by their smallest child. Under the default tie rule
+// the first listed child decides majority-vote ties (codes/bit_ops.hpp,
+// merge_majority); vote_tie::summed_output decides them by the sign of the
+// sum of the children's real outputs instead.
 #pragma once
 
 #include <algorithm>
@@ -20,6 +22,38 @@
 #include "nmhash/core/error.hpp"
 
 namespace nmhash::hashing {
+
+// How a merged node of even size breaks a tied majority vote. The paper
+// (section 3.5) leaves a tie as an uncertain 0; codes must be binary.
+enum class vote_tie {
+  first_child,    // the sign of the node's first child (lowest neuron index)
+  summed_output,  // the sign of the sum of the children's real outputs (sgn(0) = +1)
+};
+
+inline const char* to_string(vote_tie t) { return t == vote_tie::first_child ? "first_child" : "summed_output"; }
+inline vote_tie parse_vote_tie(const std::string& s) {
+  if (s == "first_child") return vote_tie::first_child;
+  require(s == "summed_output", "vote tie rule '", s, "' is not one of first_child, summed_output");
+  return vote_tie::summed_output;
+}
+
+// The evaluation-mode output of one node over the real outputs v of the
+// B_in neurons: (#plus - #minus) / size, and on a tie +-0.5 / size with the
+// sign the tie rule gives; its sign is the node's bit.
+template <class T>
+T node_vote(const T* v, const std::vector<std::size_t>& children, vote_tie tie) {
+  long votes = 0;
+  for (std::size_t i : children) votes += v[i] >= T(0) ? 1 : -1;
+  const double size = static_cast<double>(children.size());
+  if (votes != 0) return static_cast<T>(static_cast<double>(votes) / size);
+  bool plus = v[children[0]] >= T(0);
+  if (tie == vote_tie::summed_output) {
+    double sum = 0;
+    for (std::size_t i : children) sum += static_cast<double>(v[i]);
+    plus = sum >= 0;
+  }
+  return static_cast<T>((plus ? 0.5 : -0.5) / size);
+}
 
 // Disjoint sets over 0..n-1 with path halving and union by size.
 class union_find {

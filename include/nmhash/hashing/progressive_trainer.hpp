@@ -12,7 +12,10 @@
 // The hashing loss works on the node outputs against a memory bank of the
 // latest node outputs of every training image. When a truncation changes
 // the nodes, each new node's bank column becomes the mean of the columns of
-// the old nodes it is made of (dropped nodes' columns go away).
+// the old nodes it is made of (dropped nodes' columns go away), or, with
+// bank_remap::recompute, the mean of its children's outputs over a fresh
+// encoding of every training image. With reset_optimizer the optimizer's
+// state (moments, step count) starts over at every truncation.
 //
 // A fixed-length run may hand its whole training step to a device
 // (external_step: nmhash_train --device cuda), which gives its parameters,
@@ -169,6 +172,7 @@ class progressive_trainer {
     require(!scores || !val_.empty(), "progressive_trainer: the ", to_string(mode_),
             " reduction scores bits on a validation set, and none was given");
     net_.set_input_gradient(false);  // the input is data
+    nm_.set_tie(s_.tie);
   }
 
   const progressive_schedule& schedule() const { return s_; }
@@ -399,7 +403,33 @@ class progressive_trainer {
       }
       nm_.truncate(remove, pe.nodes_after, s_.truncation);
     }
-    remap_bank(before);
+    if (s_.bank_after_truncation == bank_remap::recompute)
+      recompute_bank();
+    else
+      remap_bank(before);
+    if (s_.reset_optimizer) {
+      for (auto& [name, buf] : opt_.state()) std::fill(buf->begin(), buf->end(), T(0));
+      if constexpr (std::is_same_v<Optimizer, optim::adam<T>>) opt_.set_steps(0);
+    }
+  }
+
+  void recompute_bank() {
+    const std::size_t k = nm_.nodes(), n = train_.size(), b_in = s_.b_in, chunk = 256;
+    loss::memory_bank<T> next(train_labels_, k);
+    tensor<T> x;
+    for (std::size_t b = 0; b < n; b += chunk) {
+      const std::size_t c = std::min(chunk, n - b);
+      images_(train_, b, c, x, batch_use{});
+      const tensor<T>& v = net_.forward(x, false);
+      for (std::size_t r = 0; r < c; ++r)
+        for (std::size_t g = 0; g < k; ++g) {
+          const auto& ch = nm_.partition().children(g);
+          double sum = 0;
+          for (std::size_t i : ch) sum += static_cast<double>(v[r * b_in + i]);
+          next.rows()[(b + r) * k + g] = static_cast<T>(sum / static_cast<double>(ch.size()));
+        }
+    }
+    bank_ = std::move(next);
   }
 
   void remap_bank(const neuron_partition& before) {

@@ -14,6 +14,18 @@
 
 namespace nmhash::hashing {
 
+// What becomes of the memory bank when a truncation changes the nodes.
+enum class bank_remap {
+  mean_columns,  // each new node's column is the mean of the columns of the old nodes it is made of
+  recompute,     // every training image is re-encoded: a node's entry is the mean of its children's outputs
+};
+inline const char* to_string(bank_remap b) { return b == bank_remap::mean_columns ? "mean_columns" : "recompute"; }
+inline bank_remap parse_bank_remap(const std::string& s) {
+  if (s == "mean_columns") return bank_remap::mean_columns;
+  require(s == "recompute", "memory-bank rule '", s, "' is not one of mean_columns, recompute");
+  return bank_remap::recompute;
+}
+
 namespace detail {
 
 // Node count after each truncation from B_in: each removes min(m, K - next
@@ -51,6 +63,9 @@ struct progressive_schedule {
   active_gradient gradient = active_gradient::paper_eq4;
   truncation_rule truncation = truncation_rule::top_m;  // which entries of A a truncation merges
   std::size_t validation_refresh = 8;            // batches between re-encodings of V
+  vote_tie tie = vote_tie::first_child;          // tie rule of an even node's majority vote
+  bank_remap bank_after_truncation = bank_remap::mean_columns;
+  bool reset_optimizer = false;                  // clear the optimizer's state at every truncation
 
   void validate() const {
     require(b_in >= (lengths.empty() ? 1u : 2u), "schedule '", name, "': B_in must be at least ",
