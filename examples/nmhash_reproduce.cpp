@@ -392,7 +392,7 @@ std::vector<run_spec> make_runs(const options& o, const h::progressive_schedule&
   const auto& lengths = base.lengths;
   const std::set<std::size_t> all(lengths.begin(), lengths.end());
   std::vector<std::size_t> abl = o.ablation_lengths;
-  if (abl.empty()) abl = base.name.rfind("quick", 0) == 0 ? std::vector<std::size_t>{32} : lengths;
+  if (abl.empty()) abl = base.name.rfind("paper", 0) == 0 ? lengths : std::vector<std::size_t>{32};
   for (std::size_t k : abl)
     nmhash::require(all.count(k), "--ablation-lengths: ", k, " is not a reported length of the schedule");
   const std::size_t abl_min = *std::min_element(abl.begin(), abl.end());
@@ -769,7 +769,8 @@ namespace {
 int run_tool(int argc, char** argv) {
   CLI::App app{"nmhash_reproduce: the NMLayer paper's experiments (Table 1, Fig. 4, Fig. 5) on fmnist-dpsh or --dataset"};
   options o;
-  app.add_option("--preset", o.preset, "schedule preset")->check(CLI::IsMember({"quick", "paper"}));
+  app.add_option("--preset", o.preset, "schedule preset: quick (minutes), medium (N1 = 8), paper (section 4.1)")
+      ->check(CLI::IsMember({"quick", "medium", "paper"}));
   app.add_option("--out", o.out, "output directory");
   app.add_option("--variants", o.variants, "runs: nmlayer baseline random select dropout fclayer")
       ->check(CLI::IsMember({"nmlayer", "baseline", "random", "select", "dropout", "fclayer"}))

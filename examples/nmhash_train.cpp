@@ -5,6 +5,11 @@
 // conventions, and writes a JSON summary, the model file (architecture,
 // weights, input transform: what nmhash_encode and hashing::encoder load),
 // and the codes and labels (.npy, readable by nmhash_eval).
+// With --reduce-from B_in the run is progressive (section 3.6 of the NMLayer
+// paper): --epochs warm-up epochs at B_in bits on T', then stages of
+// --active-epochs and --frozen-epochs that take the code down to --bits by
+// merging nodes (--reduction merge, the NMLayer) or by dropping the least
+// important ones (--reduction select), V scoring the bits.
 // Every epoch ends with an atomic checkpoint; a killed run resumes from it.
 // --device cuda trains on the GPU (nmhash_train_cuda.cu) with the same
 // network, loss, optimizer and checkpoints.
@@ -54,6 +59,10 @@ struct options {
   double hashnet_alpha = nmhash::loss::hashnet_defaults::alpha, margin = 0;  // margin 0: 2 K
   std::uint64_t seed = 1;
   bool resume = true;
+  // Progressive runs (reduce_from > 0).
+  std::size_t reduce_from = 0, merges = 8, active_epochs = 1, frozen_epochs = 1;
+  std::string reduction = "merge", vote_tie = "first_child";
+  double nm_lr = 1e-2, frozen_weight = 0.25;
 };
 
 // Takes the first `limit` entries (all when 0).
@@ -90,7 +99,14 @@ template <class Optimizer>
 int run(const options& o, Optimizer opt) {
   const auto t0 = clock_type::now();
   const auto split = o.data.open();
-  const auto train = head(split.train, o.train_limit);
+  // A progressive run trains on T' and scores bits on V.
+  const bool progressive = o.reduce_from > 0;
+  nmhash::require(!progressive || o.reduce_from > o.bits, "--reduce-from ", o.reduce_from, " must exceed --bits ",
+                  o.bits);
+  nmhash::require(!progressive || o.device == "cpu", "--reduce-from: progressive runs train on the CPU only");
+  const auto train = head(progressive ? split.train_nm : split.train, o.train_limit);
+  nmhash::require(!progressive || !split.validation.empty(), o.data.dataset,
+                  ": a progressive run scores bits on the split's validation set V, and it is empty");
   const auto query = head(split.query, o.query_limit);
   const auto db = head(split.database, o.db_limit);
   nmhash::require(!train.empty() && !query.empty() && !db.empty(), o.data.dataset, ": ", train.size(),
@@ -105,7 +121,8 @@ int run(const options& o, Optimizer opt) {
 
   nmhash::nn::sequential<real> net;
   nmhash::nn::scaled_tanh<real>* tanh_head = nullptr;
-  nmhash::nn::build_hashing_network<real>(net, arch, o.bits, o.batch, 0, [&](nmhash::nn::sequential<real>& n) {
+  const std::size_t b_in = progressive ? o.reduce_from : o.bits;
+  nmhash::nn::build_hashing_network<real>(net, arch, b_in, o.batch, 0, [&](nmhash::nn::sequential<real>& n) {
     if (o.loss == "hashnet") tanh_head = &n.add(nmhash::nn::scaled_tanh<real>(1.0));
   });
   std::printf("architecture %s (%s): input %s, %s\n", arch.name.c_str(), arch_why.c_str(), arch.input_str().c_str(),
@@ -134,25 +151,45 @@ int run(const options& o, Optimizer opt) {
                                                {"flip", transform.flip}, {"mean", transform.mean},
                                                {"std", transform.stddev}}},
                                 {"init_from", o.init_from}};
+  nlohmann::json settings = hyper;
+  if (progressive)
+    settings["progressive"] = {{"reduce_from", o.reduce_from},   {"reduction", o.reduction},
+                               {"merges", o.merges},             {"active_epochs", o.active_epochs},
+                               {"frozen_epochs", o.frozen_epochs}, {"nm_lr", o.nm_lr},
+                               {"frozen_weight", o.frozen_weight}, {"vote_tie", o.vote_tie}};
 
   // The one training engine: a fixed-length run is a progressive run with
   // no stage (o.epochs epochs at K = B_in, the identity grouping).
+  // A progressive run adds stages after the o.epochs warm-up epochs.
   nmhash::hashing::progressive_schedule sched;
-  sched.name = "fixed";
-  sched.b_in = o.bits;
+  sched.name = progressive ? "progressive" : "fixed";
+  sched.b_in = b_in;
   sched.lengths = {};
+  if (progressive) {
+    sched.lengths = {o.bits};
+    sched.merges = o.merges;
+    sched.active_epochs = o.active_epochs;
+    sched.frozen_epochs = o.frozen_epochs;
+    sched.nm_lr = o.nm_lr;
+    sched.frozen_weight = o.frozen_weight;
+    sched.tie = nmhash::hashing::parse_vote_tie(o.vote_tie);
+  }
   sched.warmup_epochs = o.epochs;
   sched.batch = o.batch;
   sched.optimizer = o.optimizer;
   sched.backbone_lr = o.lr;
   sched.weight_decay = o.weight_decay;
   sched.momentum = o.momentum;
+  const auto mode = !progressive || o.reduction == "merge" ? nmhash::hashing::reduction::merge
+                                                           : nmhash::hashing::reduction::select;
+  const std::vector<std::size_t> val = progressive ? split.validation : std::vector<std::size_t>{};
   nmhash::hashing::progressive_trainer<real, Optimizer> tr(
-      sched, nmhash::hashing::reduction::merge, net, opt,
+      sched, mode, net, opt,
       nmhash::loss::loss_by_name<real>(o.loss, {o.alpha, o.eta, hashnet_alpha, margin}),
       [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<real>& x,
           const nmhash::hashing::batch_use& use) { loader.load(ids, first, n, x, use.training, o.seed, use.epoch); },
-      train, all_labels.subset(train), {}, nmhash::labels::single({}), o.seed);
+      train, all_labels.subset(train), val, all_labels.subset(val), o.seed);
+  const std::size_t total_epochs = tr.plan().size();
 
   nlohmann::json history = nlohmann::json::array();
   if (o.resume && std::filesystem::exists(ck_path)) {
@@ -162,14 +199,15 @@ int run(const options& o, Optimizer opt) {
                                  : key == std::string("bits") ? std::to_string(o.bits)
                                  : key == std::string("seed") ? std::to_string(o.seed)
                                  : key == std::string("train") ? std::to_string(train.size())
-                                                               : hyper.dump();
+                                                               : settings.dump();
       const std::string& found = ck.meta(key, ck_path);
       nmhash::require(found == expect, ck_path, ": checkpoint has ", key, " = ", found, ", this run has ", expect,
                       " (use another --out or --no-resume)");
     }
     const std::uint64_t done = ck.meta_u64("epochs_done", ck_path);
-    nmhash::require(done <= o.epochs, ck_path, ": checkpoint holds ", done, " epochs of training, --epochs is ",
-                    o.epochs, " (continue with --epochs ", done, " or more, or use another --out or --no-resume)");
+    nmhash::require(done <= total_epochs, ck_path, ": checkpoint holds ", done, " epochs of training, ",
+                    progressive ? "this progressive run has " : "--epochs is ", total_epochs,
+                    progressive ? " in all" : "", " (continue with more epochs, or use another --out or --no-resume)");
     tr.load_state(ck, ck_path);
     try {
       history = nlohmann::json::parse(ck.meta("history", ck_path));
@@ -203,29 +241,39 @@ int run(const options& o, Optimizer opt) {
   std::printf("%s %s, %s loss, K = %zu, %s lr %g, batch %zu, seed %llu, on %s: %zu training images\n",
               o.data.dataset.c_str(), arch.name.c_str(), o.loss.c_str(), o.bits, o.optimizer.c_str(), o.lr, o.batch,
               static_cast<unsigned long long>(o.seed), device_name.c_str(), train.size());
+  if (progressive)
+    std::printf("progressive (%s) from %zu bits: %zu warm-up epochs, then %zu stages of %zu active and %zu frozen "
+                "epochs (m = %zu, %zu validation images score the bits), %zu epochs in all\n",
+                o.reduction.c_str(), b_in, o.epochs, nmhash::hashing::stage_targets(sched).size(), o.active_epochs,
+                o.frozen_epochs, o.merges, val.size(), total_epochs);
 
   // HashNet's continuation: beta follows the iteration count.
   if (tanh_head) tanh_head->set_beta(nmhash::nn::hashnet_beta(tr.epochs_done() * batches_per_epoch));
   tr.on_batch = [&](const nmhash::hashing::epoch_record& e, std::size_t done, std::size_t total) {
     if (tanh_head)
       tanh_head->set_beta(nmhash::nn::hashnet_beta((e.epoch - 1) * batches_per_epoch + (done + o.batch - 1) / o.batch));
-    progress(e.epoch, o.epochs, done, total, e.loss, static_cast<double>(done) / e.seconds);
+    progress(e.epoch, total_epochs, done, total, e.loss, static_cast<double>(done) / e.seconds);
   };
   double train_seconds = 0;
   tr.on_epoch = [&](std::size_t epochs_done) {
     const auto& e = tr.history().back();
     train_seconds += e.seconds;
     if (isatty(fileno(stderr))) std::fprintf(stderr, "\n");
-    std::printf("epoch %zu/%zu  loss %.5f  %.1f s  %.0f img/s\n", epochs_done, o.epochs, e.loss, e.seconds,
+    std::printf("epoch %zu/%zu  %s K=%zu  loss %.5f  %.1f s  %.0f img/s\n", epochs_done, total_epochs,
+                nmhash::hashing::to_string(e.phase), tr.nm().nodes(), e.loss, e.seconds,
                 static_cast<double>(train.size()) / e.seconds);
     std::fflush(stdout);
     history.push_back({{"epoch", epochs_done}, {"loss", e.loss}, {"seconds", e.seconds}});
+    if (progressive) {
+      history.back()["phase"] = nmhash::hashing::to_string(e.phase);
+      history.back()["nodes"] = tr.nm().nodes();
+    }
     nmhash::io::tensor_map tensors;
     std::map<std::string, std::string> meta{{"loss", o.loss},
                                             {"bits", std::to_string(o.bits)},
                                             {"seed", std::to_string(o.seed)},
                                             {"train", std::to_string(train.size())},
-                                            {"settings", hyper.dump()},
+                                            {"settings", settings.dump()},
                                             {"history", history.dump()}};
     tr.save_state(tensors, meta);
     nmhash::io::save_safetensors(ck_path, tensors, meta);
@@ -261,10 +309,10 @@ int run(const options& o, Optimizer opt) {
   nmhash::io::atomic_group outputs;
   nmhash::hashing::model_description md;
   md.arch = arch;
-  md.b_in = o.bits;
+  md.b_in = b_in;
   md.transform = transform;
-  nmhash::hashing::write_model(outputs.add(o.out + "/model.safetensors"), net, nmhash::hashing::neuron_partition(o.bits),
-                               md, {{"dataset", o.data.dataset}, {"loss", o.loss}, {"seed", std::to_string(o.seed)}});
+  md.tie = sched.tie;
+  nmhash::hashing::write_model(outputs.add(o.out + "/model.safetensors"), net, tr.nm().partition(), md, {{"dataset", o.data.dataset}, {"loss", o.loss}, {"seed", std::to_string(o.seed)}});
   nmhash::io::write_codes_npy(outputs.add(o.out + "/query_codes.npy"), cq);
   nmhash::io::write_codes_npy(outputs.add(o.out + "/db_codes.npy"), cd);
   write_labels_npy(outputs.add(o.out + "/query_labels.npy"), ql);
@@ -276,11 +324,12 @@ int run(const options& o, Optimizer opt) {
   const nlohmann::json summary = {
       {"protocol", o.data.dataset}, {"dataset", o.data.dataset}, {"model", arch.name}, {"arch", arch.layers},
       {"input", arch.input_str()}, {"labels", all_labels.is_multi() ? "multi" : "single"},
-      {"classes", split.pool->num_classes()}, {"loss", o.loss}, {"bits", o.bits}, {"settings", hyper},
+      {"classes", split.pool->num_classes()}, {"loss", o.loss}, {"bits", o.bits}, {"settings", settings},
+      {"b_in", b_in}, {"grouping", tr.nm().partition().str()},
       {"map", {{"tie_aware", ev.map.tie_aware}, {"index_order", ev.map.index_order}}}, {"map_at", map_at},
       {"device", device_name},
       {"optimizer", o.optimizer}, {"lr", o.lr}, {"weight_decay", o.weight_decay}, {"batch", o.batch},
-      {"epochs", o.epochs}, {"seed", o.seed}, {"train_images", train.size()}, {"queries", query.size()},
+      {"epochs", total_epochs}, {"seed", o.seed}, {"train_images", train.size()}, {"queries", query.size()},
       {"database", db.size()}, {"map_tie_aware", ev.map.tie_aware}, {"map_index_order", ev.map.index_order},
       {"precision_within_radius_2", ev.within_radius.precision}, {"distinct_database_codes", spread.distinct},
       {"largest_code_share", spread.largest_share}, {"collapsed", collapsed}, {"train_seconds_this_run", train_seconds},
@@ -314,7 +363,7 @@ int run_tool(int argc, char** argv) {
   app.add_option("--method,--loss", o.loss, "hashing method (its pairwise loss): dpsh, eq7, dhn, hashnet, dsh")
       ->check(CLI::IsMember(nmhash::loss::loss_names()));
   app.add_option("--bits", o.bits, "code length K")->check(CLI::Range(1, 4096));
-  app.add_option("--epochs", o.epochs, "training epochs (1 or more)")->check(nmhash_tool::integer_range(1, 1000000));
+  app.add_option("--epochs", o.epochs, "training epochs, 1 or more (with --reduce-from: the warm-up epochs at B_in)")->check(nmhash_tool::integer_range(1, 1000000));
   app.add_option("--batch", o.batch, "batch size, 1 to 65536")->check(nmhash_tool::integer_range(1, 65536));
   app.add_option("--device", o.device, "where to train: cpu, or cuda (the first CUDA device)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
@@ -329,6 +378,25 @@ int run_tool(int argc, char** argv) {
   app.add_option("--margin", o.margin, "DSH margin (0 or absent: 2 K)")->check(CLI::NonNegativeNumber);
   app.add_option("--eta", o.eta, "Eq. (7) quantization weight (0 or more)")->check(CLI::NonNegativeNumber);
   app.add_option("--seed", o.seed, "seed of initialisation and shuffling");
+  auto* prog = app.add_option_group("progressive", "train from more bits down to --bits (the NMLayer or Select)");
+  prog->add_option("--reduce-from", o.reduce_from,
+                   "B_in: train --epochs warm-up epochs at this many bits on T', then reduce to --bits in stages "
+                   "(0 or absent: a fixed-length run)")
+      ->check(nmhash_tool::integer_range(0, 4096));
+  prog->add_option("--reduction", o.reduction,
+                   "how a stage reduces the code: merge (the NMLayer: learned merges, majority vote) or select "
+                   "(drop the least important bits)")
+      ->check(CLI::IsMember({"merge", "select"}));
+  prog->add_option("--merges", o.merges, "m, nodes removed per stage")->check(nmhash_tool::integer_range(1, 4096));
+  prog->add_option("--active-epochs", o.active_epochs, "N0, scoring epochs per stage")
+      ->check(nmhash_tool::integer_range(1, 1000000));
+  prog->add_option("--frozen-epochs", o.frozen_epochs, "N1, epochs after each truncation")
+      ->check(nmhash_tool::integer_range(0, 1000000));
+  prog->add_option("--nm-lr", o.nm_lr, "learning rate of the NMLayer's adjacency A")->check(CLI::PositiveNumber);
+  prog->add_option("--frozen-weight", o.frozen_weight, "weight of the frozen-phase loss")
+      ->check(CLI::NonNegativeNumber);
+  prog->add_option("--vote-tie", o.vote_tie, "tie rule of an even node's vote: first_child or summed_output")
+      ->check(CLI::IsMember({"first_child", "summed_output"}));
   o.data.add_options(app);
   app.add_option("--init-from", o.init_from,
                  "start from the tensors of this safetensors file whose nn.Sequential name and shape match "

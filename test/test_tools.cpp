@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nmhash/io/codes_npy.hpp"
+#include "nmhash/io/safetensors.hpp"
 #include "nmhash/nmhash.hpp"
 #include "reference.hpp"
 #include "run_command.hpp"
@@ -162,6 +163,41 @@ TEST_CASE("nmhash_train: every method trains and writes its summary; resumes onl
   const auto other = run(tmp, cmd + " --epochs 3 --lr 0.001");
   REQUIRE(other.status != 0);
   REQUIRE_THAT(other.err, Catch::Contains("checkpoint has settings"));
+}
+
+TEST_CASE("nmhash_train --reduce-from: progressive NMLayer and Select runs write a model of --bits", "[tools][fmnist]") {
+  if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
+    WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
+    return;
+  }
+  temp_dir tmp;
+  const std::string common = std::string(NMHASH_TRAIN_BIN) +
+                             " --train-limit 256 --query-limit 40 --db-limit 300 --bits 8 --reduce-from 16 --merges 4"
+                             " --epochs 1 --method eq7";
+  for (const std::string reduction : {"merge", "select"}) {
+    const std::string out = tmp.file("prog-" + reduction);
+    const auto r = run(tmp, common + " --reduction " + reduction + " --out " + out);
+    INFO(reduction << ": " << r.out << r.err);
+    REQUIRE(r.status == 0);
+    REQUIRE_THAT(r.out, Catch::Contains("progressive (" + reduction + ") from 16 bits"));
+    const auto summary = nlohmann::json::parse(read_bytes(out + "/summary.json"));
+    REQUIRE(summary["bits"] == 8);
+    REQUIRE(summary["b_in"] == 16);
+    REQUIRE(summary["epochs"] == 1 + 2 * 2);  // warm-up, then 16 -> 12 -> 8 with N0 = N1 = 1
+    REQUIRE(summary["history"][1]["phase"] == "active");
+    REQUIRE(summary["history"].back()["nodes"] == 8);
+    REQUIRE(summary["map_tie_aware"].get<double>() > 0.0);
+    const std::string grouping = summary["grouping"];
+    const auto model = nmhash::io::load_safetensors(out + "/model.safetensors");
+    REQUIRE(model.metadata.at("bits") == "8");
+    REQUIRE(model.metadata.at("b_in") == "16");
+    // Merging keeps every neuron in some node; Select drops 8 of them.
+    const std::size_t listed = static_cast<std::size_t>(std::count(grouping.begin(), grouping.end(), ',')) + 8;
+    REQUIRE(listed == (reduction == "merge" ? 16u : 8u));
+  }
+  const auto bad = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --bits 16 --reduce-from 16 --out " + tmp.file("bad"));
+  REQUIRE(bad.status != 0);
+  REQUIRE_THAT(bad.err, Catch::Contains("--reduce-from 16 must exceed --bits 16"));
 }
 
 TEST_CASE("nmhash_train --device cuda trains on a GPU, or says why it cannot", "[tools][fmnist][cuda]") {
