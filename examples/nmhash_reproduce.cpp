@@ -63,7 +63,7 @@ struct options {
   std::vector<std::size_t> ablation_lengths;  // default: 32 (quick) or every length (paper)
   std::size_t loo_bits = 32, baseline_epochs = 0;
   std::size_t train_limit = 0, query_limit = 0, db_limit = 0;  // smoke tests: evenly spaced subsets
-  std::string gradient, truncation, method = "eq7", vote_tie, bank;
+  std::string gradient, truncation, method = "eq7", vote_tie, bank, init_from;
   bool reset_optimizer = false;
   long validation_refresh = -1;
   double alpha = 0.1;  // quantization weight of dpsh, dhn and dsh
@@ -82,6 +82,7 @@ struct run_spec {
   std::size_t bits = 0;        // final code length
   bool dropout = false;        // dropout before the hashing layer
   std::size_t fc_from = 0;     // > 0: hashing layer of fc_from bits, then FC fc_from -> bits
+  bool timed = false;          // epochs set from the nmlayer run's training time (equal_time_epochs)
   std::set<std::size_t> full_eval;  // lengths evaluated with every metric
   bool eval_every_stage = false;
 };
@@ -166,8 +167,33 @@ struct context {
 
 // The data set, network and input transform a checkpoint belongs to.
 json data_json(const context& cx) {
-  return {{"dataset", cx.o.data.dataset}, {"arch", cx.arch.layers}, {"input", cx.arch.input_str()},
-          {"transform", nmhash_tool::describe(cx.transform)}};
+  json d = {{"dataset", cx.o.data.dataset}, {"arch", cx.arch.layers}, {"input", cx.arch.input_str()},
+            {"transform", nmhash_tool::describe(cx.transform)}};
+  if (!cx.o.init_from.empty()) d["init_from"] = cx.o.init_from;
+  return d;
+}
+
+// --init-from: the backbone's tensors of the file (layers before the hashing
+// layer, by nn.Sequential index) whose name and shape match; every run
+// starts from the same backbone, and its hashing layer keeps its seeded
+// initialisation.
+void load_backbone(nmhash::nn::sequential<real>& net, const context& cx) {
+  nmhash::nn::sequential<real> probe;
+  const std::size_t layers = (nmhash::nn::add_backbone(probe, cx.arch), probe.size());
+  auto f = nmhash::io::load_safetensors(cx.o.init_from);
+  for (auto it = f.tensors.begin(); it != f.tensors.end();) {
+    const auto dot = it->first.find('.');
+    std::size_t index = layers;
+    try {
+      if (dot != std::string::npos) index = std::stoul(it->first.substr(0, dot));
+    } catch (const std::exception&) {
+    }
+    it = index < layers ? std::next(it) : f.tensors.erase(it);
+  }
+  const auto report = nmhash::nn::load_matching_parameters(f, net);
+  nmhash::require(!report.loaded.empty(), cx.o.init_from, ": no tensor matches a backbone parameter of the ",
+                  cx.arch.name, " network by name and shape");
+  std::printf("--init-from %s: %zu backbone tensors loaded\n", cx.o.init_from.c_str(), report.loaded.size());
 }
 
 template <class Optimizer>
@@ -182,6 +208,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
   const std::string method = cx.o.method;
   auto* tanh_head = build_net(net, r, method, cx.arch);
   net.initialize(cx.o.seed);
+  if (!cx.o.init_from.empty()) load_backbone(net, cx);
   const double eta = r.sched.eta, alpha = cx.o.alpha;
   h::progressive_trainer<real, Optimizer> tr(
       r.sched, r.mode, net, opt,
@@ -233,7 +260,9 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
     std::fflush(stderr);
   };
 
-  auto evaluate = [&](std::size_t epochs_done) {
+  // pending: seconds of the epoch just trained that on_epoch has not added
+  // to train_seconds yet.
+  auto evaluate = [&](std::size_t epochs_done, double pending) {
     const std::size_t k = tr.nm().nodes();
     const bool full = r.full_eval.count(k) > 0;
     if (!full && !r.eval_every_stage) return;
@@ -249,7 +278,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
     const auto spread = nmhash::code_spread(cd);
     json rep = {{"bits", k},
                 {"epochs", epochs_done},
-                {"train_seconds", train_seconds},
+                {"train_seconds", train_seconds + pending},
                 {"map_tie_aware", ev.map.tie_aware},
                 {"map_index_order", ev.map.index_order},
                 {"precision_r2", ev.within_radius.precision},
@@ -304,7 +333,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
                   r.id.c_str(), k, spread.distinct, 100 * spread.largest_share);
     std::fflush(stdout);
   };
-  tr.on_report = [&](const h::planned_epoch&, std::size_t done) { evaluate(done); };
+  tr.on_report = [&](const h::planned_epoch&, std::size_t done) { evaluate(done, tr.history().back().seconds); };
   tr.on_epoch = [&](std::size_t) {
     const auto& e = tr.history().back();
     train_seconds += e.seconds;
@@ -338,7 +367,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
     nmhash::io::save_safetensors(ck_path, tensors, meta);
   };
   tr.run();
-  if (reports.empty() || reports.back()["bits"] != tr.nm().nodes()) evaluate(tr.epochs_done());
+  if (reports.empty() || reports.back()["bits"] != tr.nm().nodes()) evaluate(tr.epochs_done(), 0.0);
 
   double active_s = 0, scoring_s = 0;
   for (const auto& e : history)
@@ -387,6 +416,30 @@ json run_spec_dispatch(context& cx, const run_spec& r) {
   return run_one(cx, r, nmhash::optim::sgd<real>(r.sched.momentum, groups));
 }
 
+// Epochs of a fixed-length run of `bits` bits that cost the training time
+// the nmlayer run spent to reach that length: its seconds there over the
+// seconds of one of its warm-up epochs (plain training at B_in, no scoring),
+// scaled from T' to T. A function of the finished nmlayer result, so a
+// resumed run gets the same count.
+std::size_t equal_time_epochs(const std::vector<json>& results, std::size_t bits, std::size_t train, std::size_t train_nm) {
+  for (const auto& res : results) {
+    if (res["variant"] != "nmlayer") continue;
+    double warm = 0;
+    std::size_t n = 0;
+    for (const auto& e : res["history"])
+      if (e["phase"] == "warmup") {
+        warm += e["seconds"].get<double>();
+        ++n;
+      }
+    nmhash::require(n > 0, "--variants timed: the nmlayer run has no warm-up epoch to time an epoch by");
+    const double per_epoch = warm / static_cast<double>(n) * static_cast<double>(train) / static_cast<double>(train_nm);
+    for (const auto& rep : res["reports"])
+      if (rep["bits"] == bits)
+        return std::max<std::size_t>(1, static_cast<std::size_t>(std::lround(rep["train_seconds"].get<double>() / per_epoch)));
+  }
+  nmhash::detail::fail("--variants timed: no nmlayer report at ", bits, " bits");
+}
+
 std::vector<run_spec> make_runs(const options& o, const h::progressive_schedule& base) {
   std::vector<run_spec> runs;
   const auto& lengths = base.lengths;
@@ -421,6 +474,14 @@ std::vector<run_spec> make_runs(const options& o, const h::progressive_schedule&
   }
   if (want("baseline"))
     for (std::size_t k : lengths) runs.push_back(fixed("baseline", k));
+  if (want("timed")) {
+    nmhash::require(want("nmlayer"), "--variants timed: the equal-time baselines need the nmlayer run");
+    for (std::size_t k : lengths) {
+      auto r = fixed("timed", k);
+      r.timed = true;
+      runs.push_back(r);
+    }
+  }
   for (const char* v : {"random", "select"})
     if (want(v)) {
       run_spec r;
@@ -772,8 +833,10 @@ int run_tool(int argc, char** argv) {
   app.add_option("--preset", o.preset, "schedule preset: quick (minutes), medium (N1 = 8), paper (section 4.1)")
       ->check(CLI::IsMember({"quick", "medium", "paper"}));
   app.add_option("--out", o.out, "output directory");
-  app.add_option("--variants", o.variants, "runs: nmlayer baseline random select dropout fclayer")
-      ->check(CLI::IsMember({"nmlayer", "baseline", "random", "select", "dropout", "fclayer"}))
+  app.add_option("--variants", o.variants,
+                 "runs: nmlayer baseline timed (fixed-length, the nmlayer run's training time) random select "
+                 "dropout fclayer")
+      ->check(CLI::IsMember({"nmlayer", "baseline", "timed", "random", "select", "dropout", "fclayer"}))
       ->delimiter(',');
   app.add_option("--ablation-lengths", o.ablation_lengths,
                  "code lengths of the ablations (default: 32 for quick, all for paper)")
@@ -812,6 +875,11 @@ int run_tool(int argc, char** argv) {
   app.add_option("--validation-refresh", o.validation_refresh,
                  "override the batches between re-encodings of V in the active phase (1: every batch)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--init-from", o.init_from,
+                 "start every run's backbone from this safetensors file (a model file of nmhash_train or a "
+                 "PyTorch nn.Sequential export): tensors of the layers before the hashing layer whose name and "
+                 "shape match")
+      ->check(CLI::ExistingFile);
   app.add_option("--seed", o.seed, "seed of initialisation, shuffling and child draws (the first, with --seeds)");
   app.add_option("--seeds", o.seeds,
                  "run every variant with N seeds (--seed, --seed + 1, ...), each in OUT/seed-S/, and report mean "
@@ -887,7 +955,9 @@ int run_tool(int argc, char** argv) {
       std::filesystem::create_directories(cur.out);
       std::printf("\n== seed %llu -> %s\n", static_cast<unsigned long long>(cur.seed), cur.out.c_str());
       std::vector<json> results;
-      for (const auto& r : runs) {
+      for (run_spec r : runs) {
+        if (r.timed) r.sched.warmup_epochs = equal_time_epochs(results, r.bits, cx.split.train.size(),
+                                                               cx.split.train_nm.size());
         results.push_back(run_spec_dispatch(cx, r));
         write_summary(cur, sched, results, std::chrono::duration<double>(clock_type::now() - t0).count());
       }

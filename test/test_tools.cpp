@@ -332,6 +332,27 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
   REQUIRE(other.status == 1);
   REQUIRE(other.err.find("checkpoint of another run, seed, preset, data set or architecture") != std::string::npos);
 
+  // Equal-time baselines: as many epochs as fit in the nmlayer run's time to
+  // reach each length; and every run's backbone from a model file.
+  const auto timed = run(tmp, cmd + " --variants nmlayer,timed");
+  INFO(timed.out << timed.err);
+  REQUIRE(timed.status == 0);
+  const auto with_timed = nlohmann::json::parse(read_bytes(out + "/seed-1/results.json"));
+  REQUIRE(with_timed["runs"].size() == 1 + 4);
+  for (std::size_t i = 1; i < 5; ++i) {
+    REQUIRE(with_timed["runs"][i]["variant"] == "timed");
+    REQUIRE(with_timed["runs"][i]["epochs"].get<std::size_t>() >= 1);
+  }
+  REQUIRE(read_bytes(out + "/differences.csv").find("timed,nmlayer,12,1,") != std::string::npos);
+  const std::string out_init = tmp.file("repro-init");
+  const auto init = run(tmp, std::string(NMHASH_REPRODUCE_BIN) + " --out " + out_init +
+                                 " --train-limit 260 --query-limit 40 --db-limit 400 --variants baseline"
+                                 " --baseline-epochs 1 --ablation-lengths 32 --init-from " + out +
+                                 "/seed-1/runs/nmlayer/model-32.safetensors");
+  INFO(init.out << init.err);
+  REQUIRE(init.status == 0);
+  REQUIRE(init.out.find("backbone tensors loaded") != std::string::npos);
+
   // The NMLayer on top of other hashing losses (HashNet with its scaled tanh).
   for (const std::string method : {"dhn", "hashnet"}) {
     const std::string out2 = tmp.file("repro-" + method);
