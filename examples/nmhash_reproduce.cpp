@@ -103,6 +103,12 @@ json read_json(const std::string& path) {
   }
 }
 
+// The machine, build and threads a run trained on.
+json machine_json() {
+  const auto m = nmhash_tool::machine();
+  return {{"cpu", m.cpu}, {"features", m.features}, {"compiler", m.compiler}, {"flags", m.flags}, {"threads", m.threads}};
+}
+
 json schedule_json(const h::progressive_schedule& s) {
   return {{"name", s.name},
           {"b_in", s.b_in},
@@ -384,6 +390,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
                  {"seed", cx.o.seed},
                  {"schedule_json", schedule_json(r.sched)},
                  {"data", data_json(cx)},
+                 {"machine", machine_json()},
                  {"train_images", train.size()},
                  {"epochs", tr.plan().size()},
                  {"train_seconds", train_seconds},
@@ -513,11 +520,6 @@ std::vector<run_spec> make_runs(const options& o, const h::progressive_schedule&
 std::string protocol_name(const options& o) {
   const bool subset = o.train_limit || o.query_limit || o.db_limit;
   return subset ? o.data.dataset + " subset (smoke test)" : o.data.dataset;
-}
-
-json machine_json() {
-  const auto m = nmhash_tool::machine();
-  return {{"cpu", m.cpu}, {"features", m.features}, {"compiler", m.compiler}, {"flags", m.flags}, {"threads", m.threads}};
 }
 
 // One seed's Table 1 and curve CSVs.
@@ -820,6 +822,8 @@ void print_tables(const options& o, const h::progressive_schedule& sched, const 
                 diff_str(k.first, "nmlayer", k.second).c_str());
   }
   std::printf("(* the paired difference exceeds twice its standard deviation)\n");
+  if (c.seeds.size() == 1)
+    std::printf("One seed shows no spread: run with --seeds 3 (or more) before reading a difference.\n");
   std::printf("machine: %s\n", nmhash_tool::machine().str().c_str());
 }
 

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 STYLE = {
     "nmlayer": ("tab:red", "o"),
     "baseline": ("black", "s"),
+    "timed": ("dimgray", "P"),
     "random": ("tab:blue", "^"),
     "select": ("tab:green", "v"),
     "dropout": ("tab:purple", "D"),
@@ -88,7 +89,7 @@ def main():
             c, mk = STYLE.get(m, ("gray", "."))
             xs = range(1, len(ys) + 1)
             ax.errorbar(xs, ys, yerr=[p[1] for p in pts], marker=mk, ms=3, color=c, capsize=2,
-                        label=f"{m} (variance {var:.2e})")
+                        label=f"{m} (variance of the profile {var:.2e})")
             ax.axhline(value(rows[0], "map_full")[0], color=c, ls=":", lw=1)
         ranked = "rank" in loo_rows[0]
         ax.set_xlabel(f"bit removed, by rank of cost ({k}-bit codes)" if ranked else f"bit removed ({k}-bit codes)")
@@ -103,7 +104,7 @@ def main():
     curve = by_method(curve_rows)
     if curve:
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        for m in ("nmlayer", "baseline"):
+        for m in ("nmlayer", "baseline", "timed", "select", "random"):
             rows = sorted(curve.get(m, []), key=lambda r: int(r["bits"]))
             if rows:
                 c, mk = STYLE[m]
@@ -112,7 +113,7 @@ def main():
                             marker=mk, color=c, capsize=3, label=m)
         ax.set_xlabel("code length (bits)")
         ax.set_ylabel("MAP (tie-aware)")
-        ax.set_title("Fig. 4b: MAP along the reduction vs fixed-length baselines" + seeds_note(curve_rows),
+        ax.set_title("Fig. 4b: MAP along the reduction vs fixed-length runs" + seeds_note(curve_rows),
                      fontsize=9)
         ax.legend(fontsize=8)
         save(fig, d, "fig4b_map_vs_length.png")
