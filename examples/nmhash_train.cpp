@@ -15,6 +15,7 @@
 // network, loss, optimizer and checkpoints.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -35,6 +36,7 @@
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/io/npy.hpp"
 #include "nmhash/hashing/progressive_trainer.hpp"
+#include "nmhash/loss/classify.hpp"
 #include "nmhash/loss/registry.hpp"
 #include "nmhash/nmhash.hpp"
 #include "nmhash/nn/arch.hpp"
@@ -105,6 +107,14 @@ int run(const options& o, Optimizer opt) {
                   o.bits);
   nmhash::require(!progressive || o.device == "cpu", "--reduce-from: progressive runs train on the CPU only");
   const auto train = head(progressive ? split.train_nm : split.train, o.train_limit);
+  const bool classify = o.loss == "classify";
+  if (classify) {
+    nmhash::require(!progressive, "--method classify pretrains a backbone at a fixed width: no --reduce-from");
+    nmhash::require(o.device == "cpu", "--method classify trains on the CPU only");
+    nmhash::require(o.bits == split.pool->num_classes(), "--method classify: --bits is ", o.bits, ", the data set has ",
+                    split.pool->num_classes(), split.pool->labels().is_multi() ? " labels" : " classes",
+                    " (one output per class)");
+  }
   nmhash::require(!progressive || !split.validation.empty(), o.data.dataset,
                   ": a progressive run scores bits on the split's validation set V, and it is empty");
   const auto query = head(split.query, o.query_limit);
@@ -185,7 +195,10 @@ int run(const options& o, Optimizer opt) {
   const std::vector<std::size_t> val = progressive ? split.validation : std::vector<std::size_t>{};
   nmhash::hashing::progressive_trainer<real, Optimizer> tr(
       sched, mode, net, opt,
-      nmhash::loss::loss_by_name<real>(o.loss, {o.alpha, o.eta, hashnet_alpha, margin}),
+      classify ? nmhash::loss::loss_fn<real>([](const auto& u, const auto& idx, const auto& bank, auto& du) {
+        return nmhash::loss::classify(u, idx, bank, du);
+      })
+               : nmhash::loss::loss_by_name<real>(o.loss, {o.alpha, o.eta, hashnet_alpha, margin}),
       [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<real>& x,
           const nmhash::hashing::batch_use& use) { loader.load(ids, first, n, x, use.training, o.seed, use.epoch); },
       train, all_labels.subset(train), val, all_labels.subset(val), o.seed);
@@ -290,6 +303,25 @@ int run(const options& o, Optimizer opt) {
   const std::size_t map_k = o.map_at >= 0 ? static_cast<std::size_t>(o.map_at) : all_labels.is_multi() ? 5000 : 0;
   if (map_k) eo.map_at.push_back(std::min(map_k, db.size()));
   const auto ev = nmhash::evaluate(cq, cd, ql, dl, eo);
+  // A classifier's top-1 accuracy on the queries (single-label data).
+  double accuracy = -1;
+  if (classify && !all_labels.is_multi()) {
+    std::size_t right = 0;
+    nmhash::tensor<real> x;
+    for (std::size_t b = 0; b < query.size(); b += o.batch) {
+      const std::size_t n = std::min(o.batch, query.size() - b);
+      loader.load(query, b, n, x, false, o.seed, 0);
+      const auto& y = net.forward(x, false);
+      for (std::size_t i = 0; i < n; ++i) {
+        const real* row = y.data() + i * o.bits;
+        const auto top = static_cast<std::int32_t>(std::max_element(row, row + o.bits) - row);
+        right += top == all_labels.ids()[query[b + i]];
+      }
+    }
+    accuracy = static_cast<double>(right) / static_cast<double>(query.size());
+    std::printf("classifier top-1 accuracy on the queries %.4f (the codes below are the signs of the logits)\n",
+                accuracy);
+  }
   const double eval_seconds = std::chrono::duration<double>(clock_type::now() - v0).count();
   const auto spread = nmhash::code_spread(cd);
   const bool collapsed = spread.collapsed();
@@ -321,7 +353,7 @@ int run(const options& o, Optimizer opt) {
   for (std::size_t a = 0; a < ev.map_at_k.size(); ++a)
     map_at.push_back({{"k", ev.map_at_k[a]}, {"tie_aware", ev.map_at[a].tie_aware},
                       {"index_order", ev.map_at[a].index_order}});
-  const nlohmann::json summary = {
+  nlohmann::json summary = {
       {"protocol", o.data.dataset}, {"dataset", o.data.dataset}, {"model", arch.name}, {"arch", arch.layers},
       {"input", arch.input_str()}, {"labels", all_labels.is_multi() ? "multi" : "single"},
       {"classes", split.pool->num_classes()}, {"loss", o.loss}, {"bits", o.bits}, {"settings", settings},
@@ -335,6 +367,7 @@ int run(const options& o, Optimizer opt) {
       {"largest_code_share", spread.largest_share}, {"collapsed", collapsed}, {"train_seconds_this_run", train_seconds},
       {"eval_seconds", eval_seconds},
       {"wall_seconds", std::chrono::duration<double>(clock_type::now() - t0).count()}, {"history", history}};
+  if (accuracy >= 0) summary["query_accuracy"] = accuracy;
   const std::string text = summary.dump(2) + "\n";
   outputs.add(o.out + "/summary.json").write(text.data(), text.size());
   outputs.commit();
@@ -360,8 +393,12 @@ namespace {
 int run_tool(int argc, char** argv) {
   CLI::App app{"nmhash_train: fixed-length deep hashing on a data set (fmnist-dpsh, cifar10:DIR, list:DIR)"};
   options o;
-  app.add_option("--method,--loss", o.loss, "hashing method (its pairwise loss): dpsh, eq7, dhn, hashnet, dsh")
-      ->check(CLI::IsMember(nmhash::loss::loss_names()));
+  auto methods = nmhash::loss::loss_names();
+  methods.push_back("classify");
+  app.add_option("--method,--loss", o.loss,
+                 "hashing method (its pairwise loss): dpsh, eq7, dhn, hashnet, dsh; or classify, cross-entropy on "
+                 "--bits = the number of classes, to pretrain a backbone for --init-from")
+      ->check(CLI::IsMember(methods));
   app.add_option("--bits", o.bits, "code length K")->check(CLI::Range(1, 4096));
   app.add_option("--epochs", o.epochs, "training epochs, 1 or more (with --reduce-from: the warm-up epochs at B_in)")->check(nmhash_tool::integer_range(1, 1000000));
   app.add_option("--batch", o.batch, "batch size, 1 to 65536")->check(nmhash_tool::integer_range(1, 65536));

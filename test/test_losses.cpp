@@ -7,6 +7,7 @@
 #include <random>
 
 #include "nmhash/hashing/itq.hpp"
+#include "nmhash/loss/classify.hpp"
 #include "nmhash/loss/dhn.hpp"
 #include "nmhash/loss/dpsh.hpp"
 #include "nmhash/loss/dsh.hpp"
@@ -87,6 +88,40 @@ TEST_CASE("dpsh loss: value and gradient", "[loss][grad]") {
     REQUIRE(value == Approx(expect / 80 + alpha * q / 24).epsilon(1e-12));
     check_gradient(s, loss);
   }
+}
+
+TEST_CASE("classify loss: softmax and sigmoid cross-entropy, value and gradient", "[loss][grad]") {
+  for (bool multi : {false, true}) {
+    const std::size_t c = multi ? 5 : 3;  // the setup's labels: 3 classes, or 5 labels
+    setup s(20, c, 4, multi, 2);
+    auto loss = [&](const tensor<double>& u, tensor<double>& du) { return nmhash::loss::classify(u, s.idx, s.bank, du); };
+    tensor<double> du;
+    const double value = loss(s.u, du);
+    double expect = 0;
+    const auto& lab = s.bank.labels();
+    for (std::size_t i = 0; i < 4; ++i) {
+      const double* row = s.u.data() + i * c;
+      if (multi) {
+        for (std::size_t k = 0; k < c; ++k) {
+          const double p = 1 / (1 + std::exp(-row[k]));
+          expect -= (lab.has(s.idx[i], k) ? std::log(p) : std::log(1 - p)) / static_cast<double>(c);
+        }
+      } else {
+        double z = 0;
+        for (std::size_t k = 0; k < c; ++k) z += std::exp(row[k]);
+        expect -= std::log(std::exp(row[lab.ids()[s.idx[i]]]) / z);
+      }
+    }
+    REQUIRE(value == Approx(expect / 4).epsilon(1e-12));
+    check_gradient(s, loss);
+  }
+  setup narrow(20, 2, 4, false, 2);  // class 2 has no output
+  tensor<double> du;
+  bool outside = false;
+  for (std::size_t i : narrow.idx) outside |= narrow.bank.labels().ids()[i] == 2;
+  REQUIRE(outside);
+  REQUIRE_THROWS_WITH(nmhash::loss::classify(narrow.u, narrow.idx, narrow.bank, du),
+                      Catch::Contains("outside the 2 outputs"));
 }
 
 TEST_CASE("pairwise Eq. (7) loss: value and gradient", "[loss][grad]") {

@@ -195,6 +195,19 @@ TEST_CASE("nmhash_train --reduce-from: progressive NMLayer and Select runs write
     const std::size_t listed = static_cast<std::size_t>(std::count(grouping.begin(), grouping.end(), ',')) + 8;
     REQUIRE(listed == (reduction == "merge" ? 16u : 8u));
   }
+  // A classifier to pretrain a backbone: one output per class, top-1
+  // accuracy on the queries; another width is refused.
+  const std::string cls = tmp.file("classify");
+  const auto c = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --train-limit 256 --query-limit 40 --db-limit 300 "
+                                                          "--bits 10 --epochs 1 --method classify --out " + cls);
+  INFO(c.out << c.err);
+  REQUIRE(c.status == 0);
+  const auto cs = nlohmann::json::parse(read_bytes(cls + "/summary.json"));
+  REQUIRE(cs["query_accuracy"].get<double>() >= 0.0);
+  REQUIRE(cs["query_accuracy"].get<double>() <= 1.0);
+  const auto wide = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --bits 12 --method classify --out " + tmp.file("c12"));
+  REQUIRE(wide.status != 0);
+  REQUIRE_THAT(wide.err, Catch::Contains("--method classify: --bits is 12, the data set has 10 classes"));
   const auto bad = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --bits 16 --reduce-from 16 --out " + tmp.file("bad"));
   REQUIRE(bad.status != 0);
   REQUIRE_THAT(bad.err, Catch::Contains("--reduce-from 16 must exceed --bits 16"));
