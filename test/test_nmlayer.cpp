@@ -307,7 +307,11 @@ TEST_CASE("progressive schedules land on every reported length", "[nmlayer][sche
   auto bad = quick;
   bad.lengths = {48, 50};
   REQUIRE_THROWS_WITH(h::stage_targets(bad), Catch::Contains("descend"));
-  REQUIRE_THROWS_WITH(h::preset("fast"), Catch::Contains("paper or quick"));
+  const auto medium = h::preset("medium");
+  REQUIRE(h::stage_targets(medium) == h::stage_targets(quick));
+  REQUIRE(h::plan_epochs(medium).size() == 67);
+  REQUIRE(h::epochs_to_reach(medium, 48) == 4 + 2 * 9);
+  REQUIRE_THROWS_WITH(h::preset("fast"), Catch::Contains("(quick, medium or paper)"));
 }
 
 namespace {
