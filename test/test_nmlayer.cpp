@@ -323,6 +323,15 @@ bool have_fmnist() {
 struct tiny_run {
   std::vector<std::size_t> train, val;
   std::vector<std::int32_t> train_labels, val_labels;
+
+  // Every `stride`-th image of T' and every other image of V, with labels.
+  template <class Pool, class Split>
+  tiny_run(const Pool& pool, const Split& split, std::size_t stride) {
+    for (std::size_t i = 0; i < split.train_nm.size(); i += stride) train.push_back(split.train_nm[i]);
+    for (std::size_t i = 0; i < split.validation.size(); i += 2) val.push_back(split.validation[i]);
+    for (auto i : train) train_labels.push_back(pool.labels[i]);
+    for (auto i : val) val_labels.push_back(pool.labels[i]);
+  }
 };
 
 }  // namespace
@@ -335,11 +344,7 @@ TEST_CASE("a short progressive run goes from 16 to 8 bits and resumes exactly", 
   namespace h = nmhash::hashing;
   const auto pool = nmhash::data::load_fashion_mnist_pool();
   const auto split = nmhash::data::make_fmnist_dpsh_splits(pool.labels);
-  tiny_run d;
-  for (std::size_t i = 0; i < split.train_nm.size(); i += 16) d.train.push_back(split.train_nm[i]);
-  for (std::size_t i = 0; i < split.validation.size(); i += 2) d.val.push_back(split.validation[i]);
-  for (auto i : d.train) d.train_labels.push_back(pool.labels[i]);
-  for (auto i : d.val) d.val_labels.push_back(pool.labels[i]);
+  const tiny_run d(pool, split, 16);
 
   h::progressive_schedule s;
   s.name = "test";
@@ -418,11 +423,7 @@ TEST_CASE("a truncation can recompute the memory bank and reset the optimizer", 
   namespace h = nmhash::hashing;
   const auto pool = nmhash::data::load_fashion_mnist_pool();
   const auto split = nmhash::data::make_fmnist_dpsh_splits(pool.labels);
-  tiny_run d;
-  for (std::size_t i = 0; i < split.train_nm.size(); i += 24) d.train.push_back(split.train_nm[i]);
-  for (std::size_t i = 0; i < split.validation.size(); i += 2) d.val.push_back(split.validation[i]);
-  for (auto i : d.train) d.train_labels.push_back(pool.labels[i]);
-  for (auto i : d.val) d.val_labels.push_back(pool.labels[i]);
+  const tiny_run d(pool, split, 24);
   h::progressive_schedule s;
   s.name = "test";
   s.b_in = 12;
