@@ -10,6 +10,7 @@
 #include "nmhash/core/device.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/core/parallel.hpp"
+#include "nmhash/index/binary_index.hpp"
 #include "nmhash/retrieval/average_precision.hpp"
 #include "nmhash/retrieval/hamming.hpp"
 #include "nmhash/retrieval/labels.hpp"
