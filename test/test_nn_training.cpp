@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "nmhash/nn/conv2d.hpp"
@@ -149,3 +150,61 @@ TEST_CASE("optimizers: steps equal hand-computed values, per-group learning rate
     REQUIRE(opt.steps() == 2);
   }
 }
+
+#if defined(_OPENMP)
+#include <omp.h>
+
+#include "nmhash/loss/registry.hpp"
+#include "nmhash/nn/arch.hpp"
+
+// Everything a training step computes, for one thread count: lenet's
+// output, every loss's value and output gradient, and the parameter
+// gradients. Eigen's parallel matrix products block their inner dimension
+// by the thread count; nmhash's layers and losses must not let that show.
+std::vector<float> training_step_bits(int threads, std::size_t batch) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  nmhash::nn::sequential<float> net;
+  nmhash::nn::build_hashing_network(net, *nmhash::nn::find_architecture("lenet"), 48, batch);
+  net.initialize(5);
+  std::mt19937_64 g(6);
+  std::normal_distribution<float> normal;
+  tensor<float> x(shape4{batch, 1, 28, 28});
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = normal(g);
+  const tensor<float>& u = net.forward(x, true);
+  std::vector<float> out(u.data(), u.data() + u.size());
+  std::vector<std::int32_t> ids(300);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>(i % 7);
+  nmhash::loss::memory_bank<float> bank(nmhash::labels::single(ids), 48);
+  tensor<float> all(shape4{300, 48});
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = normal(g);
+  std::vector<std::size_t> every(300), idx(batch);
+  for (std::size_t i = 0; i < 300; ++i) every[i] = i;
+  for (std::size_t i = 0; i < batch; ++i) idx[i] = (i * 37) % 300;
+  bank.update(all, every);
+  tensor<float> du;
+  const nmhash::loss::loss_settings set{0.1, 12, 0.1, 0};
+  for (const auto& name : nmhash::loss::loss_names()) {
+    out.push_back(static_cast<float>(nmhash::loss::loss_by_name<float>(name, set)(u, idx, bank, du)));
+    out.insert(out.end(), du.data(), du.data() + du.size());
+  }
+  net.zero_grad();
+  net.backward(du);
+  out.insert(out.end(), net.gradients().begin(), net.gradients().end());
+  omp_set_num_threads(saved);
+  return out;
+}
+
+TEST_CASE("a training step gives the same bits for every thread count", "[nn][threads]") {
+  for (std::size_t batch : {1, 2, 40}) {
+    INFO("batch " << batch);
+    const auto one = training_step_bits(1, batch);
+    for (int t : {2, 3, 8}) {
+      INFO(t << " threads");
+      const auto many = training_step_bits(t, batch);
+      REQUIRE(many.size() == one.size());
+      REQUIRE(std::memcmp(many.data(), one.data(), one.size() * sizeof(float)) == 0);
+    }
+  }
+}
+#endif

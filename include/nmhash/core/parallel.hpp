@@ -66,4 +66,44 @@ void parallel_for(std::int64_t n, threads t, std::int64_t chunk, Body&& body) {
 #endif
 }
 
+// Calls body(begin, end) for the blocks [b * block, min(n, (b + 1) * block))
+// of [0, n), across threads. When the OpenMP runtime offers more than one
+// thread the blocks always run inside a parallel region, even a single
+// block: Eigen parallelises a matrix product only outside one, and its
+// parallel blocking of the inner dimension depends on the thread count,
+// while its single-thread blocking depends on the sizes alone. A product
+// evaluated block by block here (with a block size that does not depend on
+// the thread count) therefore gives the same bits for every thread count.
+template <class Body>
+void parallel_blocks(std::int64_t n, std::int64_t block, Body&& body) {
+  if (n <= 0) return;
+  const std::int64_t blocks = (n + block - 1) / block;
+#if defined(_OPENMP)
+  const int nt = omp_get_max_threads();
+  if (nt > 1 && !omp_in_parallel()) {
+    std::exception_ptr failure;
+    std::mutex failure_mutex;
+    bool failed = false;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      bool skip;
+#pragma omp atomic read
+      skip = failed;
+      if (skip) continue;
+      try {
+        body(b * block, b + 1 < blocks ? (b + 1) * block : n);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+#pragma omp atomic write
+        failed = true;
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
+    return;
+  }
+#endif
+  for (std::int64_t b = 0; b < blocks; ++b) body(b * block, b + 1 < blocks ? (b + 1) * block : n);
+}
+
 }  // namespace nmhash

@@ -14,6 +14,7 @@
 
 #include "nmhash/codes/pack.hpp"
 #include "nmhash/core/error.hpp"
+#include "nmhash/core/parallel.hpp"
 
 namespace nmhash::hashing {
 
@@ -43,6 +44,21 @@ struct itq_model {
 };
 
 // Fits ITQ on n row-major feature vectors of d values.
+namespace detail {
+
+// lhs * rhs in fixed blocks of result rows through parallel_blocks: the
+// same bits for every thread count.
+template <class L, class R>
+Eigen::MatrixXd fixed_product(const L& lhs, const R& rhs) {
+  Eigen::MatrixXd out(lhs.rows(), rhs.cols());
+  parallel_blocks(lhs.rows(), 64, [&](Eigen::Index r0, Eigen::Index r1) {
+    out.middleRows(r0, r1 - r0).noalias() = lhs.middleRows(r0, r1 - r0) * rhs;
+  });
+  return out;
+}
+
+}  // namespace detail
+
 template <class T>
 itq_model fit_itq(const T* x, std::size_t n, std::size_t d, std::size_t bits, std::size_t iterations = 50,
                   std::uint64_t seed = 0) {
@@ -60,12 +76,13 @@ itq_model fit_itq(const T* x, std::size_t n, std::size_t d, std::size_t bits, st
   itq_model m;
   m.mean = X.colwise().mean().transpose();
   X.rowwise() -= m.mean.transpose();
-  const matrix cov = (X.transpose() * X) / static_cast<double>(n - 1);
+  const matrix Xt = X.transpose();
+  const matrix cov = detail::fixed_product(Xt, X) / static_cast<double>(n - 1);
   Eigen::SelfAdjointEigenSolver<matrix> eig(cov);
   require(eig.info() == Eigen::Success, "itq: the eigen-decomposition of the covariance failed");
   // Eigenvalues ascend: the top K directions are the last K columns.
   m.projection = eig.eigenvectors().rightCols(K).rowwise().reverse();
-  const matrix V = X * m.projection;
+  const matrix V = detail::fixed_product(X, m.projection);
   std::mt19937_64 gen(seed);
   std::normal_distribution<double> n01;
   matrix R0(K, K);
@@ -75,11 +92,12 @@ itq_model fit_itq(const T* x, std::size_t n, std::size_t d, std::size_t bits, st
   matrix R = init.matrixU();
   matrix B(N, K);
   for (std::size_t it = 0; it <= iterations; ++it) {
-    const matrix Z = V * R;
+    const matrix Z = detail::fixed_product(V, R);
     B = Z.unaryExpr([](double v) { return v >= 0 ? 1.0 : -1.0; });
     m.quantization_loss.push_back((B - Z).squaredNorm() / static_cast<double>(n));
     if (it == iterations) break;
-    Eigen::JacobiSVD<matrix> svd(B.transpose() * V, Eigen::ComputeFullU | Eigen::ComputeFullV);
+    const matrix Bt = B.transpose();
+    Eigen::JacobiSVD<matrix> svd(detail::fixed_product(Bt, V), Eigen::ComputeFullU | Eigen::ComputeFullV);
     R = svd.matrixV() * svd.matrixU().transpose();
   }
   m.rotation = R;

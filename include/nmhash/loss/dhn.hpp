@@ -15,6 +15,7 @@
 #include <cmath>
 #include <vector>
 
+#include "nmhash/loss/bank_products.hpp"
 #include "nmhash/loss/memory_bank.hpp"
 #include "nmhash/loss/pairwise_logistic.hpp"
 
@@ -28,13 +29,14 @@ double dhn(const tensor<T>& u, const std::vector<std::size_t>& idx, const memory
   const auto B = static_cast<Eigen::Index>(idx.size()), N = static_cast<Eigen::Index>(bank.size()),
              K = static_cast<Eigen::Index>(bank.bits());
   Eigen::Map<const matrix> Um(u.data(), B, K), Bank(bank.rows(), N, K);
-  const matrix theta = (Um * Bank.transpose()) * static_cast<T>(scale);
+  matrix theta;
+  detail::batch_times_bank_t(theta, Um, Bank, static_cast<T>(scale));
   matrix coef;
   const double pairs = static_cast<double>(B) * static_cast<double>(N);
   const double loss = detail::pairwise_logistic(theta, idx, bank, 1.0, 1.0, coef);
   du.resize(u.shape());
   Eigen::Map<matrix> D(du.data(), B, K);
-  D.noalias() = (coef * Bank) * static_cast<T>(scale / pairs);
+  detail::coef_times_bank(D, coef, Bank, static_cast<T>(scale / pairs));
   double quant = 0;
   const double outputs = static_cast<double>(B) * static_cast<double>(K);
   for (std::size_t e = 0; e < u.size(); ++e) {

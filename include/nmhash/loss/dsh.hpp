@@ -14,6 +14,7 @@
 #include <cmath>
 #include <vector>
 
+#include "nmhash/loss/bank_products.hpp"
 #include "nmhash/loss/memory_bank.hpp"
 
 namespace nmhash::loss {
@@ -27,7 +28,8 @@ double dsh(const tensor<T>& u, const std::vector<std::size_t>& idx, const memory
              K = static_cast<Eigen::Index>(bank.bits());
   Eigen::Map<const matrix> Um(u.data(), B, K), Bank(bank.rows(), N, K);
   // d_ij = |u_i|^2 + |U_j|^2 - 2 u_i . U_j
-  const matrix dot = Um * Bank.transpose();
+  matrix dot;
+  detail::batch_times_bank_t(dot, Um, Bank, T(1));
   const auto un = Um.rowwise().squaredNorm();
   const auto bn = Bank.rowwise().squaredNorm();
   matrix c(B, N);  // dL/dd_ij times B N
@@ -50,7 +52,12 @@ double dsh(const tensor<T>& u, const std::vector<std::size_t>& idx, const memory
   du.resize(u.shape());
   Eigen::Map<matrix> D(du.data(), B, K);
   const Eigen::Matrix<T, Eigen::Dynamic, 1> rs = c.rowwise().sum();
-  D.noalias() = (rs.asDiagonal() * Um - c * Bank) * static_cast<T>(2.0 / pairs);
+  parallel_blocks(B, detail::bank_rows_per_block, [&](Eigen::Index r0, Eigen::Index r1) {
+    const Eigen::Index m = r1 - r0;
+    D.middleRows(r0, m).noalias() =
+        (rs.segment(r0, m).asDiagonal() * Um.middleRows(r0, m) - c.middleRows(r0, m) * Bank) *
+        static_cast<T>(2.0 / pairs);
+  });
   double reg = 0;
   const double outputs = static_cast<double>(B) * static_cast<double>(K);
   for (std::size_t e = 0; e < u.size(); ++e) {

@@ -32,7 +32,8 @@ double hashnet(const tensor<T>& h, const std::vector<std::size_t>& idx, const me
   const auto B = static_cast<Eigen::Index>(idx.size()), N = static_cast<Eigen::Index>(bank.size()),
              K = static_cast<Eigen::Index>(bank.bits());
   Eigen::Map<const matrix> Hm(h.data(), B, K), Bank(bank.rows(), N, K);
-  const matrix theta = (Hm * Bank.transpose()) * static_cast<T>(alpha);
+  matrix theta;
+  detail::batch_times_bank_t(theta, Hm, Bank, static_cast<T>(alpha));
   double s1 = 0;
   for (Eigen::Index i = 0; i < B; ++i)
     for (Eigen::Index j = 0; j < N; ++j) s1 += bank.similar(idx[static_cast<std::size_t>(i)], static_cast<std::size_t>(j));
@@ -43,7 +44,7 @@ double hashnet(const tensor<T>& h, const std::vector<std::size_t>& idx, const me
   const double loss = detail::pairwise_logistic(theta, idx, bank, w1, w0, coef);
   dh.resize(h.shape());
   Eigen::Map<matrix> D(dh.data(), B, K);
-  D.noalias() = (coef * Bank) * static_cast<T>(alpha / s);
+  detail::coef_times_bank(D, coef, Bank, static_cast<T>(alpha / s));
   return loss / s;
 }
 

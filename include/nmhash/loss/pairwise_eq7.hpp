@@ -13,6 +13,7 @@
 #include <Eigen/Core>
 #include <vector>
 
+#include "nmhash/loss/bank_products.hpp"
 #include "nmhash/loss/memory_bank.hpp"
 
 namespace nmhash::loss {
@@ -25,7 +26,8 @@ double pairwise_eq7(const tensor<T>& u, const std::vector<std::size_t>& idx,
   const auto B = static_cast<Eigen::Index>(idx.size()), N = static_cast<Eigen::Index>(bank.size()),
              K = static_cast<Eigen::Index>(bank.bits());
   Eigen::Map<const matrix> Um(u.data(), B, K), Bank(bank.rows(), N, K);
-  matrix r = Um * Bank.transpose();  // becomes the residual u_i . U_j - K s_ij
+  matrix r;
+  detail::batch_times_bank_t(r, Um, Bank, T(1));  // becomes the residual u_i . U_j - K s_ij
   double loss = 0;
   for (Eigen::Index i = 0; i < B; ++i)
     for (Eigen::Index j = 0; j < N; ++j) {
@@ -36,7 +38,7 @@ double pairwise_eq7(const tensor<T>& u, const std::vector<std::size_t>& idx,
   const double pairs = static_cast<double>(B) * static_cast<double>(N);
   du.resize(u.shape());
   Eigen::Map<matrix> D(du.data(), B, K);
-  D.noalias() = (r * Bank) * static_cast<T>(2.0 / pairs);
+  detail::coef_times_bank(D, r, Bank, static_cast<T>(2.0 / pairs));
   double quant = 0;
   for (std::size_t e = 0; e < u.size(); ++e) {
     const double v = u[e], d = v - (v >= 0 ? 1.0 : -1.0);

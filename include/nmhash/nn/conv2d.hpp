@@ -79,7 +79,9 @@ class conv2d : public layer<T> {
     const auto co = static_cast<Eigen::Index>(cout_), pa = static_cast<Eigen::Index>(patch()),
                px = static_cast<Eigen::Index>(pix);
     cols_.resize(n * patch() * pix);
-    parallel_for(static_cast<std::int64_t>(n), threads{}, 1, [&](std::int64_t i) {
+    // One sample per block, always inside a parallel region: the same bits
+    // for every thread count (parallel_blocks).
+    parallel_blocks(static_cast<std::int64_t>(n), 1, [&](std::int64_t i, std::int64_t) {
       const auto s = static_cast<std::size_t>(i);
       T* col = cols_.data() + s * patch() * pix;
       im2col(x.data() + s * x.shape().row_size(), x.shape(), os, col);
@@ -101,7 +103,7 @@ class conv2d : public layer<T> {
     const std::size_t blocks = (n + kBlock - 1) / kBlock, wsize = cout_ * patch() + cout_;
     partial_.assign(blocks * wsize, T(0));
     if (want_dx) dcol_.resize(blocks * patch() * pix);
-    parallel_for(static_cast<std::int64_t>(blocks), threads{}, 1, [&](std::int64_t bi) {
+    parallel_blocks(static_cast<std::int64_t>(blocks), 1, [&](std::int64_t bi, std::int64_t) {
       const auto b = static_cast<std::size_t>(bi);
       map DW(partial_.data() + b * wsize, co, pa);
       Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> DB(partial_.data() + b * wsize + cout_ * patch(), co);

@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 
+#include "nmhash/core/parallel.hpp"
 #include "nmhash/nn/init.hpp"
 #include "nmhash/nn/layer.hpp"
 
@@ -51,8 +52,12 @@ class linear : public layer<T> {
     const auto n = static_cast<Eigen::Index>(x.shape()[0]);
     const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
     map Y(y.data(), n, out);
-    Y.noalias() = cmap(x.data(), n, in) * cmap(w_, out, in).transpose();
-    Y.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(b_, out);
+    const cmap X(x.data(), n, in), W(w_, out, in);
+    // Fixed row blocks: the same bits for every thread count (parallel_blocks).
+    parallel_blocks(n, kRows, [&](Eigen::Index r0, Eigen::Index r1) {
+      Y.middleRows(r0, r1 - r0).noalias() = X.middleRows(r0, r1 - r0) * W.transpose();
+      Y.middleRows(r0, r1 - r0).rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(b_, out);
+    });
   }
 
   void backward(const tensor<T>& dy, tensor<T>& dx) override {
@@ -61,11 +66,17 @@ class linear : public layer<T> {
     const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
     require(dy.shape() == output_shape(x_->shape()), name(), ": output gradient ", dy.shape().str(),
             " does not match the forward output");
-    cmap DY(dy.data(), n, out);
-    map(dw_, out, in).noalias() += DY.transpose() * cmap(x_->data(), n, in);
+    const cmap DY(dy.data(), n, out), X(x_->data(), n, in), W(w_, out, in);
+    map DW(dw_, out, in);
+    parallel_blocks(out, kRows, [&](Eigen::Index o0, Eigen::Index o1) {
+      DW.middleRows(o0, o1 - o0).noalias() += DY.middleCols(o0, o1 - o0).transpose() * X;
+    });
     Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db_, out) += DY.colwise().sum();
     dx.resize(x_->shape());
-    map(dx.data(), n, in).noalias() = DY * cmap(w_, out, in);
+    map DX(dx.data(), n, in);
+    parallel_blocks(n, kRows, [&](Eigen::Index r0, Eigen::Index r1) {
+      DX.middleRows(r0, r1 - r0).noalias() = DY.middleRows(r0, r1 - r0) * W;
+    });
   }
 
   std::size_t in_features() const { return in_; }
@@ -74,6 +85,8 @@ class linear : public layer<T> {
   const T* bias() const { return b_; }
 
  private:
+  static constexpr Eigen::Index kRows = 32;  // rows per product block
+
   std::size_t in_, out_;
   init_scheme init_;
   T *w_ = nullptr, *b_ = nullptr, *dw_ = nullptr, *db_ = nullptr;
