@@ -1,6 +1,9 @@
-// Exact Hamming top-k: nmhash::hamming_knn against FAISS IndexBinaryFlat
-// (the libfaiss-dev build), same data, same k, same threads, in one run.
-// Q = 1,000 random queries, N = 1,000,000 random 64-bit codes, k = 100.
+// Exact Hamming top-k: nmhash::hamming_knn and nmhash::binary_index (codes
+// at 8 bytes, the byte layout) against FAISS IndexBinaryFlat (the
+// libfaiss-dev build), same data, same k, same threads, in one run.
+// Q = 1,000 random queries, N = 1,000,000 random 64-bit codes, k = 100;
+// and the latency of a single query, which binary_index splits across
+// threads by database parts.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -25,7 +28,9 @@ struct dataset {
   nmhash::packed_codes q = bench::random_codes(kQueries, kBits, 1);
   nmhash::packed_codes db = bench::random_codes(kDatabase, kBits, 2);
   std::vector<std::uint8_t> q_bytes, db_bytes;
+  nmhash::binary_index index{kBits};
   dataset() {
+    index.add(db);
     // FAISS reads codes as bytes; lsb_first bytes are the same memory as
     // nmhash's little-endian words.
     q_bytes.resize(kQueries * 8);
@@ -63,6 +68,36 @@ void BM_nmhash_knn(benchmark::State& state) {
   set_counters(state, threads);
 }
 
+void BM_nmhash_binary_index(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const auto& d = data();
+  nmhash::scan_options opt;
+  opt.threads.count = threads;
+  nmhash::knn_result res;
+  for (auto _ : state) {
+    res = d.index.search(d.q, kTop, opt);
+    benchmark::DoNotOptimize(res.indices.data());
+  }
+  set_counters(state, threads);
+  const auto ours = nmhash::hamming_knn(d.q, d.db, kTop, nmhash::threads{threads});
+  if (res.distances != ours.distances || res.indices != ours.indices)
+    state.SkipWithError("binary_index and hamming_knn results differ");
+}
+
+// One query at a time: the latency an engine serving single requests sees.
+void BM_nmhash_binary_index_one_query(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const auto& d = data();
+  nmhash::scan_options opt;
+  opt.threads.count = threads;
+  const nmhash::packed_codes one = d.index.reconstruct(7, 1);
+  for (auto _ : state) {
+    auto res = d.index.search(one, kTop, opt);
+    benchmark::DoNotOptimize(res.indices.data());
+  }
+  state.counters["omp_threads"] = threads;
+}
+
 #if defined(NMHASH_BENCH_WITH_FAISS)
 void BM_faiss_IndexBinaryFlat(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
@@ -96,6 +131,10 @@ void register_all() {
   for (int t : bench::thread_counts()) {
     benchmark::RegisterBenchmark("topk/K64/nmhash_hamming_knn", BM_nmhash_knn)
         ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(t == 1 ? 2 : 4);
+    benchmark::RegisterBenchmark("topk/K64/nmhash_binary_index", BM_nmhash_binary_index)
+        ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(t == 1 ? 2 : 4);
+    benchmark::RegisterBenchmark("topk/K64/one_query/nmhash_binary_index", BM_nmhash_binary_index_one_query)
+        ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 #if defined(NMHASH_BENCH_WITH_FAISS)
     benchmark::RegisterBenchmark("topk/K64/faiss_IndexBinaryFlat", BM_faiss_IndexBinaryFlat)
         ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(t == 1 ? 1 : 2);

@@ -1,5 +1,6 @@
-// nmhash_search: exact Hamming k-nearest-neighbour search between two code
-// files; writes the distances and indices in the layout FAISS returns.
+// nmhash_search: exact Hamming k-nearest-neighbour search of query codes in
+// a database of codes (.npy) or an index file (nmhash's or FAISS's); writes
+// the distances and the database ids in the layout FAISS returns.
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -7,6 +8,8 @@
 #include <CLI/CLI.hpp>
 
 #include "tool_common.hpp"
+#include "nmhash/index/index_io.hpp"
+#include "nmhash/index/mih.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/nmhash.hpp"
 
@@ -14,18 +17,28 @@ namespace {
 
 int run_tool(int argc, char** argv) {
   CLI::App app{"nmhash_search: exact Hamming top-k search, results sorted by (distance, index)"};
-  std::string qf, df, out, order = "msb";
-  std::size_t k = 0, bits = 0;
+  std::string qf, df, out, order = "msb", method = "flat";
+  std::size_t k = 0, bits = 0, substrings = 0;
   int threads = 0;
   app.add_option("--query", qf, "query codes .npy (float, int8 +-1 or packed uint8)")->required();
-  app.add_option("--db", df, "database codes .npy")->required();
+  app.add_option("--db", df,
+                 "database: codes .npy (ids are row numbers), or an nmhash or FAISS binary index file "
+                 "(IndexBinaryFlat, IndexBinaryIDMap; ids are those stored)")
+      ->required();
   app.add_option("--k", k, "neighbours per query, 1 to 4294967295 (beyond the database size a row ends in padding)")
       ->required()
       ->check(nmhash_tool::integer_range(1, UINT32_MAX));
-  app.add_option("--out", out, "output prefix: writes PREFIX_D.npy (int32) and PREFIX_I.npy (int64)")->required();
+  app.add_option("--out", out, "output prefix: writes PREFIX_D.npy (int32 distances) and PREFIX_I.npy (int64 ids)")
+      ->required();
   app.add_option("--threads", threads, "threads, 1 to 1024 (0 or absent: all cores)")->check(nmhash_tool::integer_range(0, 1024));
   app.add_option("--bits", bits, "code length K of packed uint8 codes (0 or absent: 8 x columns)")
       ->check(nmhash_tool::integer_range(0, 65536));
+  app.add_option("--method", method,
+                 "flat (scan every code) or mih (multi-index hashing: exact, sub-linear on clustered codes; "
+                 "same results)")
+      ->check(CLI::IsMember({"flat", "mih"}));
+  app.add_option("--substrings", substrings, "mih: substrings m, 0 or absent: max(K/32, K/log2(N))")
+      ->check(nmhash_tool::integer_range(0, 4096));
   app.add_option("--bit-order", order, "bit order of packed uint8 codes: msb or lsb")
       ->check(CLI::IsMember({"msb", "lsb"}));
   try {
@@ -36,14 +49,35 @@ int run_tool(int argc, char** argv) {
   try {
     const auto bo = order == "lsb" ? nmhash::bit_order::lsb_first : nmhash::bit_order::msb_first;
     const auto q = nmhash::io::load_codes_npy(qf, bits, bo);
-    const auto d = nmhash::io::load_codes_npy(df, bits, bo);
-    nmhash::require(q.bits() == d.bits(), "code length mismatch: ", qf, " has K = ", q.bits(),
-                    " bits, ", df, " has K = ", d.bits());
-    nmhash::knn_options opt;
-    opt.threads.count = threads;
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto res = nmhash::hamming_knn(q, d, k, opt);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const bool index_file = nmhash::io::detect_index_format(df) != nmhash::io::index_format::unknown;
+    nmhash::binary_index idx(1);
+    if (index_file) {
+      idx = nmhash::io::open_index(df);
+    } else {
+      const auto d = nmhash::io::load_codes_npy(df, bits, bo);
+      idx = nmhash::binary_index(d.bits());
+      idx.add(d);
+    }
+    nmhash::require(q.bits() == idx.bits(), "code length mismatch: ", qf, " has K = ", q.bits(), " bits, ", df,
+                    " has K = ", idx.bits());
+    nmhash::knn_result res;
+    double s = 0, build_s = 0;
+    if (method == "mih") {
+      const auto b0 = std::chrono::steady_clock::now();
+      const nmhash::mih_index mih(idx, substrings);
+      build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - b0).count();
+      std::printf("multi-index: %zu substrings, tables built in %.4f s\n", mih.substrings(), build_s);
+      const auto t0 = std::chrono::steady_clock::now();
+      res = mih.search(q, k, nmhash::threads{threads});
+      s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    } else {
+      nmhash::scan_options opt;
+      opt.threads.count = threads;
+      const auto t0 = std::chrono::steady_clock::now();
+      res = idx.search(q, k, opt);
+      s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    const std::size_t items = idx.size();
     // The pair is committed together: never a new _D.npy beside a stale _I.npy.
     nmhash::io::atomic_group outputs;
     nmhash::io::write_npy(outputs.add(out + "_D.npy"), res.distances.data(), {res.queries, res.k});
@@ -51,7 +85,7 @@ int run_tool(int argc, char** argv) {
     outputs.commit();
     std::printf("searched %zu queries x %zu items, K = %zu bits, k = %zu, threads = %d: %.4f s "
                 "(%.1f queries/s)\n",
-                q.size(), d.size(), q.bits(), k, nmhash::resolve_threads(opt.threads), s,
+                q.size(), items, q.bits(), k, nmhash::resolve_threads(nmhash::threads{threads}), s,
                 s > 0 ? static_cast<double>(q.size()) / s : 0.0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nmhash_search: error: %s\n", e.what());

@@ -8,7 +8,7 @@
 # target and run). Exits non-zero when a harness reports a crash.
 #
 # Usage: scripts/fuzz.sh [SECONDS-PER-TARGET]
-# Environment: FUZZ_TARGETS (default "npy idx safetensors model"),
+# Environment: FUZZ_TARGETS (default "npy idx safetensors model index"),
 #              CXX (default clang++-14).
 set -euo pipefail
 
@@ -19,7 +19,7 @@ if ! [[ $seconds =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-read -r -a targets <<< "${FUZZ_TARGETS:-npy idx safetensors model}"
+read -r -a targets <<< "${FUZZ_TARGETS:-npy idx safetensors model index}"
 cxx=${CXX:-clang++-14}
 out=build-fuzz
 

@@ -8,6 +8,7 @@
 
 #include "nmhash/index/binary_index.hpp"
 #include "nmhash/index/index_io.hpp"
+#include "nmhash/index/mih.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/io/npy.hpp"
 #include "nmhash/nmhash.hpp"
@@ -283,4 +284,52 @@ TEST_CASE("FAISS files written by faiss-cpu: read, search as FAISS, write back b
                       Contains("field code_size: expected d / 8 = 6, found 5"));
   write_bytes(dir.file("extra.faissindex"), flat + "xy");
   REQUIRE_THROWS_WITH(nmhash::io::open_index(dir.file("extra.faissindex")), Contains("2 trailing bytes"));
+}
+
+TEST_CASE("mih_index returns exactly the flat scan's top-k and range results", "[index][mih]") {
+  std::mt19937_64 g(15);
+  for (std::size_t k_bits : {8, 16, 33, 48, 64, 100, 128, 256}) {
+    for (double p_one : {0.5, 0.1}) {  // uniform codes, and clustered ones with many ties
+      DYNAMIC_SECTION("K = " << k_bits << ", p(1) = " << p_one) {
+        const auto db = ref::random_bits(900, k_bits, g, p_one), qb = ref::random_bits(6, k_bits, g, p_one);
+        nmhash::binary_index idx(k_bits);
+        std::vector<std::int64_t> ids(db.size());
+        for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>(i * 3 + 7);
+        idx.add_with_ids(ref::pack(db, k_bits), ids);
+        const auto q = ref::pack(qb, k_bits);
+        for (std::size_t m : {std::size_t{0}, (k_bits + 31) / 32, std::size_t{3}, std::size_t{5}}) {
+          if (m > k_bits || (m > 0 && (k_bits + m - 1) / m > 32)) continue;
+          const nmhash::mih_index mih(idx, m);
+          INFO("substrings " << mih.substrings());
+          for (std::size_t k : {1, 10, 100, 899, 900, 950}) {
+            const auto want = idx.search(q, k), got = mih.search(q, k, nmhash::threads{2});
+            REQUIRE(got.distances == want.distances);
+            REQUIRE(got.indices == want.indices);
+          }
+          for (int radius : {0, 1, 3, static_cast<int>(k_bits / 4), static_cast<int>(k_bits) + 1}) {
+            const auto want = idx.range_search(q, radius), got = mih.range_search(q, radius);
+            REQUIRE(got.lims == want.lims);
+            REQUIRE(got.labels == want.labels);
+            REQUIRE(got.distances == want.distances);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("mih_index refuses stale tables and impossible substring counts", "[index][mih]") {
+  std::mt19937_64 g(16);
+  nmhash::binary_index idx(64);
+  idx.add(ref::pack(ref::random_bits(50, 64, g), 64));
+  const nmhash::mih_index mih(idx);
+  REQUIRE(mih.substrings() >= 2);
+  idx.add(ref::pack(ref::random_bits(1, 64, g), 64));
+  REQUIRE_THROWS_WITH(mih.search(nmhash::packed_codes(1, 64), 3), Contains("rebuild the mih_index"));
+  REQUIRE_THROWS_WITH(nmhash::mih_index(idx, 1), Contains("substrings of 64 bits exceed 32"));
+  REQUIRE_THROWS_WITH(nmhash::mih_index(idx, 65), Contains("substrings must be in [1, K = 64]"));
+  const nmhash::binary_index empty(16);
+  const nmhash::mih_index none(empty, 2);
+  REQUIRE(none.search(nmhash::packed_codes(1, 16), 2).indices == std::vector<std::int64_t>{-1, -1});
+  REQUIRE(none.range_search(nmhash::packed_codes(1, 16), 17).lims == std::vector<std::size_t>{0, 0});
 }

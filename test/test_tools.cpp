@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <sys/wait.h>
 
@@ -136,6 +137,71 @@ TEST_CASE("nmhash_search writes FAISS-layout results equal to hamming_knn", "[to
   REQUIRE_THAT(bad.err, Catch::Contains("code length mismatch"));
 }
 
+TEST_CASE("nmhash_index builds, converts and describes index files; nmhash_search searches them", "[tools][index]") {
+  fixture f;
+  const std::string idx = f.tmp.file("db.nmhi"), faiss = f.tmp.file("db.faissindex");
+  std::vector<std::int64_t> ids(f.n);
+  for (std::size_t i = 0; i < f.n; ++i) ids[i] = static_cast<std::int64_t>(f.n - i) * 1000;
+  nmhash::io::write_npy(f.tmp.file("ids.npy"), ids.data(), {f.n});
+  const auto built = run(f.tmp, std::string(NMHASH_INDEX_BIN) + " build --codes " + f.tmp.file("d.npy") + " --bits 40 --ids " +
+                                    f.tmp.file("ids.npy") + " --out " + idx);
+  REQUIRE(built.status == 0);
+  REQUIRE_THAT(built.out, Catch::Contains("nmhash index, format version 1") && Catch::Contains("codes: 500 of K = 40 bits (5 bytes each)") &&
+                              Catch::Contains("ids: stored with the codes"));
+  const auto conv = run(f.tmp, std::string(NMHASH_INDEX_BIN) + " convert --in " + idx + " --out " + faiss + " --format faiss");
+  REQUIRE(conv.status == 0);
+  REQUIRE_THAT(conv.out, Catch::Contains("IndexBinaryIDMap"));
+  const auto want = nmhash::hamming_knn(f.q, f.d, 25);
+  for (const auto& [db, method] : {std::pair{idx, "flat"}, std::pair{faiss, "flat"}, std::pair{idx, "mih"},
+                                   std::pair{f.tmp.file("d.npy"), "mih"}}) {
+    INFO(db << " " << method);
+    const std::string prefix = f.tmp.file("res");
+    const auto r = run(f.tmp, std::string(NMHASH_SEARCH_BIN) + " --query " + f.tmp.file("q.npy") + " --db " + db +
+                                  " --bits 40 --k 25 --threads 2 --method " + method + " --out " + prefix);
+    REQUIRE(r.status == 0);
+    if (db.size() > 4 && db.substr(db.size() - 4) == ".npy") {  // row numbers, not the stored ids
+      REQUIRE(nmhash::io::read_npy(prefix + "_I.npy").to_vector<std::int64_t>() == want.indices);
+      continue;
+    }
+    REQUIRE(nmhash::io::read_npy(prefix + "_D.npy").to_vector<std::int32_t>() == want.distances);
+    const auto I = nmhash::io::read_npy(prefix + "_I.npy").to_vector<std::int64_t>();
+    for (std::size_t e = 0; e < I.size(); ++e) REQUIRE(I[e] == ids[static_cast<std::size_t>(want.indices[e])]);
+  }
+  // A FAISS file written by faiss-cpu, searched with its own stored ids.
+  const std::string fx = std::string(NMHASH_TEST_DATA) + "/faiss/idmap64";
+  const std::string prefix = f.tmp.file("fx");
+  const auto r = run(f.tmp, std::string(NMHASH_SEARCH_BIN) + " --query " + fx + "_queries.npy --bit-order lsb --db " + fx +
+                                ".faissindex --k 7 --out " + prefix);
+  REQUIRE(r.status == 0);
+  REQUIRE(nmhash::io::read_npy(prefix + "_I.npy").to_vector<std::int64_t>() ==
+          nmhash::io::read_npy(fx + "_I.npy").to_vector<std::int64_t>());
+  const auto info = run(f.tmp, std::string(NMHASH_INDEX_BIN) + " info " + fx + ".faissindex");
+  REQUIRE(info.status == 0);
+  REQUIRE_THAT(info.out, Catch::Contains("IndexBinaryIDMap") && Catch::Contains("codes: 60 of K = 64 bits"));
+
+  // Bad input: one clear line each.
+  auto expect_error = [&](const std::string& cmd, const std::string& needle) {
+    const auto e = run(f.tmp, cmd);
+    REQUIRE(e.status != 0);
+    REQUIRE_THAT(e.err, Catch::Contains(needle));
+    REQUIRE(std::count(e.err.begin(), e.err.end(), '\n') == 1);
+  };
+  nmhash::io::write_npy(f.tmp.file("short_ids.npy"), ids.data(), {f.n - 1});
+  expect_error(std::string(NMHASH_INDEX_BIN) + " build --codes " + f.tmp.file("d.npy") + " --bits 40 --ids " +
+                   f.tmp.file("short_ids.npy") + " --out " + f.tmp.file("x.nmhi"),
+               "short_ids.npy: 499 ids for 500 codes");
+  expect_error(std::string(NMHASH_INDEX_BIN) + " convert --in " + f.tmp.file("d.npy") + " --out " + f.tmp.file("y") +
+                   " --format nmhash",
+               "neither an nmhash index file");
+  const std::string raw = read_bytes(idx);
+  write_bytes(f.tmp.file("cut.nmhi"), raw.substr(0, raw.size() - 3));
+  expect_error(std::string(NMHASH_SEARCH_BIN) + " --query " + f.tmp.file("q.npy") + " --bits 40 --db " + f.tmp.file("cut.nmhi") +
+                   " --k 3 --out " + f.tmp.file("z"),
+               "(truncated)");
+  REQUIRE_FALSE(std::filesystem::exists(f.tmp.file("x.nmhi")));
+  REQUIRE_FALSE(std::filesystem::exists(f.tmp.file("z_D.npy")));
+}
+
 TEST_CASE("nmhash_train: every method trains and writes its summary; resumes only with the same settings",
           "[tools][fmnist]") {
   if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
@@ -195,6 +261,15 @@ TEST_CASE("nmhash_train --reduce-from: progressive NMLayer and Select runs write
     const std::size_t listed = static_cast<std::size_t>(std::count(grouping.begin(), grouping.end(), ',')) + 8;
     REQUIRE(listed == (reduction == "merge" ? 16u : 8u));
   }
+  // The thread count changes nothing: the same bytes on 1 and 3 threads,
+  // through the warm-up, the active phase's scoring and the truncations.
+  for (const std::string t : {"1", "3"}) {
+    const auto r = run(tmp, "OMP_NUM_THREADS=" + t + " " + common + " --reduction merge --out " + tmp.file("threads-" + t));
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+  }
+  REQUIRE(read_bytes(tmp.file("threads-1/db_codes.npy")) == read_bytes(tmp.file("threads-3/db_codes.npy")));
+  REQUIRE(read_bytes(tmp.file("threads-1/db_codes.npy")).size() > 300);
   // A classifier to pretrain a backbone: one output per class, top-1
   // accuracy on the queries; another width is refused.
   const std::string cls = tmp.file("classify");

@@ -1,5 +1,5 @@
 // nmhash_fuzz_seeds OUTDIR [MAX_BYTES]: writes the seed corpora of the fuzz
-// harnesses, OUTDIR/{npy,idx,safetensors,model}/, with the library's own
+// harnesses, OUTDIR/{npy,idx,safetensors,model,index}/, with the library's own
 // writers (valid files of every supported dtype, rank and layout) and the
 // hand-made regression inputs of crafted.hpp. Files over MAX_BYTES (the
 // 100000-deep JSON headers) are left out, for a fuzzer's corpus.
@@ -21,6 +21,7 @@
 #include "nmhash/core/error.hpp"
 #include "nmhash/hashing/model_io.hpp"
 #include "nmhash/hashing/partition.hpp"
+#include "nmhash/index/index_io.hpp"
 #include "nmhash/io/npy.hpp"
 #include "nmhash/io/safetensors.hpp"
 #include "nmhash/nn/serialize.hpp"
@@ -274,6 +275,41 @@ void model_seeds(const fs::path& dir) {
   safetensors_regressions(dir);
 }
 
+// ---- binary index files ----------------------------------------------------
+
+void index_seeds(const fs::path& dir) {
+  std::mt19937_64 g(21);
+  for (std::size_t bits : {12, 48, 64, 130}) {
+    nmhash::packed_codes c(9, bits);
+    for (std::size_t i = 0; i < c.size(); ++i)
+      for (std::size_t j = 0; j < bits; ++j) c.set_bit(i, j, g() & 1);
+    nmhash::binary_index seq(bits), ids(bits);
+    seq.add(c);
+    std::vector<std::int64_t> v(c.size());
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::int64_t>(g() % 1000) - 500;
+    ids.add_with_ids(c, v);
+    const std::string k = std::to_string(bits);
+    nmhash::io::save_index(seq, (dir / ("seq_" + k + ".nmhi")).string());
+    nmhash::io::save_index(ids, (dir / ("ids_" + k + ".nmhi")).string());
+    if (bits % 8 == 0) {
+      nmhash::io::write_faiss_index(seq, (dir / ("flat_" + k + ".faissindex")).string());
+      nmhash::io::write_faiss_index(ids, (dir / ("idmap_" + k + ".faissindex")).string());
+    }
+  }
+  nmhash::io::save_index(nmhash::binary_index(64), (dir / "empty.nmhi").string());
+  // Rejected, for the error paths: a damaged payload, a cut file, a huge
+  // count, an IDMap of the wrong size.
+  std::string b = read_whole(dir / "ids_48.nmhi");
+  b[70] = static_cast<char>(b[70] ^ 0x40);
+  write_file(dir / "bad_payload.nmhi", b);
+  write_file(dir / "bad_cut.nmhi", read_whole(dir / "ids_64.nmhi").substr(0, 100));
+  std::string f = read_whole(dir / "flat_64.faissindex");
+  f[13] = '\x7f';  // ntotal's high byte
+  write_file(dir / "bad_ntotal.faissindex", f);
+  std::string m = read_whole(dir / "idmap_48.faissindex");
+  write_file(dir / "bad_idmap_cut.faissindex", m.substr(0, m.size() - 8));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -290,7 +326,8 @@ int main(int argc, char** argv) {
     }
     const fs::path out(argv[1]);
     const std::vector<std::pair<std::string, void (*)(const fs::path&)>> targets{
-        {"npy", npy_seeds}, {"idx", idx_seeds}, {"safetensors", safetensors_seeds}, {"model", model_seeds}};
+        {"npy", npy_seeds}, {"idx", idx_seeds}, {"safetensors", safetensors_seeds}, {"model", model_seeds},
+        {"index", index_seeds}};
     for (const auto& [name, write] : targets) {
       const fs::path dir = out / name;
       fs::create_directories(dir);
