@@ -51,7 +51,10 @@ def learned_codes(build, workdir, n, noise, rng):
                         "--method", "hashnet", "--out", model_dir], check=True, capture_output=True)
     db = np.load(os.path.join(model_dir, "db_codes.npy"))
     q = np.load(os.path.join(model_dir, "query_codes.npy"))
-    pack = lambda c: np.packbits((c > 0).astype(np.uint8), axis=1, bitorder="little")
+    def pack(c):
+        # nmhash_train writes packed bytes (numpy.packbits order) or +-1 values.
+        bits = np.unpackbits(c, axis=1, bitorder="big")[:, :64] if c.dtype == np.uint8 else (c > 0).astype(np.uint8)
+        return np.packbits(bits, axis=1, bitorder="little")
     base, qb = pack(db), pack(q)
     reps = (n + len(base) - 1) // len(base)
     out = np.tile(base, (reps, 1))[:n]
@@ -63,6 +66,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("--sizes", default="1000000,10000000")
+    ap.add_argument("--data", default="uniform,learned")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
@@ -82,6 +86,8 @@ def main():
             "learned": (learned_db, learned_q[: args.queries]),
         }
         for name, (db, q) in datasets.items():
+            if name not in args.data.split(","):
+                continue
             with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
                 idx = faiss.IndexBinaryFlat(64)
                 idx.add(db)

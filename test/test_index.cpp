@@ -299,18 +299,27 @@ TEST_CASE("mih_index returns exactly the flat scan's top-k and range results", "
         const auto q = ref::pack(qb, k_bits);
         for (std::size_t m : {std::size_t{0}, (k_bits + 31) / 32, std::size_t{3}, std::size_t{5}}) {
           if (m > k_bits || (m > 0 && (k_bits + m - 1) / m > 32)) continue;
-          const nmhash::mih_index mih(idx, m);
-          INFO("substrings " << mih.substrings());
-          for (std::size_t k : {1, 10, 100, 899, 900, 950}) {
-            const auto want = idx.search(q, k), got = mih.search(q, k, nmhash::threads{2});
-            REQUIRE(got.distances == want.distances);
-            REQUIRE(got.indices == want.indices);
-          }
-          for (int radius : {0, 1, 3, static_cast<int>(k_bits / 4), static_cast<int>(k_bits) + 1}) {
-            const auto want = idx.range_search(q, radius), got = mih.range_search(q, radius);
-            REQUIRE(got.lims == want.lims);
-            REQUIRE(got.labels == want.labels);
-            REQUIRE(got.distances == want.distances);
+          // The tables alone (never the scan), then the default switch to it.
+          for (double scan_above : {std::numeric_limits<double>::infinity(), 0.25}) {
+            const nmhash::mih_index mih(idx, m, scan_above);
+            // The tables alone probe C(bits, r) values per substring and
+            // radius: keep their cases to short substrings and small k.
+            const bool tables_only = scan_above > 1;
+            if (tables_only && mih.substring_bits(0) > 16) continue;
+            INFO("substrings " << mih.substrings() << ", scan above " << scan_above);
+            for (std::size_t k : {1, 10, 100, 899, 900, 950}) {
+              if (tables_only && k > 100 && k_bits > 16) continue;
+              const auto want = idx.search(q, k), got = mih.search(q, k, nmhash::threads{2});
+              REQUIRE(got.distances == want.distances);
+              REQUIRE(got.indices == want.indices);
+            }
+            for (int radius : {0, 1, 3, static_cast<int>(k_bits / 4), static_cast<int>(k_bits) + 1}) {
+              if (tables_only && radius > static_cast<int>(k_bits / 4) && k_bits > 16) continue;
+              const auto want = idx.range_search(q, radius), got = mih.range_search(q, radius);
+              REQUIRE(got.lims == want.lims);
+              REQUIRE(got.labels == want.labels);
+              REQUIRE(got.distances == want.distances);
+            }
           }
         }
       }

@@ -15,9 +15,10 @@
 //
 // A table is a direct offset array when the substring has at most 22 bits
 // (16 MiB), else sorted keys searched by bisection. Positions are 32-bit.
-// When the probes a query needs would outnumber the codes (uniform codes
-// and long substrings, the method's worst case), the query scans the codes
-// not yet found instead, so it never costs much more than the flat scan.
+// When the probes and found codes of a query would reach a quarter of the
+// codes (uniform codes and long substrings, the method's worst case), the
+// query is answered by the flat scan instead, so it never costs much more
+// than the flat scan.
 #pragma once
 
 #include <algorithm>
@@ -42,7 +43,14 @@ class mih_index {
   // m = max(ceil(K / 32), round(K / log2(n))). The multi-index refers to
   // `idx` (it must outlive this object) and to its size at construction:
   // after a write to `idx` a search throws until the tables are rebuilt.
-  explicit mih_index(const binary_index& idx, std::size_t substrings = 0) : idx_(&idx), n_(idx.size()) {
+  // A query switches to the flat scan once its probes and found codes
+  // would exceed scan_above x n (infinity: never).
+  explicit mih_index(const binary_index& idx, std::size_t substrings = 0, double scan_above = 0.25)
+      : idx_(&idx), n_(idx.size()) {
+    require(scan_above > 0, "mih_index: scan_above must be positive, got ", scan_above);
+    budget_ = scan_above * static_cast<double>(n_) >= static_cast<double>(std::numeric_limits<std::size_t>::max())
+                  ? std::numeric_limits<std::size_t>::max()
+                  : static_cast<std::size_t>(scan_above * static_cast<double>(n_));
     const std::size_t K = idx.bits();
     require(K >= 2, "mih_index: multi-index hashing needs K >= 2 bits, the index has K = ", K);
     require(n_ <= std::numeric_limits<std::uint32_t>::max(), "mih_index: ", n_,
@@ -92,7 +100,15 @@ class mih_index {
     run_queries(queries, t, [&](query_state& st, std::size_t q) {
       const std::size_t K = idx_->bits();
       const std::size_t need = std::min(k, n_);
-      probe_until(st, queries, q, [&](std::size_t bound) { return st.count_upto(bound) >= need; });
+      if (!probe_until(st, queries, q, [&](std::size_t bound) { return st.count_upto(bound) >= need; })) {
+        const auto one = byte_codes_knn(single(queries, q), idx_->codes(), n_, K, k, one_thread());
+        for (std::size_t r = 0; r < k; ++r) {
+          res.distances[q * k + r] = one.distances[r];
+          const std::int64_t p = one.indices[r];
+          res.indices[q * k + r] = p < 0 || !idx_->has_ids() ? p : idx_->ids()[p];
+        }
+        return;
+      }
       // Every code at distance <= the k-th distance has been found.
       std::size_t r = 0;
       for (std::size_t d = 0; d <= K && r < need; ++d) {
@@ -119,7 +135,14 @@ class mih_index {
     if (radius > 0) {
       const std::size_t last = std::min<std::size_t>(static_cast<std::size_t>(radius) - 1, idx_->bits());
       run_queries(queries, t, [&](query_state& st, std::size_t q) {
-        probe_until(st, queries, q, [&](std::size_t bound) { return bound >= last; });
+        if (!probe_until(st, queries, q, [&](std::size_t bound) { return bound >= last; })) {
+          const auto one = byte_codes_range(single(queries, q), idx_->codes(), n_, idx_->bits(), radius, one_thread());
+          for (std::size_t j = 0; j < one.labels.size(); ++j) {
+            pos[q].push_back(static_cast<std::uint32_t>(one.labels[j]));
+            dist[q].push_back(one.distances[j]);
+          }
+          return;
+        }
         std::vector<std::pair<std::uint32_t, std::int32_t>> hits;
         for (std::size_t d = 0; d <= last; ++d)
           for (std::uint32_t p : st.by_distance[d]) hits.emplace_back(p, static_cast<std::int32_t>(d));
@@ -180,7 +203,7 @@ class mih_index {
     std::vector<std::uint64_t> qwords;
     // Found codes at distance < next. Codes found after a bound was
     // reached lie beyond it, so the count only grows at the top.
-    std::size_t next = 0, count = 0;
+    std::size_t next = 0, count = 0, touched_codes = 0;
 
     std::size_t count_upto(std::size_t bound) {
       while (next <= bound && next < by_distance.size()) count += by_distance[next++].size();
@@ -192,8 +215,20 @@ class mih_index {
       for (auto& b : by_distance) b.clear();
       next = 0;
       count = 0;
+      touched_codes = 0;
     }
   };
+
+  static packed_codes single(const packed_codes& queries, std::size_t q) {
+    packed_codes one(1, queries.bits());
+    std::copy(queries.row(q), queries.row(q) + queries.words_per_code(), one.row(0));
+    return one;
+  }
+  static scan_options one_thread() {
+    scan_options o;
+    o.threads.count = 1;
+    return o;
+  }
 
   void check_fresh() const {
     require(idx_->size() == n_, "mih_index: the index holds ", idx_->size(), " codes, the tables were built over ",
@@ -263,9 +298,10 @@ class mih_index {
   }
 
   // Probes the tables at growing radius until done(bound) holds, where
-  // every code at distance <= bound has been found, or every code has.
+  // every code at distance <= bound has been found, or every code has;
+  // false when the probes would cost more than a scan (nothing is decided).
   template <class Done>
-  void probe_until(query_state& st, const packed_codes& queries, std::size_t q, Done&& done) const {
+  bool probe_until(query_state& st, const packed_codes& queries, std::size_t q, Done&& done) const {
     const std::size_t m = tables_.size(), cs = idx_->code_size();
     const std::uint8_t* codes = idx_->codes();
     const std::uint64_t* qw = queries.row(q);
@@ -275,6 +311,7 @@ class mih_index {
       if (w & bit) return;
       if (w == 0) st.touched.push_back(p);
       w |= bit;
+      ++st.touched_codes;
       const int d = detail::byte_hamming<0, false>(st.qwords.data(), codes + std::size_t{p} * cs, cs);
       st.by_distance[static_cast<std::size_t>(d)].push_back(p);
     };
@@ -285,17 +322,16 @@ class mih_index {
         if (rho > t.len) {
           // Substring a was probed at every radius: every code was found.
           done(idx_->bits());
-          return;
+          return true;
         }
-        // Probing more table entries than there are codes costs more than
-        // the flat scan (uniform codes with long substrings): scan the rest.
-        probes += binomial(t.len, rho);
-        if (probes > n_) {
-          for (std::size_t p = 0; p < n_; ++p)
-            if (!(st.seen[p / 64] >> (p % 64) & 1u)) visit(static_cast<std::uint32_t>(p));
-          done(idx_->bits());
-          return;
-        }
+        // A probe or a found code costs a random access; once they would
+        // exceed the budget (a quarter of the codes by default), the flat
+        // scan is cheaper (uniform codes with long substrings): the caller
+        // scans instead.
+        const std::size_t step = binomial(t.len, rho);
+        std::size_t work = 0;
+        if (!add_fits(probes, step, work) || !add_fits(work, st.touched_codes, work) || work > budget_) return false;
+        probes += step;
         const std::uint32_t qs = substring_of_words(qw, t.begin, t.len);
         for_each_at_distance(t.len, rho, [&](std::uint32_t flip) {
           const std::uint32_t* first;
@@ -304,7 +340,7 @@ class mih_index {
           for (; first != last; ++first) visit(*first);
         });
         const std::size_t bound = m * rho + a;
-        if (bound >= idx_->bits() || done(bound)) return;
+        if (bound >= idx_->bits() || done(bound)) return true;
       }
     }
   }
@@ -341,6 +377,7 @@ class mih_index {
 
   const binary_index* idx_;
   std::size_t n_;
+  std::size_t budget_ = 0;
   std::vector<table> tables_;
 };
 
