@@ -77,7 +77,9 @@ inline int byte_hamming(const std::uint64_t* NMHASH_RESTRICT q, const std::uint8
   const std::size_t n = CS ? CS : cs;
   const std::size_t full = n / 8, tail = n % 8;
   int d = 0;
-  for (std::size_t w = 0; w < full; ++w) d += popcount64(q[w] ^ load_le64(p + 8 * w));
+  if constexpr (CS == 0 || CS >= 8) {
+    for (std::size_t w = 0; w < full; ++w) d += popcount64(q[w] ^ load_le64(p + 8 * w));
+  }
   if (tail) {
     if constexpr (Wide)
       d += popcount64((q[full] ^ load_le64(p + 8 * full)) & ((std::uint64_t{1} << (8 * tail)) - 1));
