@@ -102,9 +102,9 @@ class binary_index {
     require(count == codes.size(), "binary_index::add_with_ids: ", codes.size(), " codes but ", count, " ids");
     require(explicit_ids_ || empty(),
             "binary_index::add_with_ids: this index numbers its codes by position (add); ids cannot be added to it");
+    append(codes);
     explicit_ids_ = true;
     ids_.insert(ids_.end(), ids, ids + count);
-    append(codes);
   }
 
   // Appends n codes already in the byte layout (code_size() bytes each,
