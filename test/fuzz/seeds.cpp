@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -308,6 +309,14 @@ void index_seeds(const fs::path& dir) {
   write_file(dir / "bad_ntotal.faissindex", f);
   std::string m = read_whole(dir / "idmap_48.faissindex");
   write_file(dir / "bad_idmap_cut.faissindex", m.substr(0, m.size() - 8));
+  // Regression (libFuzzer): an IndexBinaryFlat declaring 589,824 codes and
+  // a matching code length in a 112-byte file made the reader allocate
+  // 4.7 MB before finding the file short.
+  std::string big = f.substr(0, 33);
+  const std::uint64_t n = 589824, bytes = n * 8;
+  std::memcpy(&big[12], &n, 8);
+  std::memcpy(&big[25], &bytes, 8);
+  write_file(dir / "regression_declared_codes.faissindex", big + std::string(79, '\x5a'));
 }
 
 }  // namespace

@@ -111,9 +111,15 @@ class file_reader {
   std::size_t offset() const { return at_; }
   const std::string& path() const { return path_; }
 
-  void read(void* out, std::size_t bytes, const char* what) {
+  // Throws unless `bytes` more bytes are left: called before allocating
+  // for a size the file declares.
+  void expect_left(std::size_t bytes, const char* what) const {
     require(bytes <= size_ - at_, path_, ": truncated: ", what, " needs ", bytes, " bytes at offset ", at_,
             " but the file has ", size_ - at_, " left (file size ", size_, ")");
+  }
+
+  void read(void* out, std::size_t bytes, const char* what) {
+    expect_left(bytes, what);
     auto* p = static_cast<std::uint8_t*>(out);
     std::size_t done = 0;
     while (done < bytes) {
@@ -390,12 +396,14 @@ inline binary_index read_faiss_index(const std::string& path) {
   std::size_t expect = 0;
   require(mul_fits(n, cs, expect) && bytes == expect, path, ": the codes are ", bytes, " bytes, expected ntotal x ",
           "code_size = ", n, " x ", cs);
+  r.expect_left(expect, "the codes");
   std::vector<std::uint8_t> codes(expect);
   r.read(codes.data(), codes.size(), "the codes");
   std::vector<std::int64_t> ids;
   if (idmap) {
     const auto count = r.read<std::uint64_t>("the number of ids");
     require(count == n, path, ": the IDMap holds ", count, " ids for ", n, " codes");
+    r.expect_left(checked_mul(n, 8, path, ": ids"), "the ids");
     ids.resize(n);
     r.read(ids.data(), 8 * n, "the ids");
   }
