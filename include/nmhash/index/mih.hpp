@@ -17,8 +17,9 @@
 // (16 MiB), else sorted keys searched by bisection. Positions are 32-bit.
 // When the probes and found codes of a query would reach a quarter of the
 // codes (uniform codes and long substrings, the method's worst case), the
-// query is answered by the flat scan instead, so it never costs much more
-// than the flat scan.
+// query is answered by the flat scan instead; this bounds its cost (the
+// probes before the switch are random accesses: about 10 flat scans on 1M
+// uniform 64-bit codes, docs/performance.md).
 #pragma once
 
 #include <algorithm>
