@@ -29,18 +29,14 @@ inline int resolve_threads(threads t) {
 #endif
 }
 
-// Calls body(i) for i in [0, n) across threads, with dynamic scheduling in
-// chunks of `chunk`. An exception thrown by body is re-thrown on the calling
-// thread (the first one wins; remaining iterations are skipped).
-template <class Body>
-void parallel_for(std::int64_t n, threads t, std::int64_t chunk, Body&& body) {
-  if (n <= 0) return;
-  const int nt = resolve_threads(t);
-  if (nt <= 1 || n == 1) {
-    for (std::int64_t i = 0; i < n; ++i) body(i);
-    return;
-  }
+namespace detail {
+
 #if defined(_OPENMP)
+// body(i) for i in [0, n) in an OpenMP region of nt threads, dynamic
+// chunks; the first exception is re-thrown here, the rest of the
+// iterations skipped.
+template <class Body>
+void omp_for(std::int64_t n, int nt, std::int64_t chunk, Body& body) {
   std::exception_ptr failure;
   std::mutex failure_mutex;
   bool failed = false;
@@ -60,6 +56,24 @@ void parallel_for(std::int64_t n, threads t, std::int64_t chunk, Body&& body) {
     }
   }
   if (failure) std::rethrow_exception(failure);
+}
+#endif
+
+}  // namespace detail
+
+// Calls body(i) for i in [0, n) across threads, with dynamic scheduling in
+// chunks of `chunk`. An exception thrown by body is re-thrown on the calling
+// thread (the first one wins; remaining iterations are skipped).
+template <class Body>
+void parallel_for(std::int64_t n, threads t, std::int64_t chunk, Body&& body) {
+  if (n <= 0) return;
+  const int nt = resolve_threads(t);
+  if (nt <= 1 || n == 1) {
+    for (std::int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+#if defined(_OPENMP)
+  detail::omp_for(n, nt, chunk, body);
 #else
   (void)chunk;
   for (std::int64_t i = 0; i < n; ++i) body(i);
@@ -81,25 +95,8 @@ void parallel_blocks(std::int64_t n, std::int64_t block, Body&& body) {
 #if defined(_OPENMP)
   const int nt = omp_get_max_threads();
   if (nt > 1 && !omp_in_parallel()) {
-    std::exception_ptr failure;
-    std::mutex failure_mutex;
-    bool failed = false;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (std::int64_t b = 0; b < blocks; ++b) {
-      bool skip;
-#pragma omp atomic read
-      skip = failed;
-      if (skip) continue;
-      try {
-        body(b * block, b + 1 < blocks ? (b + 1) * block : n);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(failure_mutex);
-        if (!failure) failure = std::current_exception();
-#pragma omp atomic write
-        failed = true;
-      }
-    }
-    if (failure) std::rethrow_exception(failure);
+    auto one = [&](std::int64_t b) { body(b * block, b + 1 < blocks ? (b + 1) * block : n); };
+    detail::omp_for(blocks, nt, 1, one);
     return;
   }
 #endif
