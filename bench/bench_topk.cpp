@@ -84,6 +84,71 @@ void BM_nmhash_binary_index(benchmark::State& state) {
     state.SkipWithError("binary_index and hamming_knn results differ");
 }
 
+// binary_index on 1 thread at each instruction-set level this CPU has
+// (range(0) = level): what the run-time dispatch buys.
+void BM_nmhash_binary_index_isa(benchmark::State& state) {
+  const auto level = static_cast<nmhash::isa>(state.range(0));
+  const auto& d = data();
+  nmhash::scan_options opt;
+  opt.threads.count = 1;
+  nmhash::set_isa_limit(level);
+  nmhash::knn_result res;
+  for (auto _ : state) {
+    res = d.index.search(d.q, kTop, opt);
+    benchmark::DoNotOptimize(res.indices.data());
+  }
+  nmhash::set_isa_limit(nmhash::isa::avx512);
+  set_counters(state, 1);
+  state.SetLabel(nmhash::isa_name(level));
+  const auto ours = nmhash::hamming_knn(d.q, d.db, kTop, nmhash::threads{1});
+  if (res.distances != ours.distances || res.indices != ours.indices)
+    state.SkipWithError("results differ between levels");
+}
+
+// Physical limits of one core. Popcount throughput: XOR and popcount of one
+// query against 4,096 codes that stay in L1, summed (no selection), at the
+// best level this CPU has. Memory bandwidth: a streaming sum over 512 MiB.
+NMHASH_TARGET_POPCNT NMHASH_NOINLINE std::uint64_t popcount_sweep(std::uint64_t q, const std::uint64_t* x,
+                                                                   std::size_t n) {
+  std::uint64_t a = 0, b = 0, c = 0, e = 0;
+  for (std::size_t j = 0; j + 4 <= n; j += 4) {
+    a += static_cast<std::uint64_t>(__builtin_popcountll(q ^ x[j]));
+    b += static_cast<std::uint64_t>(__builtin_popcountll(q ^ x[j + 1]));
+    c += static_cast<std::uint64_t>(__builtin_popcountll(q ^ x[j + 2]));
+    e += static_cast<std::uint64_t>(__builtin_popcountll(q ^ x[j + 3]));
+  }
+  return a + b + c + e;
+}
+
+void BM_limit_popcount_pairs(benchmark::State& state) {
+  std::vector<std::uint64_t> x(4096);
+  for (std::size_t j = 0; j < x.size(); ++j) x[j] = 0x9E3779B97F4A7C15ULL * (j + 1);
+  std::uint64_t q = 1, sum = 0;
+  for (auto _ : state) {
+    sum += popcount_sweep(q, x.data(), x.size());
+    q = q * 6364136223846793005ULL + 1;
+  }
+  benchmark::DoNotOptimize(sum);
+  state.counters["pairs/s"] = benchmark::Counter(static_cast<double>(x.size()) * static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+}
+
+void BM_limit_memory_read(benchmark::State& state) {
+  std::vector<std::uint64_t> x(std::size_t{64} << 20, 1);  // 512 MiB
+  std::uint64_t sum = 0;
+  for (auto _ : state) {
+    std::uint64_t a = 0, b = 0;
+    for (std::size_t j = 0; j + 2 <= x.size(); j += 2) {
+      a += x[j];
+      b += x[j + 1];
+    }
+    sum += a + b;
+  }
+  benchmark::DoNotOptimize(sum);
+  state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(x.size() * 8) * static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+}
+
 // One query at a time: the latency an engine serving single requests sees.
 void BM_nmhash_binary_index_one_query(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
@@ -128,6 +193,12 @@ void BM_faiss_IndexBinaryFlat(benchmark::State& state) {
 #endif
 
 void register_all() {
+  benchmark::RegisterBenchmark("limits/popcount_pairs_in_L1", BM_limit_popcount_pairs)->UseRealTime()->MinTime(0.3);
+  benchmark::RegisterBenchmark("limits/memory_read", BM_limit_memory_read)
+      ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+  for (int l = 0; l <= static_cast<int>(nmhash::detected_isa()); ++l)
+    benchmark::RegisterBenchmark("topk/K64/nmhash_binary_index_by_isa", BM_nmhash_binary_index_isa)
+        ->Arg(l)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(l == 0 ? 1 : 2);
   for (int t : bench::thread_counts()) {
     benchmark::RegisterBenchmark("topk/K64/nmhash_hamming_knn", BM_nmhash_knn)
         ->Arg(t)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(t == 1 ? 2 : 4);

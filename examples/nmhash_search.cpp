@@ -84,9 +84,9 @@ int run_tool(int argc, char** argv) {
     nmhash::io::write_npy(outputs.add(out + "_I.npy"), res.indices.data(), {res.queries, res.k});
     outputs.commit();
     std::printf("searched %zu queries x %zu items, K = %zu bits, k = %zu, threads = %d: %.4f s "
-                "(%.1f queries/s)\n",
+                "(%.1f queries/s, instruction set %s)\n",
                 q.size(), items, q.bits(), k, nmhash::resolve_threads(nmhash::threads{threads}), s,
-                s > 0 ? static_cast<double>(q.size()) / s : 0.0);
+                s > 0 ? static_cast<double>(q.size()) / s : 0.0, nmhash::isa_name(nmhash::active_isa()));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nmhash_search: error: %s\n", e.what());
     return 1;

@@ -73,6 +73,8 @@ def main():
     ap.add_argument("--noise", type=float, default=0.05)
     ap.add_argument("--out", default="results/bench/index.json")
     ap.add_argument("--workdir", default="results/bench/index-data")
+    ap.add_argument("--exact-only", action="store_true",
+                    help="only the exact methods (nmhash flat and mih, FAISS IndexBinaryFlat)")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
@@ -108,10 +110,12 @@ def main():
                         print(f"warning: nmhash {method} differs from FAISS IndexBinaryFlat on {name} n={n}",
                               file=sys.stderr)
                     results["nmhash " + method] += (same,)
-                for label, make in (("faiss IndexBinaryMultiHash", lambda: faiss.IndexBinaryMultiHash(64, 3, 21)),
-                                    ("faiss IndexBinaryHNSW", lambda: faiss.IndexBinaryHNSW(64, 16)),
-                                    ("faiss IndexBinaryIVF", lambda: faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(64), 64,
-                                                                                         max(1, int(np.sqrt(n)))))):
+                approximate = () if args.exact_only else (
+                    ("faiss IndexBinaryMultiHash", lambda: faiss.IndexBinaryMultiHash(64, 3, 21)),
+                    ("faiss IndexBinaryHNSW", lambda: faiss.IndexBinaryHNSW(64, 16)),
+                    ("faiss IndexBinaryIVF", lambda: faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(64), 64,
+                                                                         max(1, int(np.sqrt(n))))))
+                for label, make in approximate:
                     index = make()
                     t = time.perf_counter()
                     if not index.is_trained:

@@ -79,8 +79,15 @@ TEST_CASE("packed bytes follow numpy.packbits in both bit orders", "[codes]") {
       std::vector<std::uint8_t> bytes(7 * nmhash::bytes_for_bits(k));
       nmhash::to_packed_bytes(p, bytes.data(), order);
       REQUIRE(nmhash::from_packed_bytes(bytes.data(), 7, k, order) == p);
+      REQUIRE(nmhash::from_packed_bytes(bytes.data(), bytes.size(), 7, k, order) == p);
     }
   }
+  // With a length, a buffer of the wrong size is an error naming both sizes.
+  std::vector<std::uint8_t> five(5);
+  REQUIRE_THROWS_WITH(nmhash::from_packed_bytes(five.data(), five.size(), 2, 24, nmhash::bit_order::lsb_first),
+                      Catch::Contains("2 codes of K = 24 bits need 2 x 3 = 6 bytes, the buffer holds 5"));
+  REQUIRE_THROWS_WITH(nmhash::from_packed_bytes(five.data(), five.size(), 1, 0, nmhash::bit_order::lsb_first),
+                      Catch::Contains("code length K = 0"));
 }
 
 TEST_CASE("select_bits and drop_bits keep, drop and reorder bits", "[codes]") {

@@ -172,6 +172,9 @@ TEST_CASE("binary_index rejects bad arguments with nmhash::error", "[index]") {
   // An absurd k is an nmhash::error, not std::bad_alloc.
   REQUIRE_THROWS_AS(idx.search(nmhash::packed_codes(4, 12), std::numeric_limits<std::size_t>::max() / 2),
                     nmhash::error);
+  // One query: the product fits, the vector's size limit does not.
+  REQUIRE_THROWS_AS(idx.search(q, std::size_t{1} << 62), nmhash::error);
+  REQUIRE_THROWS_AS(nmhash::hamming_knn(q, nmhash::packed_codes(3, 12), std::size_t{1} << 62), nmhash::error);
   REQUIRE_THROWS_WITH(idx.reconstruct(0, 1), Contains("out of range for 0 codes"));
 }
 

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "nmhash/codes/packed_codes.hpp"
+#include "nmhash/core/checked.hpp"
 #include "nmhash/core/device.hpp"
 #include "nmhash/core/error.hpp"
 
@@ -79,7 +80,8 @@ inline std::uint8_t reverse_byte(std::uint8_t b) {
 }  // namespace detail
 
 // Codes from packed bytes: n rows of bytes_for_bits(k) bytes. Padding bits
-// of the last byte (those beyond k) are ignored.
+// of the last byte (those beyond k) are ignored. The caller guarantees the
+// n x bytes_for_bits(k) bytes; the overload below checks a buffer length.
 inline packed_codes from_packed_bytes(const std::uint8_t* bytes, std::size_t n, std::size_t k,
                                       bit_order order = bit_order::msb_first) {
   packed_codes c(n, k);
@@ -94,6 +96,20 @@ inline packed_codes from_packed_bytes(const std::uint8_t* bytes, std::size_t n, 
   }
   c.clear_padding();
   return c;
+}
+
+// The same from a buffer of `size` bytes, which must be exactly n rows of
+// bytes_for_bits(k) bytes.
+inline packed_codes from_packed_bytes(const std::uint8_t* bytes, std::size_t size, std::size_t n, std::size_t k,
+                                      bit_order order) {
+  require(k >= 1 && k <= max_code_bits, "from_packed_bytes: code length K = ", k, " is outside [1, ",
+          max_code_bits, "]");
+  const std::size_t need = checked_mul(n, bytes_for_bits(k), "from_packed_bytes: n x bytes per code");
+  if (size != need)
+    detail::fail("from_packed_bytes: ", n, " codes of K = ", k, " bits need ", n, " x ", bytes_for_bits(k), " = ",
+                 need, " bytes, the buffer holds ", size);
+  if (bytes == nullptr && size != 0) detail::fail("from_packed_bytes: null buffer");
+  return from_packed_bytes(bytes, n, k, order);
 }
 
 // Writes codes as packed bytes, n rows of bytes_for_bits(K) bytes, padding

@@ -14,12 +14,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <vector>
 
 #include "nmhash/codes/packed_codes.hpp"
 #include "nmhash/core/bits.hpp"
 #include "nmhash/core/checked.hpp"
+#include "nmhash/core/cpu.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/core/parallel.hpp"
 #include "nmhash/retrieval/topk.hpp"
@@ -98,10 +100,13 @@ inline std::size_t wide_end(std::size_t n, std::size_t cs) {
   return total >= span ? (total - span) / cs + 1 : 0;
 }
 
-template <std::size_t CS>
+template <std::size_t CS, isa L = isa::generic>
 void byte_knn_scan(topk_selector& sel, const std::uint64_t* NMHASH_RESTRICT q,
                    const std::uint8_t* NMHASH_RESTRICT codes, std::size_t cs, std::size_t begin,
                    std::size_t end, std::size_t wide) {
+  if constexpr (CS == 8) {
+    if (knn_scan8_vector<L>(sel, q[0], codes, begin, end)) return;
+  }
   int hstar = sel.threshold();
   const std::size_t n = CS ? CS : cs;
   std::size_t j = begin;
@@ -227,7 +232,7 @@ inline knn_result byte_codes_knn(const packed_codes& queries, const std::uint8_t
   try {
     res.distances.resize(entries);
     res.indices.resize(entries);
-  } catch (const std::bad_alloc&) {
+  } catch (const std::exception&) {  // std::bad_alloc or std::length_error
     detail::fail("search: cannot allocate the result of ", nq, " queries x k = ", k, " (", entries,
                  " entries of 12 bytes)");
   }
@@ -242,8 +247,13 @@ inline knn_result byte_codes_knn(const packed_codes& queries, const std::uint8_t
   std::vector<std::int64_t> part_i;
   if (plan.parts > 1) {
     const std::size_t e = checked_mul(entries, plan.parts, "search: per-part results");
-    part_d.resize(e);
-    part_i.resize(e);
+    try {
+      part_d.resize(e);
+      part_i.resize(e);
+    } catch (const std::exception&) {
+      detail::fail("search: cannot allocate the per-part results of ", nq, " queries x k = ", k, " x ", plan.parts,
+                   " parts");
+    }
   }
   const std::size_t tasks = plan.tiles * plan.parts;
   detail::dispatch_code_size(cs, [&](auto c) {
@@ -258,13 +268,16 @@ inline knn_result byte_codes_knn(const packed_codes& queries, const std::uint8_t
       sel.reserve(q1 - q0);
       for (std::size_t q = q0; q < q1; ++q) {
         detail::query_words(queries, q, words, qw.data() + (q - q0) * words);
-        sel.emplace_back(k, bits);
+        sel.emplace_back(k, bits, b1 - b0);
       }
-      for (std::size_t b = b0; b < b1; b += opt.database_block) {
-        const std::size_t e = std::min(b1, b + opt.database_block);
-        for (std::size_t q = q0; q < q1; ++q)
-          detail::byte_knn_scan<CS>(sel[q - q0], qw.data() + (q - q0) * words, codes, cs, b, e, wide);
-      }
+      with_isa([&](auto level) {
+        constexpr isa L = decltype(level)::value;
+        for (std::size_t b = b0; b < b1; b += opt.database_block) {
+          const std::size_t e = std::min(b1, b + opt.database_block);
+          for (std::size_t q = q0; q < q1; ++q)
+            detail::byte_knn_scan<CS, L>(sel[q - q0], qw.data() + (q - q0) * words, codes, cs, b, e, wide);
+        }
+      });
       for (std::size_t q = q0; q < q1; ++q) {
         const std::size_t off = plan.parts > 1 ? (q * plan.parts + p) * k : q * k;
         std::int32_t* od = plan.parts > 1 ? part_d.data() + off : res.distances.data() + off;
@@ -330,8 +343,10 @@ inline range_result byte_codes_range(const packed_codes& queries, const std::uin
       std::vector<std::uint64_t> qw(words);
       for (std::size_t q = q0; q < q1; ++q) {
         detail::query_words(queries, q, words, qw.data());
-        detail::byte_range_scan<CS>(pos[q * plan.parts + p], dist[q * plan.parts + p], qw.data(), codes, cs, b0,
-                                    b1, wide, radius);
+        with_isa([&](auto) {
+          detail::byte_range_scan<CS>(pos[q * plan.parts + p], dist[q * plan.parts + p], qw.data(), codes, cs,
+                                      b0, b1, wide, radius);
+        });
       }
     });
   });

@@ -36,7 +36,7 @@ inline packed_codes codes_from_npy(const npy_array& a, const std::string& path, 
     require(bytes_for_bits(k) == cols, path, ": packed uint8 codes of K = ", k, " bits need ",
             bytes_for_bits(k), " bytes per row, found ", cols);
     require(k <= max_code_bits, path, ": K = ", k, " exceeds the supported ", max_code_bits);
-    return from_packed_bytes(a.bytes.data(), n, k, order);
+    return from_packed_bytes(a.bytes.data(), a.bytes.size(), n, k, order);
   }
   require(!bits || bits == cols, path, ": expected K = ", bits, " bits, found ", cols,
           " columns");

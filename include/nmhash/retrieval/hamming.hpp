@@ -12,6 +12,7 @@
 #include "nmhash/codes/packed_codes.hpp"
 #include "nmhash/core/bits.hpp"
 #include "nmhash/core/config.hpp"
+#include "nmhash/core/cpu.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/core/parallel.hpp"
 
@@ -83,9 +84,10 @@ inline std::vector<std::int32_t> hamming_distances(const packed_codes& queries,
   dispatch_width(database.words_per_code(), [&](auto w) {
     constexpr int W = decltype(w)::value;
     parallel_for(static_cast<std::int64_t>(queries.size()), t, 1, [&](std::int64_t i) {
-      detail::distances_to_block<W>(queries.row(static_cast<std::size_t>(i)), database.data(), n,
-                                    database.words_per_code(),
-                                    out.data() + static_cast<std::size_t>(i) * n);
+      with_isa([&](auto) {
+        detail::distances_to_block<W>(queries.row(static_cast<std::size_t>(i)), database.data(), n,
+                                      database.words_per_code(), out.data() + static_cast<std::size_t>(i) * n);
+      });
     });
   });
   return out;

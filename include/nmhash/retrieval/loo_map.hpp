@@ -43,14 +43,22 @@ struct loo_map_result {
 
 namespace detail {
 
-// Tie-aware AP with all bits and with each bit deleted, for one query.
-template <int W, class Rel>
-void loo_query_tie_aware(const std::uint64_t* q, const packed_codes& db, const Rel& rel,
-                         cell_bit_counter<W>& pos, std::vector<std::uint32_t>& counts,
-                         const harmonic_numbers& H,
-                         double& full, double* without) {
+// The cell counts of one query: pos.added(cell) and pos.count(cell, bit),
+// copied out of the level's counter so that the AP computation below is
+// compiled once, outside the dispatched scan.
+struct loo_cell_counts {
+  std::vector<std::uint32_t> added;
+  std::vector<std::uint32_t> bits;  // cells x (64 words)
+  std::size_t stride = 0;
+  std::uint32_t count(std::size_t cell, std::size_t bit) const { return bits[cell * stride + bit]; }
+};
+
+// Adds every database item to the counter cell of its (distance,
+// relevance) and copies the counts to `out`.
+template <int W, class Counter, class Rel>
+void loo_count_cells(const std::uint64_t* q, const packed_codes& db, const Rel& rel, Counter& pos,
+                     loo_cell_counts& out) {
   const std::size_t n = db.size(), words = db.words_per_code();
-  const int K = static_cast<int>(db.bits());
   pos.reset();
   const std::uint64_t* base = db.data();
   if constexpr (W == 1) {
@@ -74,7 +82,21 @@ void loo_query_tie_aware(const std::uint64_t* q, const packed_codes& db, const R
     }
   }
   pos.finish();
-  for (std::size_t cell = 0; cell < counts.size(); ++cell) counts[cell] = pos.added(cell);
+  const std::size_t cells = out.added.size();
+  out.stride = 64 * words;
+  out.bits.resize(cells * out.stride);
+  for (std::size_t cell = 0; cell < cells; ++cell) {
+    out.added[cell] = pos.added(cell);
+    for (std::size_t bit = 0; bit < out.stride; ++bit) out.bits[cell * out.stride + bit] = pos.count(cell, bit);
+  }
+}
+
+// Tie-aware AP with all bits and with each bit deleted, for one query,
+// from its cell counts.
+inline void loo_query_tie_aware(const loo_cell_counts& pos, std::size_t K_bits, const harmonic_numbers& H,
+                                double& full, double* without) {
+  const int K = static_cast<int>(K_bits);
+  const std::vector<std::uint32_t>& counts = pos.added;
   full = tie_aware_ap(counts.data(), K, H);
   // Distances above the largest occupied one contribute nothing.
   int top = K;
@@ -101,7 +123,9 @@ void loo_query_index_order(const std::uint64_t* q, const packed_codes& db, const
   const std::size_t K = db.bits();
   static const std::vector<std::size_t> none;
   const item_tag<W, Rel> tag{q, db.data(), words, rel};
-  for (std::size_t j = 0; j < n; ++j) tags[j] = static_cast<std::uint16_t>(tag(j));
+  with_isa([&](auto) {
+    for (std::size_t j = 0; j < n; ++j) tags[j] = static_cast<std::uint16_t>(tag(j));
+  });
   const std::uint16_t* t = tags.data();
   auto ap_of_scan = [&](std::size_t buckets, const auto& tagfn) {
     ranks.scan(n, buckets, tagfn);
@@ -146,24 +170,28 @@ loo_map_result leave_one_bit_out_map(const packed_codes& queries, const packed_c
     const std::int64_t chunk = 4;
     const std::int64_t tasks = (static_cast<std::int64_t>(nq) + chunk - 1) / chunk;
     parallel_for(tasks, t, 1, [&](std::int64_t task) {
-      std::vector<std::uint32_t> counts(cells);
       const std::size_t q0 = static_cast<std::size_t>(task * chunk);
       const std::size_t q1 = std::min(nq, q0 + static_cast<std::size_t>(chunk));
       if (ties == tie_rule::aware) {
-        detail::cell_bit_counter<W> pos(cells, database.words_per_code());
-        for (std::size_t q = q0; q < q1; ++q)
+        detail::loo_cell_counts cc;
+        cc.added.resize(cells);
+        for (std::size_t q = q0; q < q1; ++q) {
           with_relevance(query_labels, database_labels, q, [&](const auto& rel) {
-            detail::loo_query_tie_aware<W>(queries.row(q), database, rel, pos, counts, H,
-                                           full[q], without.data() + q * K);
+            with_isa([&](auto level) {
+              detail::cell_bit_counter<W, decltype(level)::value> pos(cells, database.words_per_code());
+              detail::loo_count_cells<W>(queries.row(q), database, rel, pos, cc);
+            });
           });
+          detail::loo_query_tie_aware(cc, K, H, full[q], without.data() + q * K);
+        }
       } else {
         std::vector<std::uint16_t> tags(n);
         detail::index_order_ranks ranks;
         detail::index_order_stats stats;
         for (std::size_t q = q0; q < q1; ++q)
           with_relevance(query_labels, database_labels, q, [&](const auto& rel) {
-            detail::loo_query_index_order<W>(queries.row(q), database, rel, tags, ranks, stats,
-                                             full[q], without.data() + q * K);
+            detail::loo_query_index_order<W>(queries.row(q), database, rel, tags, ranks, stats, full[q],
+                                             without.data() + q * K);
           });
       }
     });

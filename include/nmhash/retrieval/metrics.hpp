@@ -152,12 +152,16 @@ inline evaluation evaluate(const packed_codes& queries, const packed_codes& data
         with_relevance(query_labels, database_labels, q, [&](const auto& rel) {
           const std::uint64_t* qc = queries.row(q);
           if (opt.index_order) {
-            ranks.scan(n, nbins / 2, detail::item_tag<W, std::decay_t<decltype(rel)>>{qc, database.data(), words, rel});
+            with_isa([&](auto) {
+              ranks.scan(n, nbins / 2,
+                         detail::item_tag<W, std::decay_t<decltype(rel)>>{qc, database.data(), words, rel});
+            });
             ranks.histogram(counts.data());
             ranks.finish();
           } else {
-            detail::distance_relevance_histogram<W>(qc, database.data(), n, words, rel,
-                                                    counts.data(), nbins);
+            with_isa([&](auto) {
+              detail::distance_relevance_histogram<W>(qc, database.data(), n, words, rel, counts.data(), nbins);
+            });
           }
         });
         const std::uint32_t* cts = counts.data();

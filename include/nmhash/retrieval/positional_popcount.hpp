@@ -13,10 +13,12 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "nmhash/core/bits.hpp"
 #include "nmhash/core/config.hpp"
+#include "nmhash/core/cpu.hpp"
 
 namespace nmhash::detail {
 
@@ -139,14 +141,15 @@ class bucketed_positional_popcount {
   std::vector<std::uint32_t> counts_;
 };
 
-#if defined(__AVX2__) && (defined(__GNUC__) || defined(__clang__))
-#define NMHASH_VECTOR_BIT_COUNTER 1
+#if defined(__GNUC__) || defined(__clang__)
+#define NMHASH_HAS_VECTOR_BIT_COUNTER 1
 
-// The same interface for targets with 256-bit integer vectors: every bit of
-// a value is broadcast into a byte lane and added to its bucket's byte
-// counters (two 32-byte vectors per word), which spill into the integer
-// counters every 128 values. Written with the GCC/Clang vector extension,
-// so the compiler emits AVX2 (or wider) instructions.
+// The same interface for 256-bit integer vectors: every bit of a value is
+// broadcast into a byte lane and added to its bucket's byte counters (two
+// 32-byte vectors per word), which spill into the integer counters every
+// 128 values. Written with the GCC/Clang vector extension; it is used at
+// the avx2 level (cell_bit_counter), where the scan that adds the values is
+// compiled for AVX2 (core/cpu.hpp), whatever the translation unit's flags.
 template <int W>
 class vector_bit_counter {
   typedef std::uint64_t u64x4 __attribute__((vector_size(32)));
@@ -218,11 +221,17 @@ class vector_bit_counter {
   std::vector<std::uint32_t> counts_;
 };
 
-template <int W>
-using cell_bit_counter = vector_bit_counter<W>;
 #else
-template <int W>
-using cell_bit_counter = bucketed_positional_popcount<W>;
+#define NMHASH_HAS_VECTOR_BIT_COUNTER 0
+#endif
+
+// The counter leave-one-bit-out MAP uses at instruction-set level L.
+template <int W, isa L>
+using cell_bit_counter =
+#if NMHASH_HAS_VECTOR_BIT_COUNTER
+    std::conditional_t<(L >= isa::avx2), vector_bit_counter<W>, bucketed_positional_popcount<W>>;
+#else
+    bucketed_positional_popcount<W>;
 #endif
 
 }  // namespace nmhash::detail

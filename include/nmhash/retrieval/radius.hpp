@@ -43,14 +43,16 @@ inline radius_result hamming_radius_search(const packed_codes& queries,
       std::vector<std::size_t> count(static_cast<std::size_t>(r) + 2, 0);
       std::vector<std::int64_t> found;
       std::vector<std::uint16_t> found_d;
-      for (std::size_t j = 0; j < n; ++j) {
-        const int d = hamming<W>(qc, database.data() + j * words, words);
-        if (d <= r) {
-          found.push_back(static_cast<std::int64_t>(j));
-          found_d.push_back(static_cast<std::uint16_t>(d));
-          ++count[static_cast<std::size_t>(d) + 1];
+      with_isa([&](auto) {
+        for (std::size_t j = 0; j < n; ++j) {
+          const int d = hamming<W>(qc, database.data() + j * words, words);
+          if (d <= r) {
+            found.push_back(static_cast<std::int64_t>(j));
+            found_d.push_back(static_cast<std::uint16_t>(d));
+            ++count[static_cast<std::size_t>(d) + 1];
+          }
         }
-      }
+      });
       for (std::size_t h = 1; h < count.size(); ++h) count[h] += count[h - 1];
       hits[q].resize(found.size());
       dists[q].resize(found.size());

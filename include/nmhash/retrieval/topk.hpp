@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <limits>
 #include <new>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -27,7 +28,9 @@
 #include "nmhash/core/device.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/core/parallel.hpp"
+#include "nmhash/core/cpu.hpp"
 #include "nmhash/retrieval/hamming.hpp"
+#include "nmhash/retrieval/scan_kernels.hpp"
 
 namespace nmhash {
 
@@ -56,9 +59,12 @@ namespace detail {
 // Selection state of one query.
 class topk_selector {
  public:
-  topk_selector(std::size_t k, std::size_t bits)
+  // n: the number of items the query will see (bounds the buffer when k
+  // exceeds it).
+  topk_selector(std::size_t k, std::size_t bits, std::size_t n = static_cast<std::size_t>(-1))
       : k_(k), hstar_(static_cast<int>(bits) + 1), hist_(bits + 2, 0) {
-    cap_ = k + std::max<std::size_t>(k, 256);
+    const std::size_t keep = std::min(k, n);
+    cap_ = keep + std::max<std::size_t>(keep, 256);
     dist_.resize(cap_);
     idx_.resize(cap_);
   }
@@ -139,10 +145,15 @@ class topk_selector {
   std::vector<std::int64_t> idx_;
 };
 
-template <int W>
+// Scalar scan at level L (the vector kernels take one-word codes at
+// avx2 and above).
+template <int W, isa L = isa::generic>
 void knn_scan_block(topk_selector& sel, const std::uint64_t* NMHASH_RESTRICT q,
                     const std::uint64_t* NMHASH_RESTRICT db, std::size_t begin, std::size_t end,
                     std::size_t words) {
+  if constexpr (W == 1) {
+    if (knn_scan8_vector<L>(sel, q[0], reinterpret_cast<const std::uint8_t*>(db), begin, end)) return;
+  }
   int hstar = sel.threshold();
   if constexpr (W == 1) {
     // Four items per step with one combined threshold test: the common case
@@ -200,7 +211,7 @@ knn_result hamming_knn(const packed_codes& queries, const packed_codes& database
   try {
     res.distances.resize(entries);
     res.indices.resize(entries);
-  } catch (const std::bad_alloc&) {
+  } catch (const std::exception&) {  // std::bad_alloc or std::length_error
     detail::fail("hamming_knn: cannot allocate the result of ", queries.size(), " queries x k = ", k, " (",
                  entries, " entries of 12 bytes)");
   }
@@ -218,12 +229,15 @@ knn_result hamming_knn(const packed_codes& queries, const packed_codes& database
       const std::size_t q1 = std::min(queries.size(), q0 + tile);
       std::vector<detail::topk_selector> sel;
       sel.reserve(q1 - q0);
-      for (std::size_t q = q0; q < q1; ++q) sel.emplace_back(k, database.bits());
-      for (std::size_t b = 0; b < n; b += opt.database_block) {
-        const std::size_t e = std::min(n, b + opt.database_block);
-        for (std::size_t q = q0; q < q1; ++q)
-          detail::knn_scan_block<W>(sel[q - q0], queries.row(q), database.data(), b, e, words);
-      }
+      for (std::size_t q = q0; q < q1; ++q) sel.emplace_back(k, database.bits(), n);
+      with_isa([&](auto level) {
+        constexpr isa L = decltype(level)::value;
+        for (std::size_t b = 0; b < n; b += opt.database_block) {
+          const std::size_t e = std::min(n, b + opt.database_block);
+          for (std::size_t q = q0; q < q1; ++q)
+            detail::knn_scan_block<W, L>(sel[q - q0], queries.row(q), database.data(), b, e, words);
+        }
+      });
       for (std::size_t q = q0; q < q1; ++q)
         sel[q - q0].finish(res.distances.data() + q * k, res.indices.data() + q * k);
     });
