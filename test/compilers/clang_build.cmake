@@ -1,11 +1,12 @@
-# Configures and builds nmhash's own targets (header checks, examples,
-# tests) with clang, warnings as errors; benchmarks and CUDA are left to
-# the main build. Unoptimised (Debug): the check is about clang's
+# Configures and builds nmhash's own targets (every public header on its
+# own, the tests) with clang, warnings as errors; examples, benchmarks and
+# CUDA are left to the main build (the examples' library code is in the
+# headers checked here). Unoptimised (Debug): the check is about clang's
 # diagnostics, and the optimised build is the main one.
 file(MAKE_DIRECTORY ${WORK_DIR})
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}
     -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Debug
-    -DNMHASH_BUILD_BENCHMARKS=OFF -DNMHASH_ENABLE_CUDA=OFF
+    -DNMHASH_BUILD_BENCHMARKS=OFF -DNMHASH_BUILD_EXAMPLES=OFF -DNMHASH_ENABLE_CUDA=OFF
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "clang configure failed:\n${out}\n${err}")

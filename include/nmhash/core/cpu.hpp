@@ -35,7 +35,13 @@
     !defined(__CUDA_ARCH__)
 #define NMHASH_X86_DISPATCH 1
 #define NMHASH_TARGET(isa_list) __attribute__((target(isa_list)))
+#if defined(__SANITIZE_ADDRESS__)
+// Sanitizer builds check memory, not speed: the kernels' callees may stay
+// out of line there, which saves most of the trampolines' compile time.
+#define NMHASH_FLATTEN
+#else
 #define NMHASH_FLATTEN __attribute__((flatten))
+#endif
 #else
 #define NMHASH_X86_DISPATCH 0
 #define NMHASH_TARGET(isa_list)
@@ -120,8 +126,9 @@ inline void set_isa_limit(isa cap) {
 
 namespace detail {
 
+// The translation unit's own flags: nothing to recompile.
 template <class F>
-NMHASH_FLATTEN void run_isa_generic(F& f) {
+void run_isa_generic(F& f) {
   f(isa_constant<isa::generic>{});
 }
 
