@@ -26,6 +26,32 @@ namespace nmhash::detail {
 
 #if NMHASH_X86_DISPATCH
 
+// Accepts, in order, the codes j0 + u (u < count) whose distance d[u] is
+// below the threshold; updates hstar.
+template <class Selector>
+inline void accept_below(Selector& sel, const std::uint64_t* d, std::size_t count, std::size_t j0, int& hstar) {
+  for (std::size_t u = 0; u < count; ++u)
+    if (static_cast<int>(d[u]) < hstar) {
+      sel.accept(static_cast<int>(d[u]), static_cast<std::int64_t>(j0 + u));
+      hstar = sel.threshold();
+    }
+}
+
+// The scalar scan of the 8-byte codes [j, end) that a vector loop leaves.
+template <class Selector>
+inline void knn_scan8_rest(Selector& sel, std::uint64_t q, const std::uint8_t* codes, std::size_t j, std::size_t end,
+                           int hstar) {
+  for (; j < end; ++j) {
+    std::uint64_t c;
+    std::memcpy(&c, codes + j * 8, 8);
+    const int d = popcount64(q ^ c);
+    if (d < hstar) {
+      sel.accept(d, static_cast<std::int64_t>(j));
+      hstar = sel.threshold();
+    }
+  }
+}
+
 // Per-64-bit-lane popcount of x (nibble table, then byte sums).
 NMHASH_TARGET_AVX2 inline __m256i popcount_lanes_avx2(__m256i x) {
   const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3,
@@ -63,23 +89,11 @@ NMHASH_TARGET_AVX2 void knn_scan8_avx2(Selector& sel, std::uint64_t q, const std
       _mm256_store_si256(reinterpret_cast<__m256i*>(d + 4), d1);
       _mm256_store_si256(reinterpret_cast<__m256i*>(d + 8), d2);
       _mm256_store_si256(reinterpret_cast<__m256i*>(d + 12), d3);
-      for (std::size_t u = 0; u < 16; ++u)
-        if (static_cast<int>(d[u]) < hstar) {
-          sel.accept(static_cast<int>(d[u]), static_cast<std::int64_t>(j + u));
-          hstar = sel.threshold();
-        }
+      accept_below(sel, d, 16, j, hstar);
       th = _mm256_set1_epi64x(hstar);
     }
   }
-  for (; j < end; ++j) {
-    std::uint64_t c;
-    std::memcpy(&c, codes + j * 8, 8);
-    const int d = popcount64(q ^ c);
-    if (d < hstar) {
-      sel.accept(d, static_cast<std::int64_t>(j));
-      hstar = sel.threshold();
-    }
-  }
+  knn_scan8_rest(sel, q, codes, j, end, hstar);
 }
 
 template <class Selector>
@@ -103,23 +117,11 @@ NMHASH_TARGET_AVX512 void knn_scan8_avx512(Selector& sel, std::uint64_t q, const
       _mm512_store_si512(d + 8, d1);
       _mm512_store_si512(d + 16, d2);
       _mm512_store_si512(d + 24, d3);
-      for (std::size_t u = 0; u < 32; ++u)
-        if (static_cast<int>(d[u]) < hstar) {
-          sel.accept(static_cast<int>(d[u]), static_cast<std::int64_t>(j + u));
-          hstar = sel.threshold();
-        }
+      accept_below(sel, d, 32, j, hstar);
       th = _mm512_set1_epi64(hstar);
     }
   }
-  for (; j < end; ++j) {
-    std::uint64_t c;
-    std::memcpy(&c, codes + j * 8, 8);
-    const int d = popcount64(q ^ c);
-    if (d < hstar) {
-      sel.accept(d, static_cast<std::int64_t>(j));
-      hstar = sel.threshold();
-    }
-  }
+  knn_scan8_rest(sel, q, codes, j, end, hstar);
 }
 
 #endif  // NMHASH_X86_DISPATCH
