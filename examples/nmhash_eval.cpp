@@ -1,5 +1,7 @@
 // nmhash_eval: every retrieval metric of query codes against database codes,
-// as a table or one JSON object.
+// as a table or one JSON object. Under mpirun (built with MPI) rank 0 reads
+// the inputs and prints, each rank sweeps a consecutive part of the
+// database, and the output is that of one process, byte for byte.
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -10,6 +12,10 @@
 #include "tool_common.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/nmhash.hpp"
+#ifdef NMHASH_TOOL_MPI
+#include "nmhash/mpi/distribute.hpp"
+#include "nmhash/mpi/metrics.hpp"
+#endif
 
 namespace {
 
@@ -56,7 +62,10 @@ void print_table(const nmhash::evaluation& ev, const nmhash::loo_map_result* loo
 
 namespace {
 
-int run_tool(int argc, char** argv) {
+int report(const nmhash::evaluation& ev, const nmhash::loo_map_result* la, const nmhash::loo_map_result* li,
+           bool json);
+
+int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   CLI::App app{"nmhash_eval: retrieval metrics of binary codes (MAP, MAP@k, precision@N, "
                "precision/recall within a Hamming radius, leave-one-bit-out MAP)"};
   std::string qc, dc, ql, dl, order = "msb";
@@ -81,16 +90,18 @@ int run_tool(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return session.rank() == 0 ? app.exit(e) : e.get_exit_code();
   }
-  try {
+  nmhash::packed_codes q, d;
+  nmhash::labels qlab, dlab;
+  auto load = [&] {
     const auto bo = order == "lsb" ? nmhash::bit_order::lsb_first : nmhash::bit_order::msb_first;
-    const auto q = nmhash::io::load_codes_npy(qc, bits, bo);
-    const auto d = nmhash::io::load_codes_npy(dc, bits, bo);
+    q = nmhash::io::load_codes_npy(qc, bits, bo);
+    d = nmhash::io::load_codes_npy(dc, bits, bo);
     nmhash::require(q.bits() == d.bits(), "code length mismatch: ", qc, " has K = ", q.bits(),
                     " bits, ", dc, " has K = ", d.bits());
-    const auto qlab = nmhash::io::load_labels_npy(ql);
-    const auto dlab = nmhash::io::load_labels_npy(dl);
+    qlab = nmhash::io::load_labels_npy(ql);
+    dlab = nmhash::io::load_labels_npy(dl);
     nmhash::require(qlab.size() == q.size(), ql, ": ", qlab.size(), " labels for ", q.size(),
                     " query codes in ", qc);
     nmhash::require(dlab.size() == d.size(), dl, ": ", dlab.size(), " labels for ", d.size(),
@@ -101,17 +112,54 @@ int run_tool(int argc, char** argv) {
     nmhash::require(topk <= d.size(), "--topk ", topk, " exceeds the ", d.size(), " database codes of ", dc);
     nmhash::require(static_cast<std::size_t>(radius) <= q.bits(), "--radius ", radius, " exceeds the code length K = ",
                     q.bits());
-    nmhash::evaluation_options opt;
-    if (topk) opt.map_at.push_back(topk);
-    opt.radius = radius;
-    opt.threads.count = threads;
-    const auto ev = nmhash::evaluate(q, d, qlab, dlab, opt);
-    nmhash::loo_map_result la, li;
+  };
+  nmhash::evaluation_options opt;
+  if (topk) opt.map_at.push_back(topk);
+  opt.radius = radius;
+  opt.threads.count = threads;
+  nmhash::evaluation ev;
+  nmhash::loo_map_result la, li;
+#ifdef NMHASH_TOOL_MPI
+  if (const nmhash::mpi::communicator* world = session.sharded()) {
+    const nmhash::mpi::communicator& c = *world;
+    try {
+      nmhash::mpi::on_root(c, 0, load);
+      const nmhash::packed_codes shard = nmhash::mpi::scatter(c, d);
+      const nmhash::labels shard_labels = nmhash::mpi::scatter(c, dlab);
+      d = nmhash::packed_codes();
+      dlab = nmhash::labels();
+      ev = nmhash::mpi::evaluate(c, q, shard, qlab, shard_labels, opt);
+      if (loo) {
+        la = nmhash::mpi::leave_one_bit_out_map(c, q, shard, qlab, shard_labels, nmhash::tie_rule::aware,
+                                                opt.threads);
+        li = nmhash::mpi::leave_one_bit_out_map(c, q, shard, qlab, shard_labels, nmhash::tie_rule::index_order,
+                                                opt.threads);
+      }
+    } catch (const std::exception& e) {
+      return nmhash_tool::mpi_error(c, "nmhash_eval", e);
+    }
+    if (c.rank() != 0) return 0;
+    return report(ev, loo ? &la : nullptr, loo ? &li : nullptr, json);
+  }
+#endif
+  try {
+    load();
+    ev = nmhash::evaluate(q, d, qlab, dlab, opt);
     if (loo) {
       la = nmhash::leave_one_bit_out_map(q, d, qlab, dlab, nmhash::tie_rule::aware, opt.threads);
-      li = nmhash::leave_one_bit_out_map(q, d, qlab, dlab, nmhash::tie_rule::index_order,
-                                         opt.threads);
+      li = nmhash::leave_one_bit_out_map(q, d, qlab, dlab, nmhash::tie_rule::index_order, opt.threads);
     }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nmhash_eval: error: %s\n", e.what());
+    return 1;
+  }
+  return report(ev, loo ? &la : nullptr, loo ? &li : nullptr, json);
+}
+
+int report(const nmhash::evaluation& ev, const nmhash::loo_map_result* la, const nmhash::loo_map_result* li,
+           bool json) {
+  const bool loo = la != nullptr;
+  try {
     if (json) {
       nlohmann::json j;
       j["queries"] = ev.queries;
@@ -138,10 +186,10 @@ int run_tool(int argc, char** argv) {
         j["pr_curve"].push_back({{"radius", r},
                                  {"precision", ev.pr_curve[r].precision},
                                  {"recall", ev.pr_curve[r].recall}});
-      if (loo) j["loo_map"] = {{"tie_aware", loo_json(la)}, {"index_order", loo_json(li)}};
+      if (loo) j["loo_map"] = {{"tie_aware", loo_json(*la)}, {"index_order", loo_json(*li)}};
       std::cout << j.dump(2) << "\n";
     } else {
-      print_table(ev, loo ? &la : nullptr, loo ? &li : nullptr);
+      print_table(ev, la, li);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nmhash_eval: error: %s\n", e.what());
@@ -154,5 +202,6 @@ int run_tool(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   nmhash_tool::start(true);
-  return nmhash_tool::finish("nmhash_eval", run_tool(argc, argv));
+  const nmhash_tool::mpi_session session(argc, argv);
+  return nmhash_tool::finish("nmhash_eval", run_tool(argc, argv, session));
 }

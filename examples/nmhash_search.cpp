@@ -1,6 +1,9 @@
 // nmhash_search: exact Hamming k-nearest-neighbour search of query codes in
 // a database of codes (.npy) or an index file (nmhash's or FAISS's); writes
-// the distances and the database ids in the layout FAISS returns.
+// the distances and the database ids in the layout FAISS returns. Under
+// mpirun (built with MPI) rank 0 reads the inputs and writes the outputs,
+// each rank scans a consecutive part of the database, and the outputs are
+// those of one process, byte for byte.
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -12,10 +15,13 @@
 #include "nmhash/index/mih.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/nmhash.hpp"
+#ifdef NMHASH_TOOL_MPI
+#include "nmhash/mpi/sharded_index.hpp"
+#endif
 
 namespace {
 
-int run_tool(int argc, char** argv) {
+int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   CLI::App app{"nmhash_search: exact Hamming top-k search, results sorted by (distance, index)"};
   std::string qf, df, out, order = "msb", method = "flat";
   std::size_t k = 0, bits = 0, substrings = 0;
@@ -44,13 +50,14 @@ int run_tool(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return session.rank() == 0 ? app.exit(e) : e.get_exit_code();
   }
-  try {
-    const auto bo = order == "lsb" ? nmhash::bit_order::lsb_first : nmhash::bit_order::msb_first;
-    const auto q = nmhash::io::load_codes_npy(qf, bits, bo);
+  const auto bo = order == "lsb" ? nmhash::bit_order::lsb_first : nmhash::bit_order::msb_first;
+  nmhash::packed_codes q;
+  nmhash::binary_index idx(1);
+  auto load = [&] {
+    q = nmhash::io::load_codes_npy(qf, bits, bo);
     const bool index_file = nmhash::io::detect_index_format(df) != nmhash::io::index_format::unknown;
-    nmhash::binary_index idx(1);
     if (index_file) {
       idx = nmhash::io::open_index(df);
     } else {
@@ -60,6 +67,51 @@ int run_tool(int argc, char** argv) {
     }
     nmhash::require(q.bits() == idx.bits(), "code length mismatch: ", qf, " has K = ", q.bits(), " bits, ", df,
                     " has K = ", idx.bits());
+  };
+  auto write = [&](const nmhash::knn_result& res) {
+    // The pair is committed together: never a new _D.npy beside a stale _I.npy.
+    nmhash::io::atomic_group outputs;
+    nmhash::io::write_npy(outputs.add(out + "_D.npy"), res.distances.data(), {res.queries, res.k});
+    nmhash::io::write_npy(outputs.add(out + "_I.npy"), res.indices.data(), {res.queries, res.k});
+    outputs.commit();
+  };
+#ifdef NMHASH_TOOL_MPI
+  if (const nmhash::mpi::communicator* world = session.sharded()) {
+    const nmhash::mpi::communicator& c = *world;
+    try {
+      nmhash::mpi::on_root(c, 0, load);
+      const auto sharded = nmhash::mpi::sharded_index::scatter(c, idx);
+      const std::size_t items = sharded.size();
+      idx = nmhash::binary_index(1);
+      nmhash::knn_result res;
+      c.barrier();
+      const auto t0 = std::chrono::steady_clock::now();
+      if (method == "mih") {
+        const nmhash::mih_index mih(sharded.shard(), substrings);
+        res = sharded.search_with(q, k, 0, [&](const nmhash::packed_codes& qq, std::size_t kk) {
+          return mih.search(qq, kk, nmhash::threads{threads});
+        });
+      } else {
+        nmhash::scan_options opt;
+        opt.threads.count = threads;
+        res = sharded.search(q, k, opt);
+      }
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      nmhash::mpi::on_root(c, 0, [&] { write(res); });
+      if (c.rank() == 0)
+        std::printf("searched %zu queries x %zu items on %d ranks (method %s), K = %zu bits, k = %zu, threads per "
+                    "rank = %d: %.4f s (%.1f queries/s, instruction set %s on rank 0)\n",
+                    q.size(), items, c.size(), method.c_str(), q.bits(), k,
+                    nmhash::resolve_threads(nmhash::threads{threads}), s,
+                    s > 0 ? static_cast<double>(q.size()) / s : 0.0, nmhash::isa_name(nmhash::active_isa()));
+    } catch (const std::exception& e) {
+      return nmhash_tool::mpi_error(c, "nmhash_search", e);
+    }
+    return 0;
+  }
+#endif
+  try {
+    load();
     nmhash::knn_result res;
     double s = 0, build_s = 0;
     if (method == "mih") {
@@ -78,11 +130,7 @@ int run_tool(int argc, char** argv) {
       s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
     const std::size_t items = idx.size();
-    // The pair is committed together: never a new _D.npy beside a stale _I.npy.
-    nmhash::io::atomic_group outputs;
-    nmhash::io::write_npy(outputs.add(out + "_D.npy"), res.distances.data(), {res.queries, res.k});
-    nmhash::io::write_npy(outputs.add(out + "_I.npy"), res.indices.data(), {res.queries, res.k});
-    outputs.commit();
+    write(res);
     std::printf("searched %zu queries x %zu items, K = %zu bits, k = %zu, threads = %d: %.4f s "
                 "(%.1f queries/s, instruction set %s)\n",
                 q.size(), items, q.bits(), k, nmhash::resolve_threads(nmhash::threads{threads}), s,
@@ -98,5 +146,6 @@ int run_tool(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   nmhash_tool::start(true);
-  return nmhash_tool::finish("nmhash_search", run_tool(argc, argv));
+  const nmhash_tool::mpi_session session(argc, argv);
+  return nmhash_tool::finish("nmhash_search", run_tool(argc, argv, session));
 }

@@ -18,7 +18,48 @@
 
 #include "nmhash/core/checked.hpp"
 
+#ifdef NMHASH_TOOL_MPI
+#include <optional>
+
+#include "nmhash/mpi/comm.hpp"
+#endif
+
 namespace nmhash_tool {
+
+#ifdef NMHASH_TOOL_MPI
+// MPI for a tool started by mpirun (or srun): MPI starts only when a
+// launcher's variables are present, so a tool run alone never starts it.
+class mpi_session {
+ public:
+  mpi_session(int& argc, char**& argv) {
+    if (!nmhash::mpi::launched()) return;
+    env_.emplace(argc, argv);
+    world_.emplace();
+  }
+  // The world communicator when the job has more than one rank.
+  const nmhash::mpi::communicator* sharded() const { return world_ && world_->size() > 1 ? &*world_ : nullptr; }
+  int rank() const { return world_ ? world_->rank() : 0; }
+
+ private:
+  std::optional<nmhash::mpi::environment> env_;
+  std::optional<nmhash::mpi::communicator> world_;  // freed before MPI is finalized
+};
+
+// How a tool under mpirun ends after an error: an error every rank met
+// alike is printed once (rank 0) and every rank returns 1; an error one
+// rank met alone ends the job (mpi::abort_job).
+inline int mpi_error(const nmhash::mpi::communicator& c, const char* tool, const std::exception& e) {
+  if (dynamic_cast<const nmhash::mpi::collective_error*>(&e) == nullptr) return nmhash::mpi::abort_job(c, tool, e);
+  if (c.rank() == 0) std::fprintf(stderr, "%s: error: %s\n", tool, e.what());
+  return 1;
+}
+#else
+// Built without MPI: always one process.
+struct mpi_session {
+  mpi_session(int&, char**&) {}
+  int rank() const { return 0; }
+};
+#endif
 
 // A write past a file-size limit (ulimit -f, RLIMIT_FSIZE) then fails with
 // EFBIG, which the writers report and clean up after, instead of the

@@ -106,7 +106,32 @@ class index_order_ranks {
     for (std::size_t i = 0; i < relevant_; ++i) within_[i] += cursor_[dist_[i]];
   }
 
+  // A database split into consecutive shards: begin(buckets), then
+  // append() with each shard's scan (cursors(), ranks() before finish(),
+  // distances(), relevant()) in database order, leaves the state one scan()
+  // of the whole database leaves.
+  void begin(std::size_t buckets) {
+    cursor_.assign(buckets, 0);
+    within_.clear();
+    dist_.clear();
+    relevant_ = 0;
+  }
+  void append(const std::uint64_t* cursors, const std::uint64_t* within, const std::uint16_t* dist,
+              std::size_t relevant) {
+    for (std::size_t i = 0; i < relevant; ++i) {
+      within_.push_back(within[i] + cursor_[dist[i]]);
+      dist_.push_back(dist[i]);
+    }
+    for (std::size_t h = 0; h < cursor_.size(); ++h) cursor_[h] += cursors[h];
+    relevant_ += relevant;
+  }
+
   std::size_t relevant() const { return relevant_; }
+  std::size_t buckets() const { return cursor_.size(); }
+  // After scan(): per distance, (relevant items << 32 | items).
+  const std::uint64_t* cursors() const { return cursor_.data(); }
+  // The distance of each relevant item, in index order.
+  const std::uint16_t* distances() const { return dist_.data(); }
   const std::uint64_t* ranks() const { return within_.data(); }
 
  private:

@@ -51,6 +51,25 @@ class labels {
     return l;
   }
 
+  // n label sets as bitsets, words_for_bits(num_labels) words per item:
+  // the layout sets() returns. Bits at or past num_labels must be zero.
+  static labels multi_bitsets(std::vector<std::uint64_t> sets, std::size_t n, std::size_t num_labels) {
+    require(num_labels >= 1, "labels::multi_bitsets: a label set needs at least one label column");
+    labels l;
+    l.kind_ = kind::multi;
+    l.n_ = n;
+    l.num_labels_ = num_labels;
+    l.words_ = words_for_bits(num_labels);
+    require(sets.size() == checked_mul(n, l.words_, "labels::multi_bitsets: ", n, " sets"),
+            "labels::multi_bitsets: ", sets.size(), " words for ", n, " sets of ", l.words_, " words");
+    const std::uint64_t tail = num_labels % 64 == 0 ? 0 : ~std::uint64_t{0} << (num_labels % 64);
+    for (std::size_t i = 0; i < n; ++i)
+      require((sets[i * l.words_ + l.words_ - 1] & tail) == 0, "labels::multi_bitsets: set ", i,
+              " has labels at or past num_labels = ", num_labels);
+    l.sets_ = std::move(sets);
+    return l;
+  }
+
   kind type() const { return kind_; }
   bool is_multi() const { return kind_ == kind::multi; }
   std::size_t size() const { return n_; }

@@ -113,36 +113,64 @@ inline void loo_query_tie_aware(const loo_cell_counts& pos, std::size_t K_bits, 
   }
 }
 
-// Index-order AP with each bit deleted, for one query: per bit one ranking
-// pass over the distances without that bit.
-template <int W, class Rel>
-void loo_query_index_order(const std::uint64_t* q, const packed_codes& db, const Rel& rel,
-                           std::vector<std::uint16_t>& tags, index_order_ranks& ranks,
-                           index_order_stats& stats, double& full, double* without) {
+// The ranking passes of index-order leave-one-bit-out MAP for one query:
+// `ranks` is scanned over the distances with all K bits (K + 1 buckets),
+// then over the distances without bit k for k = 0..K-1 (K buckets), and
+// after each scan on_scan(i) is called, i = 0 for all bits and 1 + k
+// without bit k.
+template <int W, class Rel, class OnScan>
+void loo_index_order_scans(const std::uint64_t* q, const packed_codes& db, const Rel& rel,
+                           std::vector<std::uint16_t>& tags, index_order_ranks& ranks, OnScan&& on_scan) {
   const std::size_t n = db.size(), words = db.words_per_code();
   const std::size_t K = db.bits();
-  static const std::vector<std::size_t> none;
+  tags.resize(n);
   const item_tag<W, Rel> tag{q, db.data(), words, rel};
   with_isa([&](auto) {
     for (std::size_t j = 0; j < n; ++j) tags[j] = static_cast<std::uint16_t>(tag(j));
   });
   const std::uint16_t* t = tags.data();
-  auto ap_of_scan = [&](std::size_t buckets, const auto& tagfn) {
-    ranks.scan(n, buckets, tagfn);
-    ranks.finish();
-    stats.compute(ranks.ranks(), ranks.relevant(), none, none);
-    return stats.ap;
-  };
-  full = ap_of_scan(K + 1, [t](std::size_t j) { return static_cast<unsigned>(t[j]); });
+  ranks.scan(n, K + 1, [t](std::size_t j) { return static_cast<unsigned>(t[j]); });
+  on_scan(std::size_t{0});
   for (std::size_t k = 0; k < K; ++k) {
     const std::uint64_t* col = db.data() + k / 64;
     const unsigned sh = static_cast<unsigned>(k % 64);
     const unsigned qb = static_cast<unsigned>((q[k / 64] >> sh) & 1u);
-    without[k] = ap_of_scan(K, [=](std::size_t j) {
+    ranks.scan(n, K, [=](std::size_t j) {
       const unsigned differs = static_cast<unsigned>((col[j * words] >> sh) & 1u) ^ qb;
       return static_cast<unsigned>(t[j]) - (differs << 1);
     });
+    on_scan(k + 1);
   }
+}
+
+// Index-order AP with all bits and with each bit deleted, for one query.
+template <int W, class Rel>
+void loo_query_index_order(const std::uint64_t* q, const packed_codes& db, const Rel& rel,
+                           std::vector<std::uint16_t>& tags, index_order_ranks& ranks,
+                           index_order_stats& stats, double& full, double* without) {
+  static const std::vector<std::size_t> none;
+  loo_index_order_scans<W>(q, db, rel, tags, ranks, [&](std::size_t i) {
+    ranks.finish();
+    stats.compute(ranks.ranks(), ranks.relevant(), none, none);
+    (i == 0 ? full : without[i - 1]) = stats.ap;
+  });
+}
+
+// The means over queries of per-query values (full[q], without[q K + k]).
+inline loo_map_result loo_means(const std::vector<double>& full, const std::vector<double>& without,
+                                std::size_t K, tie_rule ties) {
+  const std::size_t nq = full.size();
+  loo_map_result res;
+  res.ties = ties;
+  res.without_bit.assign(K, 0.0);
+  if (nq == 0) return res;
+  for (std::size_t q = 0; q < nq; ++q) {
+    res.full += full[q];
+    for (std::size_t k = 0; k < K; ++k) res.without_bit[k] += without[q * K + k];
+  }
+  res.full /= static_cast<double>(nq);
+  for (double& v : res.without_bit) v /= static_cast<double>(nq);
+  return res;
 }
 
 }  // namespace detail
@@ -196,17 +224,7 @@ loo_map_result leave_one_bit_out_map(const packed_codes& queries, const packed_c
       }
     });
   });
-  loo_map_result res;
-  res.ties = ties;
-  res.without_bit.assign(K, 0.0);
-  if (nq == 0) return res;
-  for (std::size_t q = 0; q < nq; ++q) {
-    res.full += full[q];
-    for (std::size_t k = 0; k < K; ++k) res.without_bit[k] += without[q * K + k];
-  }
-  res.full /= static_cast<double>(nq);
-  for (double& v : res.without_bit) v /= static_cast<double>(nq);
-  return res;
+  return detail::loo_means(full, without, K, ties);
 }
 
 }  // namespace nmhash

@@ -119,23 +119,95 @@ inline std::size_t harmonic_table_size(std::size_t n) {
 
 }  // namespace detail
 
+namespace detail {
+
+// Every per-query value of evaluate(), and their means. score() takes one
+// query's histogram counts[2 h + r] and, for index-order values, the ranks
+// of its relevant items; it is the only place these values are computed,
+// whether the counts come from one process or are reduced over shards.
+class query_scores {
+ public:
+  query_scores(std::size_t queries, std::size_t database, std::size_t bits, const evaluation_options& opt)
+      : opt_(opt), nq_(queries), n_(database), K_(static_cast<int>(bits)), na_(opt.map_at.size()),
+        np_(opt.precision_at.size()), nr_(bits + 1), H_(harmonic_table_size(database)), ap_aw_(nq_), ap_io_(nq_),
+        apk_aw_(nq_ * na_), apk_io_(nq_ * na_), pn_aw_(nq_ * np_), pn_io_(nq_ * np_), prc_p_(nq_ * nr_),
+        prc_r_(nq_ * nr_) {}
+
+  // Thread-safe for distinct q. `stats` is only read with opt.index_order.
+  void score(std::size_t q, const std::uint32_t* cts, const index_order_ranks* ranks, index_order_stats& stats) {
+    ap_aw_[q] = tie_aware_ap(cts, K_, H_);
+    for (std::size_t a = 0; a < na_; ++a) apk_aw_[q * na_ + a] = tie_aware_ap_at(cts, K_, opt_.map_at[a], H_);
+    const double top_cap = static_cast<double>(n_);
+    for (std::size_t a = 0; a < np_; ++a) {
+      const double top = std::min(top_cap, static_cast<double>(opt_.precision_at[a]));
+      pn_aw_[q * np_ + a] = top > 0 ? tie_aware_relevant_in_top(cts, K_, opt_.precision_at[a]) / top : 0.0;
+    }
+    radius_curve(cts, K_, prc_p_.data() + q * nr_, prc_r_.data() + q * nr_);
+    if (opt_.index_order) {
+      stats.compute(ranks->ranks(), ranks->relevant(), opt_.map_at, opt_.precision_at);
+      ap_io_[q] = stats.ap;
+      for (std::size_t a = 0; a < na_; ++a) apk_io_[q * na_ + a] = stats.ap_at[a];
+      for (std::size_t a = 0; a < np_; ++a) {
+        const double top = std::min(top_cap, static_cast<double>(opt_.precision_at[a]));
+        pn_io_[q * np_ + a] = top > 0 ? stats.rel_in_top[a] / top : 0.0;
+      }
+    }
+  }
+
+  evaluation finish() {
+    const std::size_t nq = nq_;
+    auto mean = [nq](const std::vector<double>& v, std::size_t stride, std::size_t off) {
+      double s = 0;
+      for (std::size_t q = 0; q < nq; ++q) s += v[q * stride + off];
+      return nq > 0 ? s / static_cast<double>(nq) : 0.0;
+    };
+    const bool io = opt_.index_order;
+    evaluation ev;
+    ev.queries = nq_;
+    ev.database = n_;
+    ev.bits = static_cast<std::size_t>(K_);
+    ev.map = {mean(ap_aw_, 1, 0), io ? mean(ap_io_, 1, 0) : 0.0};
+    ev.map_at_k = opt_.map_at;
+    for (std::size_t a = 0; a < na_; ++a)
+      ev.map_at.push_back({mean(apk_aw_, na_, a), io ? mean(apk_io_, na_, a) : 0.0});
+    ev.precision_at_n = opt_.precision_at;
+    for (std::size_t a = 0; a < np_; ++a)
+      ev.precision_at.push_back({mean(pn_aw_, np_, a), io ? mean(pn_io_, np_, a) : 0.0});
+    ev.radius = opt_.radius;
+    for (std::size_t r = 0; r < nr_; ++r) ev.pr_curve.push_back({mean(prc_p_, nr_, r), mean(prc_r_, nr_, r)});
+    ev.within_radius = ev.pr_curve[std::min<std::size_t>(static_cast<std::size_t>(opt_.radius), nr_ - 1)];
+    if (opt_.per_query) {
+      ev.ap_tie_aware = std::move(ap_aw_);
+      if (io) ev.ap_index_order = std::move(ap_io_);
+    }
+    return ev;
+  }
+
+ private:
+  const evaluation_options& opt_;
+  std::size_t nq_, n_;
+  int K_;
+  std::size_t na_, np_, nr_;
+  harmonic_numbers H_;
+  std::vector<double> ap_aw_, ap_io_, apk_aw_, apk_io_, pn_aw_, pn_io_, prc_p_, prc_r_;
+};
+
+inline void check_evaluation_options(const evaluation_options& opt, const char* who) {
+  require(opt.radius >= 0, who, ": radius must be >= 0, got ", opt.radius);
+  for (std::size_t k : opt.map_at) require(k >= 1, who, ": MAP@k needs k >= 1");
+  for (std::size_t k : opt.precision_at) require(k >= 1, who, ": precision@N needs N >= 1");
+}
+
+}  // namespace detail
+
 inline evaluation evaluate(const packed_codes& queries, const packed_codes& database,
                            const labels& query_labels, const labels& database_labels,
                            const evaluation_options& opt = {}) {
   detail::check_inputs(queries, database, query_labels, database_labels, "evaluate");
-  require(opt.radius >= 0, "evaluate: radius must be >= 0, got ", opt.radius);
-  for (std::size_t k : opt.map_at) require(k >= 1, "evaluate: MAP@k needs k >= 1");
-  for (std::size_t k : opt.precision_at) require(k >= 1, "evaluate: precision@N needs N >= 1");
+  detail::check_evaluation_options(opt, "evaluate");
   const std::size_t nq = queries.size(), n = database.size(), words = database.words_per_code();
-  const int K = static_cast<int>(database.bits());
-  const std::size_t nbins = 2 * (static_cast<std::size_t>(K) + 1);
-  const harmonic_numbers H(detail::harmonic_table_size(n));
-
-  // Per-query values, averaged at the end.
-  const std::size_t na = opt.map_at.size(), np = opt.precision_at.size();
-  const std::size_t nr = static_cast<std::size_t>(K) + 1;
-  std::vector<double> ap_aw(nq), ap_io(nq), apk_aw(nq * na), apk_io(nq * na), pn_aw(nq * np),
-      pn_io(nq * np), prc_p(nq * nr), prc_r(nq * nr);
+  const std::size_t nbins = 2 * (database.bits() + 1);
+  detail::query_scores scores(nq, n, database.bits(), opt);
 
   dispatch_width(words, [&](auto w) {
     constexpr int W = decltype(w)::value;
@@ -164,54 +236,11 @@ inline evaluation evaluate(const packed_codes& queries, const packed_codes& data
             });
           }
         });
-        const std::uint32_t* cts = counts.data();
-        ap_aw[q] = tie_aware_ap(cts, K, H);
-        for (std::size_t a = 0; a < na; ++a)
-          apk_aw[q * na + a] = tie_aware_ap_at(cts, K, opt.map_at[a], H);
-        const double top_cap = static_cast<double>(n);
-        for (std::size_t a = 0; a < np; ++a) {
-          const double top = std::min(top_cap, static_cast<double>(opt.precision_at[a]));
-          pn_aw[q * np + a] =
-              top > 0 ? tie_aware_relevant_in_top(cts, K, opt.precision_at[a]) / top : 0.0;
-        }
-        radius_curve(cts, K, prc_p.data() + q * nr, prc_r.data() + q * nr);
-        if (opt.index_order) {
-          stats.compute(ranks.ranks(), ranks.relevant(), opt.map_at, opt.precision_at);
-          ap_io[q] = stats.ap;
-          for (std::size_t a = 0; a < na; ++a) apk_io[q * na + a] = stats.ap_at[a];
-          for (std::size_t a = 0; a < np; ++a) {
-            const double top = std::min(top_cap, static_cast<double>(opt.precision_at[a]));
-            pn_io[q * np + a] = top > 0 ? stats.rel_in_top[a] / top : 0.0;
-          }
-        }
+        scores.score(q, counts.data(), &ranks, stats);
       }
     });
   });
-
-  auto mean = [nq](const std::vector<double>& v, std::size_t stride, std::size_t off) {
-    double s = 0;
-    for (std::size_t q = 0; q < nq; ++q) s += v[q * stride + off];
-    return nq > 0 ? s / static_cast<double>(nq) : 0.0;
-  };
-  evaluation ev;
-  ev.queries = nq;
-  ev.database = n;
-  ev.bits = static_cast<std::size_t>(K);
-  ev.map = {mean(ap_aw, 1, 0), opt.index_order ? mean(ap_io, 1, 0) : 0.0};
-  ev.map_at_k = opt.map_at;
-  for (std::size_t a = 0; a < na; ++a)
-    ev.map_at.push_back({mean(apk_aw, na, a), opt.index_order ? mean(apk_io, na, a) : 0.0});
-  ev.precision_at_n = opt.precision_at;
-  for (std::size_t a = 0; a < np; ++a)
-    ev.precision_at.push_back({mean(pn_aw, np, a), opt.index_order ? mean(pn_io, np, a) : 0.0});
-  ev.radius = opt.radius;
-  for (std::size_t r = 0; r < nr; ++r) ev.pr_curve.push_back({mean(prc_p, nr, r), mean(prc_r, nr, r)});
-  ev.within_radius = ev.pr_curve[std::min<std::size_t>(static_cast<std::size_t>(opt.radius), nr - 1)];
-  if (opt.per_query) {
-    ev.ap_tie_aware = std::move(ap_aw);
-    if (opt.index_order) ev.ap_index_order = std::move(ap_io);
-  }
-  return ev;
+  return scores.finish();
 }
 
 // MAP over the full ranking only: the fast path the training loop and the
