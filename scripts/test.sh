@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds nmhash (library checks, examples, benchmarks, tests) with warnings
-# as errors and runs the whole test suite; then builds the parser, codes,
+# as errors and runs the whole test suite (qemu-user runs the emulated-CPU
+# dispatch tests, Open MPI the nmhash::mpi tests on 1, 2 and 4 ranks); then
+# builds the parser, codes,
 # ranking and metrics tests under AddressSanitizer and
 # UndefinedBehaviorSanitizer and runs them. Usage: scripts/test.sh [build-dir]
 set -euo pipefail
