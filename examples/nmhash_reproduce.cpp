@@ -13,6 +13,10 @@
 //   fclayer-K        a fully connected B_in -> K layer instead of NMLayer
 // Writes OUT/results.json, OUT/table.csv and the curve CSVs that
 // scripts/plot_reproduction.py turns into PNG plots.
+// Under mpirun (built with MPI) every run is data parallel
+// (progressive_trainer's data_parallel): each rank trains on its share of
+// every batch, rank 0 prints and writes, and checkpoints resume on any
+// number of ranks.
 #include <unistd.h>
 
 #include <chrono>
@@ -35,6 +39,9 @@
 #include "nmhash/hashing/encoder.hpp"
 #include "nmhash/hashing/model_io.hpp"
 #include "nmhash/hashing/progressive_trainer.hpp"
+#ifdef NMHASH_TOOL_MPI
+#include "nmhash/mpi/training.hpp"
+#endif
 #include "nmhash/io/atomic_file.hpp"
 #include "nmhash/loss/registry.hpp"
 #include "nmhash/nmhash.hpp"
@@ -91,16 +98,6 @@ void write_text(const std::string& path, const std::string& text) {
   nmhash::io::atomic_file f(path);
   f.write(text.data(), text.size());
   f.commit();
-}
-
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  nmhash::require(static_cast<bool>(in), path, ": cannot open");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    nmhash::detail::fail(path, ": not valid JSON (", e.what(), ")");
-  }
 }
 
 // The machine, build and threads a run trained on.
@@ -169,6 +166,7 @@ struct context {
   std::unique_ptr<nmhash::data::batch_loader<real>> loader;
   nmhash::labels query_labels, db_labels;
   std::size_t map_at = 0;  // MAP@k on multi-label data
+  nmhash_tool::tool_ranks rk{};  // under mpirun: data-parallel training, rank 0 writes
 };
 
 // The data set, network and input transform a checkpoint belongs to.
@@ -205,7 +203,7 @@ void load_backbone(nmhash::nn::sequential<real>& net, const context& cx) {
 template <class Optimizer>
 json run_one(context& cx, const run_spec& r, Optimizer opt) {
   const std::string dir = cx.o.out + "/runs/" + r.id;
-  std::filesystem::create_directories(dir);
+  if (cx.rk.root()) std::filesystem::create_directories(dir);
   const std::string ck_path = dir + "/checkpoint.safetensors";
   // Fixed-length runs train on all of T; NMLayer-style runs on T' (V scores).
   const bool progressive = !r.sched.lengths.empty();
@@ -224,10 +222,14 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
       train, cx.split.pool->labels().subset(train), cx.split.validation,
       cx.split.pool->labels().subset(cx.split.validation), cx.o.seed);
 
+#ifdef NMHASH_TOOL_MPI
+  if (cx.rk.comm) tr.set_data_parallel(nmhash::mpi::data_parallel<real>(*cx.rk.comm));
+#endif
   json reports = json::array(), history = json::array();
   double train_seconds = 0;
-  if (cx.o.resume && std::filesystem::exists(ck_path)) {
-    const auto ck = nmhash::io::load_safetensors(ck_path);
+  if (cx.o.resume && cx.rk.exists(ck_path)) {
+    const std::vector<unsigned char> ck_bytes = cx.rk.read(ck_path);
+    const auto ck = nmhash::io::parse_safetensors(ck_bytes.data(), ck_bytes.size(), ck_path);
     nmhash::require(ck.meta("run", ck_path) == r.id && ck.meta("seed", ck_path) == std::to_string(cx.o.seed) &&
                         ck.meta("schedule_json", ck_path) == schedule_json(r.sched).dump() &&
                         ck.meta("data", ck_path) == data_json(cx).dump(),
@@ -310,7 +312,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
         var /= static_cast<double>(k);
         rep["loo"] = {{"full", loo.full}, {"without_bit", loo.without_bit}, {"mean", mean}, {"variance", var}};
       }
-      if (!r.fc_from) {  // the fclayer variant's extra layer is not an architecture spec
+      if (!r.fc_from && cx.rk.root()) {  // the fclayer variant's extra layer is not an architecture spec
         h::model_description md;
         md.arch = cx.arch;
         md.b_in = r.sched.b_in;
@@ -370,7 +372,7 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
                                             {"history", history.dump()},
                                             {"train_seconds", std::to_string(train_seconds)}};
     tr.save_state(tensors, meta);
-    nmhash::io::save_safetensors(ck_path, tensors, meta);
+    if (cx.rk.root()) nmhash::io::save_safetensors(ck_path, tensors, meta);
   };
   tr.run();
   if (reports.empty() || reports.back()["bits"] != tr.nm().nodes()) evaluate(tr.epochs_done(), 0.0);
@@ -399,14 +401,21 @@ json run_one(context& cx, const run_spec& r, Optimizer opt) {
                  {"scoring_share_of_active_epochs", active_s > 0 ? scoring_s / active_s : 0.0},
                  {"reports", reports},
                  {"history", history}};
-  write_text(dir + "/result.json", result.dump(2) + "\n");
-  return result;
+  if (cx.rk.root()) write_text(dir + "/result.json", result.dump(2) + "\n");
+  // Rank 0's result (its timings) on every rank: later runs depend on it.
+  return cx.rk.size > 1 ? json::parse(cx.rk.share(result.dump())) : result;
 }
 
 json run_spec_dispatch(context& cx, const run_spec& r) {
   const std::string result_path = cx.o.out + "/runs/" + r.id + "/result.json";
-  if (cx.o.resume && std::filesystem::exists(result_path)) {
-    json res = read_json(result_path);
+  if (cx.o.resume && cx.rk.exists(result_path)) {
+    json res;
+    const std::vector<unsigned char> bytes = cx.rk.read(result_path);
+    try {
+      res = json::parse(bytes.begin(), bytes.end());
+    } catch (const json::exception& e) {
+      nmhash::detail::fail(result_path, ": not valid JSON (", e.what(), ")");
+    }
     const bool same = res.value("seed", json()) == cx.o.seed &&
                       (!res.contains("schedule_json") || res["schedule_json"] == schedule_json(r.sched)) &&
                       (!res.contains("data") || res["data"] == data_json(cx));
@@ -831,7 +840,7 @@ void print_tables(const options& o, const h::progressive_schedule& sched, const 
 
 namespace {
 
-int run_tool(int argc, char** argv) {
+int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   CLI::App app{"nmhash_reproduce: the NMLayer paper's experiments (Table 1, Fig. 4, Fig. 5) on fmnist-dpsh or --dataset"};
   options o;
   app.add_option("--preset", o.preset, "schedule preset: quick (minutes), medium (N1 = 8), paper (section 4.1)")
@@ -899,9 +908,16 @@ int run_tool(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return session.rank() == 0 ? app.exit(e) : e.get_exit_code();
   }
   o.resume = !no_resume;
+  nmhash_tool::tool_ranks rk;
+  try {
+    rk = nmhash_tool::ranks_of(session);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nmhash_reproduce: error: %s\n", e.what());
+    return 1;
+  }
   try {
     const auto t0 = clock_type::now();
     auto sched = h::preset(o.preset);
@@ -928,7 +944,7 @@ int run_tool(int argc, char** argv) {
     const auto runs = make_runs(o, sched);
     // One data set and split for every seed; `cur` is the seed being run.
     options cur = o;
-    context cx{cur, o.data.open(), {}, {}, {}, {}, {}, 0};
+    context cx{cur, o.data.open(), {}, {}, {}, {}, {}, 0, rk};
     cx.split.train = subsample(cx.split.train, o.train_limit);
     cx.split.train_nm = subsample(cx.split.train_nm, o.train_limit);
     cx.split.query = subsample(cx.split.query, o.query_limit);
@@ -943,7 +959,8 @@ int run_tool(int argc, char** argv) {
     std::printf("architecture %s (%s): input %s, %s\ntransform: %s\n", cx.arch.name.c_str(), why.c_str(),
                 cx.arch.input_str().c_str(), cx.arch.layers.c_str(), nmhash_tool::describe(cx.transform).c_str());
     std::printf("machine: %s\n", nmhash_tool::machine().str().c_str());
-    std::filesystem::create_directories(o.out);
+    if (rk.size > 1) std::printf("data parallel over %d ranks (rank 0 writes)\n", rk.size);
+    if (rk.root()) std::filesystem::create_directories(o.out);
     std::printf("%s reproduction, preset %s (B_in %zu, m %zu, warm-up %zu, N0 %zu, N1 %zu, %s lr %g, A lr %g, "
                 "eta %g, frozen weight %g, tie %s, bank %s%s), seeds %llu to %llu, %zu runs each -> %s\n",
                 o.data.dataset.c_str(), sched.name.c_str(), sched.b_in, sched.merges, sched.warmup_epochs,
@@ -956,17 +973,17 @@ int run_tool(int argc, char** argv) {
     for (std::size_t i = 0; i < o.seeds; ++i) {
       cur.seed = o.seed + i;
       cur.out = o.out + "/seed-" + std::to_string(cur.seed);
-      std::filesystem::create_directories(cur.out);
+      if (rk.root()) std::filesystem::create_directories(cur.out);
       std::printf("\n== seed %llu -> %s\n", static_cast<unsigned long long>(cur.seed), cur.out.c_str());
       std::vector<json> results;
       for (run_spec r : runs) {
         if (r.timed) r.sched.warmup_epochs = equal_time_epochs(results, r.bits, cx.split.train.size(),
                                                                cx.split.train_nm.size());
         results.push_back(run_spec_dispatch(cx, r));
-        write_summary(cur, sched, results, std::chrono::duration<double>(clock_type::now() - t0).count());
+        if (rk.root()) write_summary(cur, sched, results, std::chrono::duration<double>(clock_type::now() - t0).count());
       }
       cells.add(cur.seed, results);
-      write_aggregate(o, sched, cells, std::chrono::duration<double>(clock_type::now() - t0).count());
+      if (rk.root()) write_aggregate(o, sched, cells, std::chrono::duration<double>(clock_type::now() - t0).count());
     }
     print_tables(o, sched, cells);
     std::printf("wrote %s/{results.json, table.csv, differences.csv, map_vs_length.csv, loo_per_bit.csv, "
@@ -974,6 +991,9 @@ int run_tool(int argc, char** argv) {
                 o.out.c_str());
     return 0;
   } catch (const std::exception& e) {
+#ifdef NMHASH_TOOL_MPI
+    if (rk.comm) return nmhash_tool::mpi_error(*rk.comm, "nmhash_reproduce", e);
+#endif
     std::fprintf(stderr, "nmhash_reproduce: error: %s\n", e.what());
     return 1;
   }
@@ -983,5 +1003,6 @@ int run_tool(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   nmhash_tool::start(false);
-  return nmhash_tool::finish("nmhash_reproduce", run_tool(argc, argv));
+  const nmhash_tool::mpi_session session(argc, argv);
+  return nmhash_tool::finish("nmhash_reproduce", run_tool(argc, argv, session));
 }

@@ -13,6 +13,11 @@
 // Every epoch ends with an atomic checkpoint; a killed run resumes from it.
 // --device cuda trains on the GPU (nmhash_train_cuda.cu) with the same
 // network, loss, optimizer and checkpoints.
+// Under mpirun (built with MPI) the run is data parallel: each rank runs the
+// network on its share of every batch (progressive_trainer's
+// data_parallel), every rank reads the images it needs, rank 0 prints,
+// writes the checkpoints and the outputs, and a checkpoint resumes on any
+// number of ranks.
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,6 +51,10 @@
 #include "nmhash/optim/rmsprop.hpp"
 #include "nmhash/optim/sgd.hpp"
 #include "nmhash_train_cuda.hpp"
+#ifdef NMHASH_TOOL_MPI
+#include "nmhash/mpi/metrics.hpp"
+#include "nmhash/mpi/training.hpp"
+#endif
 
 namespace {
 
@@ -97,8 +106,16 @@ void write_labels_npy(nmhash::io::atomic_file& f, const nmhash::labels& l) {
 
 nmhash::optim::group_table optimizer_groups(const options& o) { return {{}, {o.lr, o.weight_decay}}; }
 
+using ranks = nmhash_tool::tool_ranks;
+
+// The checkpoint, read by rank 0 and handed to every rank.
+nmhash::io::safetensors_file read_checkpoint(const std::string& path, const ranks& rk) {
+  const std::vector<unsigned char> bytes = rk.read(path);
+  return nmhash::io::parse_safetensors(bytes.data(), bytes.size(), path);
+}
+
 template <class Optimizer>
-int run(const options& o, Optimizer opt) {
+int run(const options& o, Optimizer opt, const ranks& rk) {
   const auto t0 = clock_type::now();
   const auto split = o.data.open();
   // A progressive run trains on T' and scores bits on V.
@@ -106,6 +123,8 @@ int run(const options& o, Optimizer opt) {
   nmhash::require(!progressive || o.reduce_from > o.bits, "--reduce-from ", o.reduce_from, " must exceed --bits ",
                   o.bits);
   nmhash::require(!progressive || o.device == "cpu", "--reduce-from: progressive runs train on the CPU only");
+  nmhash::require(rk.size == 1 || o.device == "cpu", "--device cuda under mpirun: data-parallel training runs on the "
+                  "CPU only in this release");
   const auto train = head(progressive ? split.train_nm : split.train, o.train_limit);
   const bool classify = o.loss == "classify";
   if (classify) {
@@ -126,7 +145,7 @@ int run(const options& o, Optimizer opt) {
   const nmhash::data::transform_options transform = o.data.transform(split, arch, train);
   const nmhash::data::batch_loader<real> loader(split.pool, transform);
   const nmhash::labels& all_labels = split.pool->labels();
-  std::filesystem::create_directories(o.out);
+  if (rk.root()) std::filesystem::create_directories(o.out);
   const std::string ck_path = o.out + "/checkpoint.safetensors";
 
   nmhash::nn::sequential<real> net;
@@ -204,9 +223,12 @@ int run(const options& o, Optimizer opt) {
       train, all_labels.subset(train), val, all_labels.subset(val), o.seed);
   const std::size_t total_epochs = tr.plan().size();
 
+#ifdef NMHASH_TOOL_MPI
+  if (rk.comm) tr.set_data_parallel(nmhash::mpi::data_parallel<real>(*rk.comm));
+#endif
   nlohmann::json history = nlohmann::json::array();
-  if (o.resume && std::filesystem::exists(ck_path)) {
-    const auto ck = nmhash::io::load_safetensors(ck_path);
+  if (o.resume && rk.exists(ck_path)) {
+    const auto ck = read_checkpoint(ck_path, rk);
     for (const char* key : {"loss", "bits", "seed", "train", "settings"}) {
       const std::string expect = key == std::string("loss")   ? o.loss
                                  : key == std::string("bits") ? std::to_string(o.bits)
@@ -251,6 +273,7 @@ int run(const options& o, Optimizer opt) {
     };
     tr.set_external_step(std::move(ext));
   }
+  if (rk.size > 1) device_name += ", data parallel over " + std::to_string(rk.size) + " ranks";
   std::printf("%s %s, %s loss, K = %zu, %s lr %g, batch %zu, seed %llu, on %s: %zu training images\n",
               o.data.dataset.c_str(), arch.name.c_str(), o.loss.c_str(), o.bits, o.optimizer.c_str(), o.lr, o.batch,
               static_cast<unsigned long long>(o.seed), device_name.c_str(), train.size());
@@ -289,7 +312,7 @@ int run(const options& o, Optimizer opt) {
                                             {"settings", settings.dump()},
                                             {"history", history.dump()}};
     tr.save_state(tensors, meta);
-    nmhash::io::save_safetensors(ck_path, tensors, meta);
+    if (rk.root()) nmhash::io::save_safetensors(ck_path, tensors, meta);
   };
   tr.run();
 
@@ -302,7 +325,21 @@ int run(const options& o, Optimizer opt) {
   // NUS-WIDE and COCO setting), capped at the database size.
   const std::size_t map_k = o.map_at >= 0 ? static_cast<std::size_t>(o.map_at) : all_labels.is_multi() ? 5000 : 0;
   if (map_k) eo.map_at.push_back(std::min(map_k, db.size()));
-  const auto ev = nmhash::evaluate(cq, cd, ql, dl, eo);
+  nmhash::evaluation ev;
+#ifdef NMHASH_TOOL_MPI
+  if (rk.comm) {
+    // Every rank holds every code: each evaluates against its part of the database.
+    const std::size_t b = nmhash::split_begin(cd.size(), rk.size, rk.rank);
+    const std::size_t e = nmhash::split_begin(cd.size(), rk.size, rk.rank + 1);
+    nmhash::packed_codes part(e - b, cd.bits());
+    std::copy(cd.data() + b * cd.words_per_code(), cd.data() + e * cd.words_per_code(), part.data());
+    std::vector<std::size_t> rows(e - b);
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = b + i;
+    ev = nmhash::mpi::evaluate(*rk.comm, cq, part, ql, dl.subset(rows), eo);
+  } else
+#endif
+    ev = nmhash::evaluate(cq, cd, ql, dl, eo);
+  if (!rk.root()) return 0;  // rank 0 writes
   // A classifier's top-1 accuracy on the queries (single-label data).
   double accuracy = -1;
   if (classify && !all_labels.is_multi()) {
@@ -390,7 +427,7 @@ std::unique_ptr<nmhash_train::cuda_trainer> nmhash_train::make_cuda_trainer(nmha
 
 namespace {
 
-int run_tool(int argc, char** argv) {
+int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   CLI::App app{"nmhash_train: fixed-length deep hashing on a data set (fmnist-dpsh, cifar10:DIR, list:DIR)"};
   options o;
   auto methods = nmhash::loss::loss_names();
@@ -449,16 +486,26 @@ int run_tool(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return session.rank() == 0 ? app.exit(e) : e.get_exit_code();
   }
   o.resume = !no_resume;
   if (o.out.empty()) o.out = "results/train-" + o.loss + "-" + std::to_string(o.bits);
+  ranks rk;
+  try {
+    rk = nmhash_tool::ranks_of(session);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nmhash_train: error: %s\n", e.what());
+    return 1;
+  }
   try {
     const nmhash::optim::group_table groups = optimizer_groups(o);
-    if (o.optimizer == "adam") return run(o, nmhash::optim::adam<real>(groups));
-    if (o.optimizer == "rmsprop") return run(o, nmhash::optim::rmsprop<real>(groups));
-    return run(o, nmhash::optim::sgd<real>(o.momentum, groups));
+    if (o.optimizer == "adam") return run(o, nmhash::optim::adam<real>(groups), rk);
+    if (o.optimizer == "rmsprop") return run(o, nmhash::optim::rmsprop<real>(groups), rk);
+    return run(o, nmhash::optim::sgd<real>(o.momentum, groups), rk);
   } catch (const std::exception& e) {
+#ifdef NMHASH_TOOL_MPI
+    if (rk.comm) return nmhash_tool::mpi_error(*rk.comm, "nmhash_train", e);
+#endif
     std::fprintf(stderr, "nmhash_train: error: %s\n", e.what());
     return 1;
   }
@@ -468,5 +515,6 @@ int run_tool(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   nmhash_tool::start(false);
-  return nmhash_tool::finish("nmhash_train", run_tool(argc, argv));
+  const nmhash_tool::mpi_session session(argc, argv);
+  return nmhash_tool::finish("nmhash_train", run_tool(argc, argv, session));
 }

@@ -6,9 +6,11 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -17,6 +19,8 @@
 #include <CLI/CLI.hpp>
 
 #include "nmhash/core/checked.hpp"
+#include "nmhash/core/error.hpp"
+#include "nmhash/io/read_file.hpp"
 
 #ifdef NMHASH_TOOL_MPI
 #include <optional>
@@ -60,6 +64,67 @@ struct mpi_session {
   int rank() const { return 0; }
 };
 #endif
+
+// The ranks of a data-parallel tool run (one process: rank 0 of 1). Rank 0
+// reads what every rank needs and hands it over; only rank 0 prints (the
+// other ranks' standard output goes to /dev/null) and writes.
+struct tool_ranks {
+  int rank = 0, size = 1;
+#ifdef NMHASH_TOOL_MPI
+  const nmhash::mpi::communicator* comm = nullptr;
+#endif
+  bool root() const { return rank == 0; }
+
+  // Rank 0's value on every rank.
+  bool share(bool v) const {
+#ifdef NMHASH_TOOL_MPI
+    if (comm) {
+      int x = v ? 1 : 0;
+      comm->broadcast(x, 0);
+      return x != 0;
+    }
+#endif
+    return v;
+  }
+  std::string share(std::string v) const {
+#ifdef NMHASH_TOOL_MPI
+    if (comm) comm->broadcast(v, 0);
+#endif
+    return v;
+  }
+  // Whether `path` exists, as rank 0 sees it.
+  bool exists(const std::string& path) const { return share(root() && std::filesystem::exists(path)); }
+  // The bytes of `path`, read by rank 0 (an error there is every rank's).
+  std::vector<unsigned char> read(const std::string& path) const {
+#ifdef NMHASH_TOOL_MPI
+    if (comm) {
+      std::vector<unsigned char> bytes;
+      nmhash::mpi::on_root(*comm, 0, [&] { bytes = nmhash::io::read_file(path); });
+      comm->broadcast(bytes, 0);
+      return bytes;
+    }
+#endif
+    return nmhash::io::read_file(path);
+  }
+};
+
+// The ranks of this run: the job's world when started by mpirun with more
+// than one rank.
+inline tool_ranks ranks_of(const mpi_session& session) {
+  tool_ranks rk;
+#ifdef NMHASH_TOOL_MPI
+  rk.comm = session.sharded();
+  if (rk.comm) {
+    rk.rank = rk.comm->rank();
+    rk.size = rk.comm->size();
+    if (rk.rank != 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
+      throw nmhash::error("cannot send rank " + std::to_string(rk.rank) + "'s standard output to /dev/null");
+  }
+#else
+  (void)session;
+#endif
+  return rk;
+}
 
 // A write past a file-size limit (ulimit -f, RLIMIT_FSIZE) then fails with
 // EFBIG, which the writers report and clean up after, instead of the

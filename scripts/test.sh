@@ -15,7 +15,9 @@ cmake --build "$build" -j "$jobs"
 ctest --test-dir "$build" --output-on-failure -j "$jobs"
 
 sanitized="$build-sanitized"
-cmake -S . -B "$sanitized" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNMHASH_SANITIZE=address,undefined \
+# -O1 -g (what the sanitizers' documentation recommends) compiles faster than -O2.
+cmake -S . -B "$sanitized" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+  -DNMHASH_SANITIZE=address,undefined \
   -DNMHASH_ENABLE_CUDA=OFF -DNMHASH_BUILD_EXAMPLES=OFF -DNMHASH_BUILD_BENCHMARKS=OFF
 cmake --build "$sanitized" -j "$jobs" --target nmhash_tests_sanitized
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -1,8 +1,9 @@
-# Configures and builds nmhash's own targets (every public header on its
-# own, the tests) with clang, warnings as errors; examples, benchmarks and
-# CUDA are left to the main build (the examples' library code is in the
-# headers checked here). Unoptimised (Debug): the check is about clang's
-# diagnostics, and the optimised build is the main one.
+# Configures and builds nmhash's own targets TARGETS (comma-separated:
+# every public header on its own, the test programs) with clang, warnings
+# as errors; examples, benchmarks and CUDA are left to the main build (the
+# examples' library code is in the headers checked here). Unoptimised
+# (Debug): the check is about clang's diagnostics, and the optimised build
+# is the main one.
 file(MAKE_DIRECTORY ${WORK_DIR})
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}
     -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Debug
@@ -11,7 +12,8 @@ execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "clang configure failed:\n${out}\n${err}")
 endif()
-execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR} -j 2
+string(REPLACE "," ";" targets "${TARGETS}")
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR} -j 2 --target ${targets}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "clang build failed:\n${out}\n${err}")

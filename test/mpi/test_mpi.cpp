@@ -9,6 +9,7 @@
 //   test_mpi --write-fixtures DIR   codes and labels .npy for the tools
 //   test_mpi --die-at-rank R        rank R is killed (SIGKILL) inside a search
 //   test_mpi --throw-at-rank R      rank R alone meets an error inside a search
+//   test_mpi --die-in-training R    rank R is killed inside data-parallel training
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
@@ -379,6 +380,9 @@ int fault(const mpi::communicator& world, int victim, bool die) {
 
 }  // namespace
 
+// test_mpi_training.cpp
+int training_fault(const mpi::communicator& world, int victim);
+
 int main(int argc, char** argv) {
   mpi::environment env(argc, argv);
   int rc = 0;
@@ -387,6 +391,7 @@ int main(int argc, char** argv) {
     if (argc == 3 && std::strcmp(argv[1], "--write-fixtures") == 0) return write_fixtures(argv[2]);
     if (argc == 3 && (std::strcmp(argv[1], "--die-at-rank") == 0 || std::strcmp(argv[1], "--throw-at-rank") == 0))
       return fault(world, std::atoi(argv[2]), std::strcmp(argv[1], "--die-at-rank") == 0);
+    if (argc == 3 && std::strcmp(argv[1], "--die-in-training") == 0) return training_fault(world, std::atoi(argv[2]));
     Catch::Session session;
     rc = session.run(argc, argv);
     rc = world.all_reduce(rc, MPI_MAX);

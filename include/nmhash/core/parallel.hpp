@@ -103,4 +103,12 @@ void parallel_blocks(std::int64_t n, std::int64_t block, Body&& body) {
   for (std::int64_t b = 0; b < blocks; ++b) body(b * block, b + 1 < blocks ? (b + 1) * block : n);
 }
 
+// Balanced consecutive split of n items over `parts` parts: part r holds
+// [split_begin(n, parts, r), split_begin(n, parts, r + 1)). The rule every
+// distributed split in nmhash follows (shards, batch rows).
+inline std::size_t split_begin(std::size_t n, int parts, int r) {
+  const auto P = static_cast<std::size_t>(parts), R = static_cast<std::size_t>(r);
+  return (n / P) * R + (R < n % P ? R : n % P);
+}
+
 }  // namespace nmhash

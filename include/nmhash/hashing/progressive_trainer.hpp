@@ -134,6 +134,25 @@ struct external_step {
   std::function<void(loss::memory_bank<T>& bank)> sync;
 };
 
+// Data parallelism over `ranks` processes (nmhash::mpi::data_parallel in
+// <nmhash/mpi/training.hpp> fills this in for MPI). Every batch, and every
+// encoding pass, is split into consecutive rows (split_begin): each rank
+// runs the network forward and backward on its rows only. The network
+// outputs of the whole batch are gathered on every rank, so the NMLayer,
+// the memory bank, the loss, the active-phase scores and the truncations
+// are computed on every rank from the same numbers, as in one process; the
+// parameter gradients are summed over the ranks before the optimizer step,
+// which every rank then takes alike.
+template <class T>
+struct data_parallel {
+  int rank = 0, ranks = 1;
+  // full (rows x width) on every rank from the rows each rank holds
+  // (local: its rows [split_begin(rows, ranks, rank), ...), in rank order).
+  std::function<void(const T* local, T* full, std::size_t rows, std::size_t width)> gather_rows;
+  // Element-wise sum of buf over the ranks, on every rank.
+  std::function<void(T* buf, std::size_t n)> sum;
+};
+
 template <class T, class Optimizer>
 class progressive_trainer {
  public:
@@ -186,9 +205,19 @@ class progressive_trainer {
   // Hands the training step to a device (fixed-length runs only).
   void set_external_step(external_step<T> d) {
     require(stage_targets(s_).empty(), "progressive_trainer: an external training step takes fixed-length runs only");
+    require(dp_.ranks == 1, "progressive_trainer: an external step and data parallelism do not mix");
     require(d.step && d.infer && d.sync, "progressive_trainer: an external step needs step, infer and sync");
     device_ = std::move(d);
   }
+
+  // Splits batches and encoding over processes (see data_parallel).
+  void set_data_parallel(data_parallel<T> d) {
+    require(d.ranks >= 1 && d.rank >= 0 && d.rank < d.ranks, "progressive_trainer: rank ", d.rank, " of ", d.ranks);
+    require(d.ranks == 1 || (d.gather_rows && d.sum), "progressive_trainer: data parallelism needs gather_rows and sum");
+    require(d.ranks == 1 || !device_.step, "progressive_trainer: an external step and data parallelism do not mix");
+    dp_ = std::move(d);
+  }
+  const data_parallel<T>& parallelism() const { return dp_; }
 
   // Trains the remaining epochs of the plan.
   void run() {
@@ -205,11 +234,18 @@ class progressive_trainer {
 
   // Evaluation-mode codes of the given images (through the network and the
   // NMLayer's majority vote).
+  // With data parallelism every rank calls it (collective) and receives
+  // every code.
   packed_codes encode(const std::vector<std::size_t>& ids, std::size_t chunk = 256) {
     packed_codes codes(ids.size(), nm_.nodes());
     tensor<T> x;
     for (std::size_t b = 0; b < ids.size(); b += chunk) {
       const std::size_t n = std::min(chunk, ids.size() - b);
+      if (dp_.ranks > 1) {
+        const auto part = nm_.encode(forward_rows(ids, b, n, x));
+        std::copy(part.data(), part.data() + n * codes.words_per_code(), codes.row(b));
+        continue;
+      }
       images_(ids, b, n, x, batch_use{});
       if (device_.infer) device_.infer(x, y_host_);
       const auto part = nm_.encode(device_.infer ? y_host_ : net_.forward(x, false));
@@ -304,7 +340,7 @@ class progressive_trainer {
         val_codes = encode(val_);
         rec.scoring_seconds += std::chrono::duration<double>(clock::now() - v0).count();
       }
-      images_(ids, b, n, x_, batch_use{true, epoch});
+      if (dp_.ranks == 1) images_(ids, b, n, x_, batch_use{true, epoch});
       idx.assign(order.begin() + static_cast<std::ptrdiff_t>(b), order.begin() + static_cast<std::ptrdiff_t>(b + n));
       if (device_.step) {
         const double l = device_.step(x_, idx);
@@ -315,7 +351,19 @@ class progressive_trainer {
         continue;
       }
       nm_.reseed(mix(seed_, epoch, b));
-      const auto& v = net_.forward(x_, true);
+      // Data parallel: this rank's rows [lo, hi) through the network, the
+      // batch's outputs gathered on every rank.
+      const std::size_t lo = dp_.ranks > 1 ? split_begin(n, dp_.ranks, dp_.rank) : 0;
+      const std::size_t hi = dp_.ranks > 1 ? split_begin(n, dp_.ranks, dp_.rank + 1) : n;
+      if (dp_.ranks > 1) {
+        if (hi > lo) {
+          images_(ids, b + lo, hi - lo, x_, batch_use{true, epoch});
+          local_ = &net_.forward(x_, true);
+        }
+        v_all_.resize(shape4{n, s_.b_in});
+        dp_.gather_rows(hi > lo ? local_->data() : nullptr, v_all_.data(), n, s_.b_in);
+      }
+      const tensor<T>& v = dp_.ranks > 1 ? v_all_ : net_.forward(x_, true);
       nm_.forward(v, u_, true);
       bank_.update(u_, idx);
       const double l = loss_(u_, idx, bank_, du_);
@@ -336,7 +384,16 @@ class progressive_trainer {
         rec.scoring_seconds += std::chrono::duration<double>(clock::now() - s0).count();
       }
       net_.zero_grad();
-      net_.backward(dv_);
+      if (dp_.ranks == 1) {
+        net_.backward(dv_);
+      } else {
+        if (hi > lo) {
+          dv_local_.resize(shape4{hi - lo, s_.b_in});
+          std::copy(dv_.data() + lo * s_.b_in, dv_.data() + hi * s_.b_in, dv_local_.data());
+          net_.backward(dv_local_);
+        }
+        dp_.sum(net_.gradients().data(), net_.gradients().size());
+      }
       opt_.step(net_.parameters(), net_.gradients(), net_.ranges());
       ++batches;
       report_batch(rec, batches, t0, b + n, order.size());
@@ -419,8 +476,14 @@ class progressive_trainer {
     tensor<T> x;
     for (std::size_t b = 0; b < n; b += chunk) {
       const std::size_t c = std::min(chunk, n - b);
-      images_(train_, b, c, x, batch_use{});
-      const tensor<T>& v = net_.forward(x, false);
+      const tensor<T>* vp = nullptr;
+      if (dp_.ranks > 1) {
+        vp = &forward_rows(train_, b, c, x);
+      } else {
+        images_(train_, b, c, x, batch_use{});
+        vp = &net_.forward(x, false);
+      }
+      const tensor<T>& v = *vp;
       for (std::size_t r = 0; r < c; ++r)
         for (std::size_t g = 0; g < k; ++g) {
           const auto& ch = nm_.partition().children(g);
@@ -430,6 +493,20 @@ class progressive_trainer {
         }
     }
     bank_ = std::move(next);
+  }
+
+  // Data parallel, evaluation mode: this rank's rows of ids[b, b + n)
+  // through the network; the outputs of all n, gathered on every rank.
+  const tensor<T>& forward_rows(const std::vector<std::size_t>& ids, std::size_t b, std::size_t n, tensor<T>& x) {
+    const std::size_t lo = split_begin(n, dp_.ranks, dp_.rank), hi = split_begin(n, dp_.ranks, dp_.rank + 1);
+    const T* local = nullptr;
+    if (hi > lo) {
+      images_(ids, b + lo, hi - lo, x, batch_use{});
+      local = net_.forward(x, false).data();
+    }
+    v_all_.resize(shape4{n, s_.b_in});
+    dp_.gather_rows(local, v_all_.data(), n, s_.b_in);
+    return v_all_;
   }
 
   void remap_bank(const neuron_partition& before) {
@@ -467,8 +544,10 @@ class progressive_trainer {
   std::size_t score_count_ = 0;
   std::size_t done_ = 0;
   std::vector<epoch_record> history_;
-  tensor<T> x_, u_, du_, dv_, y_host_;
+  tensor<T> x_, u_, du_, dv_, y_host_, v_all_, dv_local_;
+  const tensor<T>* local_ = nullptr;
   external_step<T> device_;
+  data_parallel<T> dp_;
 };
 
 }  // namespace nmhash::hashing

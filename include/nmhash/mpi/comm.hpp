@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "nmhash/core/error.hpp"
+#include "nmhash/core/parallel.hpp"
 
 namespace nmhash::mpi {
 
@@ -282,11 +283,8 @@ inline int abort_job(const communicator& comm, const char* tool, const std::exce
   return 1;
 }
 
-// Balanced consecutive split of n items over p parts: part r holds
+// Balanced consecutive split: part r of n items over p parts is
 // [split_begin(n, p, r), split_begin(n, p, r + 1)).
-inline std::size_t split_begin(std::size_t n, int p, int r) {
-  const auto P = static_cast<std::size_t>(p), R = static_cast<std::size_t>(r);
-  return (n / P) * R + std::min(R, n % P);
-}
+using nmhash::split_begin;
 
 }  // namespace nmhash::mpi
