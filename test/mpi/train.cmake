@@ -1,7 +1,7 @@
-# nmhash_train under mpirun: data parallel over 2 ranks, the same outputs
-# in two runs (repeatable for a fixed number of ranks), the one-process MAP
-# within the stated tolerance (0.002), and a checkpoint written on 2 ranks
-# resumed on 4; nmhash_reproduce on 2 ranks against one process.
+# nmhash_train under mpirun: data parallel over 2 ranks with the
+# one-process MAP within the stated tolerance (0.002), and a checkpoint
+# written on 2 ranks resumed on 4; nmhash_reproduce on 2 ranks against one
+# process. (Repeatability for a fixed number of ranks: test_mpi_training.cpp.)
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 function(run)
@@ -10,12 +10,6 @@ function(run)
     message(FATAL_ERROR "${ARGN}\nexit ${rc}\n${out}\n${err}")
   endif()
   set(run_out "${out}${err}" PARENT_SCOPE)
-endfunction()
-function(same a b)
-  execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${a} ${b} RESULT_VARIABLE rc)
-  if(NOT rc STREQUAL "0")
-    message(FATAL_ERROR "${a} and ${b} differ")
-  endif()
 endfunction()
 function(map_of dir var)
   file(READ ${dir}/summary.json j)
@@ -46,10 +40,6 @@ run(${MPIEXEC} ${NP_FLAG} 2 ${TRAIN_BIN} ${common} --epochs 1 --out ${WORK_DIR}/
 if(NOT run_out MATCHES "data parallel over 2 ranks")
   message(FATAL_ERROR "nmhash_train under 2 ranks did not report them:\n${run_out}")
 endif()
-run(${MPIEXEC} ${NP_FLAG} 2 ${TRAIN_BIN} ${common} --epochs 1 --out ${WORK_DIR}/np2b)
-foreach(f model.safetensors query_codes.npy db_codes.npy)
-  same(${WORK_DIR}/np2/${f} ${WORK_DIR}/np2b/${f})
-endforeach()
 map_of(${WORK_DIR}/one m1)
 map_of(${WORK_DIR}/np2 m2)
 close(${m2} ${m1} "progressive, 2 ranks against one process")
