@@ -71,25 +71,31 @@ struct scan_records {
   }
 };
 
-// Where each of `records` scans of every rank starts in the gathered streams.
-struct record_table {
-  std::vector<std::size_t> word_at, dist_at;  // [rank * records + i]
-  std::size_t records = 0;
-
-  record_table(const std::vector<std::uint64_t>& words, const std::vector<std::size_t>& word_counts,
-               const std::vector<std::size_t>& dist_counts, std::size_t records_per_rank)
-      : records(records_per_rank) {
+// Every rank's ranking scans gathered on the root (collective): each rank
+// passes its scans, `records` per rank in the same order; on the root,
+// assemble(i, ranks) joins scan i of every rank.
+class gathered_scans {
+ public:
+  gathered_scans(const communicator& comm, const std::vector<scan_records>& local, int root, std::size_t records)
+      : records_(records) {
+    scan_records mine;
+    for (const auto& r : local) mine.append(r);
+    std::vector<std::size_t> word_counts, dist_counts;
+    words_ = comm.gather(mine.words, root, &word_counts);
+    dists_ = comm.gather(mine.dists, root, &dist_counts);
+    if (comm.rank() != root) return;
+    // Where scan i of rank s starts in the gathered streams.
     const std::size_t P = word_counts.size();
-    word_at.resize(P * records);
-    dist_at.resize(P * records);
+    word_at_.resize(P * records_);
+    dist_at_.resize(P * records_);
     std::size_t w = 0, d = 0;
     for (std::size_t s = 0; s < P; ++s) {
       const std::size_t wend = w + word_counts[s], dend = d + dist_counts[s];
-      for (std::size_t i = 0; i < records; ++i) {
+      for (std::size_t i = 0; i < records_; ++i) {
         require(w + 2 <= wend, "mpi: rank ", s, " sent fewer ranking records than expected");
-        word_at[s * records + i] = w;
-        dist_at[s * records + i] = d;
-        const std::size_t buckets = static_cast<std::size_t>(words[w]), rel = static_cast<std::size_t>(words[w + 1]);
+        word_at_[s * records_ + i] = w;
+        dist_at_[s * records_ + i] = d;
+        const std::size_t buckets = static_cast<std::size_t>(words_[w]), rel = static_cast<std::size_t>(words_[w + 1]);
         w += 2 + buckets + rel;
         d += rel;
       }
@@ -97,18 +103,23 @@ struct record_table {
     }
   }
 
-  // Record i of every rank, in rank order, as one scan of the database.
-  void assemble(std::size_t i, const std::vector<std::uint64_t>& words, const std::vector<std::uint16_t>& dists,
-                index_order_ranks& ranks) const {
-    const std::size_t P = word_at.size() / records;
+  // Scan i of every rank, in rank order, as one scan of the database (root).
+  void assemble(std::size_t i, index_order_ranks& ranks) const {
+    const std::size_t P = word_at_.size() / records_;
     for (std::size_t s = 0; s < P; ++s) {
-      const std::uint64_t* w = words.data() + word_at[s * records + i];
+      const std::uint64_t* w = words_.data() + word_at_[s * records_ + i];
       const auto buckets = static_cast<std::size_t>(w[0]), rel = static_cast<std::size_t>(w[1]);
       if (s == 0) ranks.begin(buckets);
       require(buckets == ranks.buckets(), "mpi: ranking records of different lengths");
-      ranks.append(w + 2, w + 2 + buckets, dists.data() + dist_at[s * records + i], rel);
+      ranks.append(w + 2, w + 2 + buckets, dists_.data() + dist_at_[s * records_ + i], rel);
     }
   }
+
+ private:
+  std::size_t records_;
+  std::vector<std::uint64_t> words_;
+  std::vector<std::uint16_t> dists_;
+  std::vector<std::size_t> word_at_, dist_at_;  // [rank * records + i]
 };
 
 inline std::vector<std::uint64_t> to_u64(const std::vector<std::size_t>& v) { return {v.begin(), v.end()}; }
@@ -259,19 +270,14 @@ inline evaluation evaluate(const communicator& comm, const packed_codes& queries
           });
         continue;
       }
-      detail::scan_records mine;
-      for (const auto& r : recs) mine.append(r);
+      const detail::gathered_scans scans(comm, recs, root, nb);
       recs.clear();
-      std::vector<std::size_t> word_counts, dist_counts;
-      const std::vector<std::uint64_t> all_words = comm.gather(mine.words, root, &word_counts);
-      const std::vector<std::uint16_t> all_dists = comm.gather(mine.dists, root, &dist_counts);
       if (!is_root) continue;
-      const detail::record_table table(all_words, word_counts, dist_counts, nb);
       parallel_for(static_cast<std::int64_t>(nb), opt.threads, 1, [&](std::int64_t i) {
         detail::index_order_ranks ranks;
         detail::index_order_stats stats;
         std::vector<std::uint32_t> cts(nbins);
-        table.assemble(static_cast<std::size_t>(i), all_words, all_dists, ranks);
+        scans.assemble(static_cast<std::size_t>(i), ranks);
         ranks.histogram(cts.data());
         ranks.finish();
         scores->score(q0 + static_cast<std::size_t>(i), cts.data(), &ranks, stats);
@@ -365,21 +371,16 @@ inline loo_map_result leave_one_bit_out_map(const communicator& comm, const pack
                                                    [&](std::size_t) { recs[static_cast<std::size_t>(i)].add(ranks); });
         });
       });
-      detail::scan_records mine;
-      for (const auto& r : recs) mine.append(r);
+      const detail::gathered_scans scans(comm, recs, root, nb * (K + 1));
       recs.clear();
-      std::vector<std::size_t> word_counts, dist_counts;
-      const std::vector<std::uint64_t> all_words = comm.gather(mine.words, root, &word_counts);
-      const std::vector<std::uint16_t> all_dists = comm.gather(mine.dists, root, &dist_counts);
       if (!is_root) continue;
-      const detail::record_table table(all_words, word_counts, dist_counts, nb * (K + 1));
       parallel_for(static_cast<std::int64_t>(nb), t, 1, [&](std::int64_t i) {
         static const std::vector<std::size_t> none;
         const std::size_t qi = q0 + static_cast<std::size_t>(i);
         detail::index_order_ranks ranks;
         detail::index_order_stats stats;
         for (std::size_t s = 0; s <= K; ++s) {
-          table.assemble(static_cast<std::size_t>(i) * (K + 1) + s, all_words, all_dists, ranks);
+          scans.assemble(static_cast<std::size_t>(i) * (K + 1) + s, ranks);
           ranks.finish();
           stats.compute(ranks.ranks(), ranks.relevant(), none, none);
           (s == 0 ? full[qi] : without[qi * K + s - 1]) = stats.ap;
