@@ -17,7 +17,8 @@
 // network on its share of every batch (progressive_trainer's
 // data_parallel), every rank reads the images it needs, rank 0 prints,
 // writes the checkpoints and the outputs, and a checkpoint resumes on any
-// number of ranks.
+// number of ranks. With --device cuda each rank takes one GPU of its node
+// and the ranks gather outputs and sum gradients over NCCL.
 #include <unistd.h>
 
 #include <algorithm>
@@ -123,8 +124,6 @@ int run(const options& o, Optimizer opt, const ranks& rk) {
   nmhash::require(!progressive || o.reduce_from > o.bits, "--reduce-from ", o.reduce_from, " must exceed --bits ",
                   o.bits);
   nmhash::require(!progressive || o.device == "cpu", "--reduce-from: progressive runs train on the CPU only");
-  nmhash::require(rk.size == 1 || o.device == "cpu", "--device cuda under mpirun: data-parallel training runs on the "
-                  "CPU only in this release");
   const auto train = head(progressive ? split.train_nm : split.train, o.train_limit);
   const bool classify = o.loss == "classify";
   if (classify) {
@@ -261,7 +260,12 @@ int run(const options& o, Optimizer opt, const ranks& rk) {
     if constexpr (std::is_same_v<Optimizer, nmhash::optim::adam<real>>) steps = opt.steps();
     const nmhash_train::cuda_settings cs{o.loss,          o.optimizer, o.alpha, o.eta, hashnet_alpha, margin, o.momentum,
                                          optimizer_groups(o)};
-    dev = nmhash_train::make_cuda_trainer(net, tr.bank(), cs, opt.state(), steps);
+    nmhash_train::cuda_ranks cr;
+    cr.rank = rk.rank;
+    cr.ranks = rk.size;
+    cr.local_rank = rk.local_rank;
+    cr.share_from_root = [&rk](std::string& s) { s = rk.share(s); };
+    dev = nmhash_train::make_cuda_trainer(net, tr.bank(), cs, opt.state(), steps, cr);
     device_name = "cuda (" + dev->device() + ")";
     nmhash::hashing::external_step<real> ext;
     ext.step = [&](const nmhash::tensor<real>& x, const std::vector<std::size_t>& idx) { return dev->step(x, idx); };
@@ -419,7 +423,8 @@ int run(const options& o, Optimizer opt, const ranks& rk) {
 std::unique_ptr<nmhash_train::cuda_trainer> nmhash_train::make_cuda_trainer(nmhash::nn::sequential<float>&,
                                                                            const nmhash::loss::memory_bank<float>&,
                                                                            const cuda_settings&,
-                                                                           const optimizer_state&, std::size_t) {
+                                                                           const optimizer_state&, std::size_t,
+                                                                           const cuda_ranks&) {
   nmhash::detail::fail("--device cuda: this nmhash_train was built without CUDA (CMake found no nvcc, cuBLAS or "
                        "cuDNN); rebuild on a machine with the CUDA toolkit and cuDNN");
 }
@@ -439,7 +444,7 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   app.add_option("--bits", o.bits, "code length K")->check(CLI::Range(1, 4096));
   app.add_option("--epochs", o.epochs, "training epochs, 1 or more (with --reduce-from: the warm-up epochs at B_in)")->check(nmhash_tool::integer_range(1, 1000000));
   app.add_option("--batch", o.batch, "batch size, 1 to 65536")->check(nmhash_tool::integer_range(1, 65536));
-  app.add_option("--device", o.device, "where to train: cpu, or cuda (the first CUDA device)")
+  app.add_option("--device", o.device, "where to train: cpu, or cuda (the first CUDA device; under mpirun one per rank, over NCCL)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--optimizer", o.optimizer, "optimizer")->check(CLI::IsMember({"adam", "sgd", "rmsprop"}));
   app.add_option("--lr", o.lr, "learning rate (positive)")->check(CLI::PositiveNumber);

@@ -1,12 +1,21 @@
 // The device half of nmhash_train (see nmhash_train_cuda.hpp): gpu::network
-// for lenet, the device memory bank and loss, and the device optimizer.
+// for lenet, the device memory bank and loss, and the device optimizer;
+// under mpirun, one GPU per rank with the batch's outputs gathered and the
+// gradients summed in rank order over NCCL (nmhash/cuda/nccl.cuh), so that
+// every rank holds the same bank, loss and parameters, as on the CPU.
 #include "nmhash_train_cuda.hpp"
 
 #include <variant>
 
+#include <cstring>
+
+#include "nmhash/core/parallel.hpp"
 #include "nmhash/cuda/loss.cuh"
 #include "nmhash/cuda/nn.cuh"
 #include "nmhash/cuda/optim.cuh"
+#if NMHASH_TRAIN_NCCL
+#include "nmhash/cuda/nccl.cuh"
+#endif
 
 namespace nmhash_train {
 namespace {
@@ -36,25 +45,51 @@ any_optimizer make_optimizer(const cuda_settings& s) {
   nmhash::detail::fail("--device cuda: unknown optimizer ", s.optimizer);
 }
 
-std::string first_device() {
+// Makes device `index` current; its name.
+std::string use_device(int index) {
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess)
     nmhash::detail::fail("--device cuda: no CUDA device is available (cudaGetDeviceCount: ", cudaGetErrorName(e),
                          ": ", cudaGetErrorString(e), ")");
   nmhash::require(count > 0, "--device cuda: no CUDA device is available (cudaGetDeviceCount found none)");
-  NMHASH_CUDA_CHECK(cudaSetDevice(0));
+  nmhash::require(index < count, "--device cuda under mpirun: this rank is number ", index,
+                  " on its node, which has ", count, " CUDA device", count == 1 ? "" : "s",
+                  " (one GPU per rank: start at most ", count, " ranks per node)");
+  NMHASH_CUDA_CHECK(cudaSetDevice(index));
   cudaDeviceProp prop{};
-  NMHASH_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  NMHASH_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
   return prop.name;
 }
+
+// A stream of its own for data-parallel runs (NCCL's calls and the
+// training step's kernels in one order); the legacy default stream
+// otherwise. cudaStreamCreate's stream synchronizes with the default
+// stream's copies.
+class step_stream {
+ public:
+  explicit step_stream(bool own) {
+    if (own) NMHASH_CUDA_CHECK(cudaStreamCreate(&s_));
+  }
+  step_stream(const step_stream&) = delete;
+  step_stream& operator=(const step_stream&) = delete;
+  ~step_stream() {
+    if (s_) cudaStreamDestroy(s_);
+  }
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
 
 class device_trainer final : public cuda_trainer {
  public:
   device_trainer(nmhash::nn::sequential<float>& net, const nmhash::loss::memory_bank<float>& bank,
-                 const cuda_settings& s, const optimizer_state& state, std::size_t steps)
-      : name_(first_device()), net_(net, ctx_), bank_(bank.labels(), bank.bits()), loss_(loss_options(s)),
-        opt_(make_optimizer(s)) {
+                 const cuda_settings& s, const optimizer_state& state, std::size_t steps, const cuda_ranks& rk)
+      : name_(use_device(rk.ranks > 1 ? rk.local_rank : 0)), stream_(rk.ranks > 1), ctx_(stream_.get()),
+        net_(net, ctx_), bank_(bank.labels(), bank.bits()), loss_(loss_options(s)), opt_(make_optimizer(s)),
+        rank_(rk.rank), ranks_(rk.ranks), width_(bank.bits()) {
+    if (ranks_ > 1) join(rk);
     bank_.upload(bank.rows());
     for_each_state_pair(state, [](nmhash::aligned_vector<float>& host, gpu::device_buffer<float>& dev) {
       if (!host.empty()) dev = gpu::device_buffer<float>(host.data(), host.size());
@@ -65,6 +100,7 @@ class device_trainer final : public cuda_trainer {
   std::string device() const override { return name_; }
 
   double step(const nmhash::tensor<float>& x, const std::vector<std::size_t>& idx) override {
+    if (ranks_ > 1) return parallel_step(x, idx);
     const std::size_t n = x.shape()[0];
     nmhash::require(n == idx.size(), "cuda_trainer: ", n, " images but ", idx.size(), " training indices");
     const float* u = forward(x);
@@ -116,13 +152,70 @@ class device_trainer final : public cuda_trainer {
         opt_);
   }
 
+#if NMHASH_TRAIN_NCCL
+  // Joins the ranks' NCCL communicator (collective).
+  void join(const cuda_ranks& rk) {
+    std::string id(sizeof(ncclUniqueId), '\0');
+    if (rk.rank == 0) {
+      const ncclUniqueId u = gpu::nccl_communicator::unique_id();
+      std::memcpy(id.data(), &u, sizeof u);
+    }
+    rk.share_from_root(id);
+    nmhash::require(id.size() == sizeof(ncclUniqueId), "--device cuda under mpirun: the NCCL id from rank 0 holds ",
+                    id.size(), " bytes, expected ", sizeof(ncclUniqueId));
+    ncclUniqueId u;
+    std::memcpy(&u, id.data(), sizeof u);
+    comm_ = std::make_unique<gpu::nccl_communicator>(u, rk.ranks, rk.rank);
+  }
+
+  // This rank's rows through the network, every rank's outputs gathered,
+  // then the bank, the loss and its gradient of the whole batch on every
+  // rank (the same numbers everywhere), back-propagation of this rank's
+  // rows and the gradients summed in rank order before the step.
+  double parallel_step(const nmhash::tensor<float>& x, const std::vector<std::size_t>& idx) {
+    const std::size_t n = idx.size();
+    const std::size_t lo = nmhash::split_begin(n, ranks_, rank_), hi = nmhash::split_begin(n, ranks_, rank_ + 1);
+    const float* local = nullptr;
+    if (hi > lo) {
+      nmhash::require(x.shape()[0] == hi - lo, "cuda_trainer: rank ", rank_, " holds rows ", lo, " to ", hi,
+                      " of the batch and was given ", x.shape()[0], " images");
+      local = forward(x);
+    }
+    u_.reserve(n * width_);
+    gpu::gather_rows(*comm_, local, u_.data(), n, width_, ctx_.stream());
+    bank_.update(u_.data(), idx, ctx_.stream());
+    du_.reserve(n * width_);
+    const double l = loss_(u_.data(), idx, bank_, du_.data(), ctx_.stream());
+    net_.zero_grad();
+    if (hi > lo) net_.backward(du_.data() + lo * width_);
+    sum_(*comm_, net_.gradients(), net_.parameter_count(), ctx_.stream());
+    std::visit([&](auto& o) { o.step(net_.parameters(), net_.gradients(), net_.parameter_count(), net_.ranges(), ctx_.stream()); },
+               opt_);
+    comm_->check();
+    return l;
+  }
+#else
+  [[noreturn]] void join(const cuda_ranks&) {
+    nmhash::detail::fail("--device cuda under mpirun: this nmhash_train was built without NCCL (CMake found no "
+                         "nccl.h and libnccl beside the CUDA toolkit)");
+  }
+  [[noreturn]] double parallel_step(const nmhash::tensor<float>&, const std::vector<std::size_t>&) { join({}); }
+#endif
+
   std::string name_;
+  step_stream stream_;
   gpu::dnn_context ctx_;
   gpu::network net_;
   gpu::device_memory_bank<float> bank_;
   gpu::hashing_loss<float> loss_;
   any_optimizer opt_;
-  gpu::device_buffer<float> x_, du_;
+  gpu::device_buffer<float> x_, u_, du_;
+  int rank_, ranks_;
+  std::size_t width_;
+#if NMHASH_TRAIN_NCCL
+  std::unique_ptr<gpu::nccl_communicator> comm_;
+  gpu::rank_order_sum<float> sum_;
+#endif
 };
 
 }  // namespace
@@ -130,8 +223,8 @@ class device_trainer final : public cuda_trainer {
 std::unique_ptr<cuda_trainer> make_cuda_trainer(nmhash::nn::sequential<float>& net,
                                                 const nmhash::loss::memory_bank<float>& bank,
                                                 const cuda_settings& settings, const optimizer_state& state,
-                                                std::size_t steps) {
-  return std::make_unique<device_trainer>(net, bank, settings, state, steps);
+                                                std::size_t steps, const cuda_ranks& ranks) {
+  return std::make_unique<device_trainer>(net, bank, settings, state, steps, ranks);
 }
 
 }  // namespace nmhash_train

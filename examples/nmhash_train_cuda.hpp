@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -28,13 +29,22 @@ struct cuda_settings {
   nmhash::optim::group_table groups;
 };
 
+// Data parallelism between GPUs (nmhash_train under mpirun): rank `rank` of
+// `ranks` takes GPU local_rank of its node and joins an NCCL communicator
+// whose id rank 0 makes and share_from_root hands to every rank.
+struct cuda_ranks {
+  int rank = 0, ranks = 1, local_rank = 0;
+  std::function<void(std::string&)> share_from_root;
+};
+
 class cuda_trainer {
  public:
   virtual ~cuda_trainer() = default;
   // The device's name, for the log.
   virtual std::string device() const = 0;
   // Forward, memory bank update, loss, backward and optimizer step on the
-  // batch x of training images idx; returns the loss.
+  // batch x of training images idx; returns the loss. Data parallel: x is
+  // this rank's rows of the batch (split_begin), idx the whole batch.
   virtual double step(const nmhash::tensor<float>& x, const std::vector<std::size_t>& idx) = 0;
   // The network's outputs for x, into host memory.
   virtual void infer(const nmhash::tensor<float>& x, nmhash::tensor<float>& y) = 0;
@@ -44,11 +54,12 @@ class cuda_trainer {
 };
 
 // Mirrors net, bank and the optimizer state (with its step count) on the
-// first CUDA device. Throws nmhash::error when this build has no CUDA or
-// no device answers.
+// first CUDA device (data parallel: the node's local_rank-th). Throws
+// nmhash::error when this build has no CUDA (or, for several ranks, no
+// NCCL) or no device answers.
 std::unique_ptr<cuda_trainer> make_cuda_trainer(nmhash::nn::sequential<float>& net,
                                                 const nmhash::loss::memory_bank<float>& bank,
                                                 const cuda_settings& settings, const optimizer_state& state,
-                                                std::size_t steps);
+                                                std::size_t steps, const cuda_ranks& ranks = {});
 
 }  // namespace nmhash_train

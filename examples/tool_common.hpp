@@ -70,6 +70,8 @@ struct mpi_session {
 // other ranks' standard output goes to /dev/null) and writes.
 struct tool_ranks {
   int rank = 0, size = 1;
+  // This rank among the ranks of its node (the GPU it takes).
+  int local_rank = 0;
 #ifdef NMHASH_TOOL_MPI
   const nmhash::mpi::communicator* comm = nullptr;
 #endif
@@ -117,6 +119,12 @@ inline tool_ranks ranks_of(const mpi_session& session) {
   if (rk.comm) {
     rk.rank = rk.comm->rank();
     rk.size = rk.comm->size();
+    MPI_Comm node = MPI_COMM_NULL;
+    nmhash::mpi::detail::check(
+        MPI_Comm_split_type(rk.comm->get(), MPI_COMM_TYPE_SHARED, rk.rank, MPI_INFO_NULL, &node),
+        "MPI_Comm_split_type");
+    nmhash::mpi::detail::check(MPI_Comm_rank(node, &rk.local_rank), "MPI_Comm_rank");
+    MPI_Comm_free(&node);
     if (rk.rank != 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
       throw nmhash::error("cannot send rank " + std::to_string(rk.rank) + "'s standard output to /dev/null");
   }

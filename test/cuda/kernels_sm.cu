@@ -8,6 +8,9 @@
 #include "nmhash/cuda/nn_kernels.cuh"
 #include "nmhash/cuda/optim.cuh"
 #include "nmhash/cuda/pack.cuh"
+#if NMHASH_TEST_NCCL
+#include "nmhash/cuda/nccl.cuh"
+#endif
 
 namespace nmhash::gpu::kernels {
 template __global__ void pack_signs<float>(const float*, std::size_t, std::size_t, std::uint64_t*);
@@ -61,4 +64,8 @@ template __global__ void adam_step<float>(float*, const float*, float*, float*, 
 template __global__ void sgd_step<float>(float*, const float*, float*, std::size_t, double, double, double);
 template __global__ void rmsprop_step<float>(float*, const float*, float*, std::size_t, double, double, double,
                                              double);
+#if NMHASH_TEST_NCCL
+// Data-parallel training's gradient sum.
+template __global__ void sum_parts_in_order<float>(const float*, int, std::size_t, float*);
+#endif
 }  // namespace nmhash::gpu::kernels

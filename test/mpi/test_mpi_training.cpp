@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "nmhash/core/parallel.hpp"
 #include "nmhash/data/batches.hpp"
 #include "nmhash/data/fmnist_dpsh.hpp"
 #include "nmhash/hashing/progressive_trainer.hpp"
@@ -150,6 +151,106 @@ TEST_CASE("data-parallel progressive training: same on every rank, repeatable, a
     std::printf("data-parallel training on %d ranks: largest parameter difference %.3g (largest parameter %.3g), MAP "
                 "%.6f vs %.6f in one process\n",
                 world.size(), static_cast<double>(worst), static_cast<double>(largest), a.map, one.map);
+}
+
+TEST_CASE("an external training step under data parallelism takes this rank's rows of the whole batch, and its "
+          "infer() outputs are gathered",
+          "[mpi][train]") {
+  // The contract nmhash_train's GPU ranks rely on (x: this rank's rows,
+  // idx: the whole batch; infer on this rank's rows), checked with a host
+  // "device" that does what the GPU step does (gather the outputs, the
+  // bank, loss and gradient of the whole batch, back-propagation of its
+  // rows, the gradient sum in rank order): it must match the trainer's
+  // own data-parallel step bit for bit.
+  const mpi::communicator world;
+  h::progressive_schedule s;
+  s.name = "external";
+  s.b_in = 12;
+  s.lengths = {};
+  s.warmup_epochs = 2;
+  s.batch = 30;  // 200 images: the last batch of 20 rows, uneven on 3 ranks
+  std::vector<std::size_t> train(200);
+  std::vector<std::int32_t> labels(train.size());
+  for (std::size_t i = 0; i < train.size(); ++i) {
+    train[i] = i;
+    labels[i] = static_cast<std::int32_t>(i % 10);
+  }
+  auto images = [](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<float>& x,
+                   const h::batch_use&) {
+    x.resize(nmhash::shape4{n, 1, 28, 28});
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t p = 0; p < 784; ++p)
+        x.data()[i * 784 + p] = static_cast<float>((ids[first + i] * 7919 + p * 31) % 255) / 255.0f;
+  };
+  auto loss = [](const auto& u, const auto& idx, const auto& bank, auto& du) {
+    return nmhash::loss::pairwise_eq7(u, idx, bank, 10.0, du);
+  };
+  auto make_net = [&](nmhash::nn::sequential<float>& net) {
+    nmhash::nn::build_lenet(net, s.b_in, s.batch);
+    net.initialize(5);
+  };
+  const nmhash::optim::group_table groups{{}, {1e-3, 0.0}};
+  const auto dp = mpi::data_parallel<float>(world);
+
+  // The trainer's own data-parallel step.
+  nmhash::nn::sequential<float> net_a;
+  make_net(net_a);
+  nmhash::optim::adam<float> opt_a{groups};
+  trainer_t a(s, h::reduction::merge, net_a, opt_a, loss, images, train, nmhash::labels::single(labels), {},
+              nmhash::labels::single({}), 1);
+  a.set_data_parallel(dp);
+  a.run();
+
+  // The external step.
+  nmhash::nn::sequential<float> net_b, dev_net;
+  make_net(net_b);
+  make_net(dev_net);
+  dev_net.set_input_gradient(false);
+  nmhash::optim::adam<float> opt_b{groups}, dev_opt{groups};
+  nmhash::loss::memory_bank<float> dev_bank(nmhash::labels::single(labels), s.b_in);
+  trainer_t b(s, h::reduction::merge, net_b, opt_b, loss, images, train, nmhash::labels::single(labels), {},
+              nmhash::labels::single({}), 1);
+  b.set_data_parallel(dp);
+  std::size_t wrong_rows = 0;
+  nmhash::tensor<float> u, du, du_local;
+  h::external_step<float> ext;
+  ext.step = [&](const nmhash::tensor<float>& x, const std::vector<std::size_t>& idx) {
+    const std::size_t n = idx.size();
+    const std::size_t lo = nmhash::split_begin(n, world.size(), world.rank());
+    const std::size_t hi = nmhash::split_begin(n, world.size(), world.rank() + 1);
+    const float* local = nullptr;
+    if (hi > lo) {
+      if (x.shape()[0] != hi - lo) ++wrong_rows;
+      local = dev_net.forward(x, true).data();
+    }
+    u.resize(nmhash::shape4{n, s.b_in});
+    dp.gather_rows(local, u.data(), n, s.b_in);
+    dev_bank.update(u, idx);
+    const double l = loss(u, idx, dev_bank, du);
+    dev_net.zero_grad();
+    if (hi > lo) {
+      du_local.resize(nmhash::shape4{hi - lo, s.b_in});
+      std::copy(du.data() + lo * s.b_in, du.data() + hi * s.b_in, du_local.data());
+      dev_net.backward(du_local);
+    }
+    dp.sum(dev_net.gradients().data(), dev_net.gradients().size());
+    dev_opt.step(dev_net.parameters(), dev_net.gradients(), dev_net.ranges());
+    return l;
+  };
+  ext.infer = [&](const nmhash::tensor<float>& x, nmhash::tensor<float>& y) { y = dev_net.forward(x, false); };
+  ext.sync = [&](nmhash::loss::memory_bank<float>& bank) {
+    std::copy(dev_net.parameters().begin(), dev_net.parameters().end(), net_b.parameters().begin());
+    bank = dev_bank;
+  };
+  b.set_external_step(std::move(ext));
+  b.run();
+
+  CHECK(wrong_rows == 0);
+  CHECK(std::vector<float>(net_b.parameters().begin(), net_b.parameters().end()) ==
+        std::vector<float>(net_a.parameters().begin(), net_a.parameters().end()));
+  CHECK(std::equal(b.bank().rows(), b.bank().rows() + b.bank().size() * b.bank().bits(), a.bank().rows()));
+  const auto codes_a = a.encode(train), codes_b = b.encode(train);
+  CHECK(std::equal(codes_a.data(), codes_a.data() + codes_a.size() * codes_a.words_per_code(), codes_b.data()));
 }
 
 // test_mpi --die-in-training R: a data-parallel run (synthetic images) in

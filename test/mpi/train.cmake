@@ -3,27 +3,7 @@
 # written on 2 ranks resumed on 4; nmhash_reproduce on 2 ranks against one
 # process. (Repeatability for a fixed number of ranks: test_mpi_training.cpp.)
 include(${CMAKE_CURRENT_LIST_DIR}/run_common.cmake)
-function(map_of dir var)
-  file(READ ${dir}/summary.json j)
-  string(JSON m GET "${j}" map tie_aware)
-  set(${var} ${m} PARENT_SCOPE)
-endfunction()
-function(close a b what)
-  # |a - b| <= 0.002 in CMake's integer arithmetic: compare in units of 1e-6.
-  foreach(v a b)
-    string(REGEX MATCH "^([0-9]+)\\.([0-9]*)" _ "${${v}}")
-    string(SUBSTRING "${CMAKE_MATCH_2}000000" 0 6 frac)
-    math(EXPR ${v}_u "${CMAKE_MATCH_1} * 1000000 + 1${frac} - 1000000")
-  endforeach()
-  math(EXPR d "${a_u} - ${b_u}")
-  if(d LESS 0)
-    math(EXPR d "-${d}")
-  endif()
-  if(d GREATER 2000)
-    message(FATAL_ERROR "${what}: MAP ${a} vs ${b} differ by more than 0.002")
-  endif()
-  message("${what}: MAP ${a} vs ${b}")
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/map_close.cmake)
 
 set(common --reduce-from 16 --bits 8 --merges 4 --active-epochs 1 --frozen-epochs 1 --batch 50
     --train-limit 400 --query-limit 200 --db-limit 2000 --seed 3)

@@ -387,6 +387,7 @@ class network {
 
   void zero_grad() { grads_.zero(ctx_->stream()); }
   float* parameters() { return params_.data(); }
+  float* gradients() { return grads_.data(); }
   const float* gradients() const { return grads_.data(); }
   std::size_t parameter_count() const { return params_.size(); }
   const std::vector<nn::parameter_range>& ranges() const { return host_->ranges(); }

@@ -122,11 +122,18 @@ struct epoch_record {
   double seconds = 0, scoring_seconds = 0;
 };
 
-// A device that runs the training step of a fixed-length run.
+// A device that runs the training step of a fixed-length run. With data
+// parallelism (below) each rank's device takes this rank's rows of the
+// batch, gathers the outputs and sums the gradients itself (over NCCL in
+// nmhash_train); the trainer gathers the outputs of infer() with
+// gather_rows.
 template <class T>
 struct external_step {
-  // Forward, bank update, loss, backward and optimizer step of batch x of
-  // training images idx (bank positions); returns the loss.
+  // Forward, bank update, loss, backward and optimizer step of the batch
+  // of training images idx (bank positions) whose images are x; returns
+  // the loss. With data parallelism x holds this rank's rows
+  // [split_begin(idx.size(), ranks, rank), ...) only (and is not read
+  // where there are none); idx is the whole batch.
   std::function<double(const tensor<T>& x, const std::vector<std::size_t>& idx)> step;
   // Network outputs of x, into host memory.
   std::function<void(const tensor<T>& x, tensor<T>& y)> infer;
@@ -205,7 +212,6 @@ class progressive_trainer {
   // Hands the training step to a device (fixed-length runs only).
   void set_external_step(external_step<T> d) {
     require(stage_targets(s_).empty(), "progressive_trainer: an external training step takes fixed-length runs only");
-    require(dp_.ranks == 1, "progressive_trainer: an external step and data parallelism do not mix");
     require(d.step && d.infer && d.sync, "progressive_trainer: an external step needs step, infer and sync");
     device_ = std::move(d);
   }
@@ -214,7 +220,6 @@ class progressive_trainer {
   void set_data_parallel(data_parallel<T> d) {
     require(d.ranks >= 1 && d.rank >= 0 && d.rank < d.ranks, "progressive_trainer: rank ", d.rank, " of ", d.ranks);
     require(d.ranks == 1 || (d.gather_rows && d.sum), "progressive_trainer: data parallelism needs gather_rows and sum");
-    require(d.ranks == 1 || !device_.step, "progressive_trainer: an external step and data parallelism do not mix");
     dp_ = std::move(d);
   }
   const data_parallel<T>& parallelism() const { return dp_; }
@@ -343,6 +348,10 @@ class progressive_trainer {
       if (dp_.ranks == 1) images_(ids, b, n, x_, batch_use{true, epoch});
       idx.assign(order.begin() + static_cast<std::ptrdiff_t>(b), order.begin() + static_cast<std::ptrdiff_t>(b + n));
       if (device_.step) {
+        if (dp_.ranks > 1) {
+          const std::size_t lo = split_begin(n, dp_.ranks, dp_.rank), hi = split_begin(n, dp_.ranks, dp_.rank + 1);
+          if (hi > lo) images_(ids, b + lo, hi - lo, x_, batch_use{true, epoch});
+        }
         const double l = device_.step(x_, idx);
         check_finite(l, epoch, batches);
         rec.loss += l;
@@ -502,7 +511,12 @@ class progressive_trainer {
     const T* local = nullptr;
     if (hi > lo) {
       images_(ids, b + lo, hi - lo, x, batch_use{});
-      local = net_.forward(x, false).data();
+      if (device_.infer) {
+        device_.infer(x, y_host_);
+        local = y_host_.data();
+      } else {
+        local = net_.forward(x, false).data();
+      }
     }
     v_all_.resize(shape4{n, s_.b_in});
     dp_.gather_rows(local, v_all_.data(), n, s_.b_in);

@@ -1,0 +1,57 @@
+# nmhash_train --device cuda under mpirun: data parallel between GPUs over
+# NCCL. Two runs on 2 ranks write the same model and codes byte for byte
+# (the gradient sum's order is fixed), their MAP is within 0.002 of one
+# GPU's, and a checkpoint written on 2 ranks resumes in one process.
+# Needs a node with 2 CUDA devices: skipped (the line "nmhash-test-skipped")
+# where the first run finds fewer.
+include(${CMAKE_CURRENT_LIST_DIR}/run_common.cmake)
+include(${CMAKE_CURRENT_LIST_DIR}/map_close.cmake)
+
+function(skip_unless_run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc STREQUAL "0")
+    if(err MATCHES "no CUDA device is available|this node has [01] CUDA device")
+      string(REGEX MATCH "error[^\n]*" why "${err}")
+      message("nmhash-test-skipped: ${why}")
+      set(skipped TRUE PARENT_SCOPE)
+      return()
+    endif()
+    message(FATAL_ERROR "${ARGN}\nexit ${rc}\n${out}\n${err}")
+  endif()
+  set(skipped FALSE PARENT_SCOPE)
+  set(run_out "${out}" PARENT_SCOPE)
+endfunction()
+
+set(fixed --device cuda --bits 12 --batch 50 --train-limit 400 --query-limit 200 --db-limit 2000 --seed 3)
+skip_unless_run(${TRAIN_BIN} ${fixed} --epochs 2 --out ${WORK_DIR}/one)
+if(skipped)
+  return()
+endif()
+foreach(run a b)
+  skip_unless_run(${MPIEXEC} ${NP_FLAG} 2 ${TRAIN_BIN} ${fixed} --epochs 2 --out ${WORK_DIR}/np2-${run})
+  if(skipped)
+    return()
+  endif()
+  if(NOT run_out MATCHES "cuda .*data parallel over 2 ranks")
+    message(FATAL_ERROR "nmhash_train --device cuda under 2 ranks did not report them:\n${run_out}")
+  endif()
+endforeach()
+foreach(f model.safetensors query_codes.npy db_codes.npy)
+  execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${WORK_DIR}/np2-a/${f} ${WORK_DIR}/np2-b/${f}
+                  RESULT_VARIABLE differ)
+  if(differ)
+    message(FATAL_ERROR "two runs on 2 GPUs wrote different ${f}")
+  endif()
+endforeach()
+map_of(${WORK_DIR}/one m1)
+map_of(${WORK_DIR}/np2-a m2)
+close(${m2} ${m1} "--device cuda, 2 ranks against one process")
+
+# A checkpoint of 2 ranks, continued in one process.
+run(${MPIEXEC} ${NP_FLAG} 2 ${TRAIN_BIN} ${fixed} --epochs 1 --out ${WORK_DIR}/res)
+run(${TRAIN_BIN} ${fixed} --epochs 2 --out ${WORK_DIR}/res)
+if(NOT run_err MATCHES "resuming from .* after epoch 1")
+  message(FATAL_ERROR "one process did not resume from the 2-rank checkpoint:\n${run_out}${run_err}")
+endif()
+map_of(${WORK_DIR}/res mr)
+close(${mr} ${m1} "--device cuda, 2 ranks then one process (resumed) against one process")
