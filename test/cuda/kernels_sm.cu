@@ -1,6 +1,7 @@
 // Instantiates every kernel so that nvcc compiles it for each target
 // architecture; the build prints ptxas' register, spill and shared-memory
 // report for each, and fails on spills (see test/CMakeLists.txt).
+#include "nmhash/cuda/binary_index.cuh"
 #include "nmhash/cuda/hamming_topk.cuh"
 #include "nmhash/cuda/loo_map.cuh"
 #include "nmhash/cuda/loss.cuh"
@@ -15,15 +16,37 @@
 namespace nmhash::gpu::kernels {
 template __global__ void pack_signs<float>(const float*, std::size_t, std::size_t, std::uint64_t*);
 template __global__ void pack_signs<double>(const double*, std::size_t, std::size_t, std::uint64_t*);
-#define NMHASH_INSTANTIATE_TOPK(W, T)                                                       \
-  template __global__ void hamming_topk<W, T>(const std::uint64_t*, std::size_t,            \
-                                              const std::uint64_t*, std::size_t, unsigned,   \
-                                              unsigned, std::size_t, std::int32_t*,          \
-                                              std::int64_t*);
-NMHASH_INSTANTIATE_TOPK(1, 8)
-NMHASH_INSTANTIATE_TOPK(2, 8)
-NMHASH_INSTANTIATE_TOPK(0, 8)
-NMHASH_INSTANTIATE_TOPK(0, 1)
+#define NMHASH_INSTANTIATE_TOPK(W, T, C)                                                             \
+  template __global__ void hamming_topk<W, T, C>(const std::uint64_t*, std::size_t, C, std::size_t,   \
+                                                 unsigned, unsigned, std::size_t, std::int32_t*,       \
+                                                 std::int64_t*);
+NMHASH_INSTANTIATE_TOPK(1, 8, word_rows)
+NMHASH_INSTANTIATE_TOPK(2, 8, word_rows)
+NMHASH_INSTANTIATE_TOPK(0, 8, word_rows)
+NMHASH_INSTANTIATE_TOPK(0, 1, word_rows)
+// binary_index's byte layout, for each load width.
+#define NMHASH_INSTANTIATE_BYTES(G)                                                                       \
+  NMHASH_INSTANTIATE_TOPK(1, 8, byte_rows<G>)                                                             \
+  NMHASH_INSTANTIATE_TOPK(0, 8, byte_rows<G>)                                                             \
+  NMHASH_INSTANTIATE_TOPK(0, 1, byte_rows<G>)                                                             \
+  template __global__ void hamming_range_count<1, byte_rows<G>>(const std::uint64_t*, byte_rows<G>,       \
+                                                                std::size_t, unsigned, unsigned, unsigned*); \
+  template __global__ void hamming_range_count<0, byte_rows<G>>(const std::uint64_t*, byte_rows<G>,       \
+                                                                std::size_t, unsigned, unsigned, unsigned*); \
+  template __global__ void hamming_range_collect<1, byte_rows<G>>(const std::uint64_t*, byte_rows<G>,     \
+                                                                  std::size_t, unsigned, unsigned,          \
+                                                                  const std::size_t*, std::int64_t*,        \
+                                                                  std::int32_t*);                           \
+  template __global__ void hamming_range_collect<0, byte_rows<G>>(const std::uint64_t*, byte_rows<G>,     \
+                                                                  std::size_t, unsigned, unsigned,          \
+                                                                  const std::size_t*, std::int64_t*,        \
+                                                                  std::int32_t*);
+NMHASH_INSTANTIATE_BYTES(8)
+NMHASH_INSTANTIATE_BYTES(4)
+NMHASH_INSTANTIATE_BYTES(2)
+NMHASH_INSTANTIATE_BYTES(1)
+template __global__ void gather_codes<0>(const unsigned char*, const std::uint64_t*, std::size_t, unsigned,
+                                         unsigned char*);
 #define NMHASH_INSTANTIATE_AP(W, REL)                                                         \
   template __global__ void average_precision<W, REL>(const std::uint64_t*, const std::uint64_t*, \
                                                      std::size_t, unsigned, unsigned, REL,        \

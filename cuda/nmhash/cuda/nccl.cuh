@@ -14,9 +14,9 @@
 //
 // Every call is collective and enqueued on `stream`: each rank calls it
 // with the same rows, width or n. One GPU per rank (NCCL refuses two ranks
-// on one device). Failures throw nmhash::nccl_error naming the call; a
-// peer that dies leaves NCCL's own timeout (NCCL_TIMEOUT) or the launcher
-// to end the job. Link nmhash::nccl.
+// on one device). Failures throw nmhash::nccl_error naming the call. NCCL
+// waits for a peer that died; the launcher ends the job (mpirun does when
+// a rank dies). Link nmhash::nccl.
 #pragma once
 
 #include <cstddef>
