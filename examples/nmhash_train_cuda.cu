@@ -7,6 +7,7 @@
 
 #include <variant>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "nmhash/core/parallel.hpp"
@@ -45,14 +46,17 @@ any_optimizer make_optimizer(const cuda_settings& s) {
   nmhash::detail::fail("--device cuda: unknown optimizer ", s.optimizer);
 }
 
-// Makes device `index` current; its name.
-std::string use_device(int index) {
+// Makes the device of this process current (the node-local rank's, or the
+// only one a launcher left visible to it through CUDA_VISIBLE_DEVICES);
+// its name.
+std::string use_device(int local_rank) {
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess)
     nmhash::detail::fail("--device cuda: no CUDA device is available (cudaGetDeviceCount: ", cudaGetErrorName(e),
                          ": ", cudaGetErrorString(e), ")");
   nmhash::require(count > 0, "--device cuda: no CUDA device is available (cudaGetDeviceCount found none)");
+  const int index = count == 1 && std::getenv("CUDA_VISIBLE_DEVICES") != nullptr ? 0 : local_rank;
   nmhash::require(index < count, "--device cuda under mpirun: this rank is number ", index,
                   " on its node, which has ", count, " CUDA device", count == 1 ? "" : "s",
                   " (one GPU per rank: start at most ", count, " ranks per node)");
@@ -64,8 +68,9 @@ std::string use_device(int index) {
 
 // A stream of its own for data-parallel runs (NCCL's calls and the
 // training step's kernels in one order); the legacy default stream
-// otherwise. cudaStreamCreate's stream synchronizes with the default
-// stream's copies.
+// otherwise. The host copies (device_buffer's cudaMemcpy) run on the
+// legacy default stream: they are ordered with this stream's work because
+// cudaStreamCreate makes a blocking stream (keep it so).
 class step_stream {
  public:
   explicit step_stream(bool own) {
@@ -213,8 +218,11 @@ class device_trainer final : public cuda_trainer {
   int rank_, ranks_;
   std::size_t width_;
 #if NMHASH_TRAIN_NCCL
-  std::unique_ptr<gpu::nccl_communicator> comm_;
+  // sum_ before comm_: on an exception the communicator is aborted first,
+  // stopping NCCL's kernels, before any device memory is freed (cudaFree
+  // waits for the device).
   gpu::rank_order_sum<float> sum_;
+  std::unique_ptr<gpu::nccl_communicator> comm_;
 #endif
 };
 

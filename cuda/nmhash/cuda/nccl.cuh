@@ -14,13 +14,15 @@
 //
 // Every call is collective and enqueued on `stream`: each rank calls it
 // with the same rows, width or n. One GPU per rank (NCCL refuses two ranks
-// on one device). Failures throw nmhash::nccl_error naming the call. NCCL
+// on one device). Failures throw nmhash::nccl_error naming the call; a
+// communicator destroyed by an exception is aborted, not waited for. NCCL
 // waits for a peer that died; the launcher ends the job (mpirun does when
-// a rank dies). Link nmhash::nccl.
+// a rank dies or calls MPI_Abort). Link nmhash::nccl.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <type_traits>
 
@@ -47,8 +49,10 @@ class nccl_error : public error {
 
 namespace detail {
 
+// Communicators here are blocking (NCCL's default), so anything but
+// ncclSuccess, ncclInProgress included, is a failure.
 inline void nccl_check(ncclResult_t code, const char* expr, const char* file, int line) {
-  if (code != ncclSuccess && code != ncclInProgress)
+  if (code != ncclSuccess)
     throw nccl_error(code, concat(file, ":", line, ": ", expr, " failed: ", ncclGetErrorString(code)));
 }
 
@@ -84,8 +88,15 @@ class nccl_communicator {
   }
   nccl_communicator(const nccl_communicator&) = delete;
   nccl_communicator& operator=(const nccl_communicator&) = delete;
+  // Destroyed while an exception unwinds (a peer may be gone, or this rank
+  // leaves mid-step), the communicator is aborted: its pending operations
+  // are stopped instead of waited for.
   ~nccl_communicator() {
-    if (comm_) ncclCommDestroy(comm_);
+    if (!comm_) return;
+    if (std::uncaught_exceptions() > 0)
+      ncclCommAbort(comm_);
+    else
+      ncclCommDestroy(comm_);
   }
 
   int rank() const { return rank_; }
