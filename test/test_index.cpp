@@ -330,6 +330,52 @@ TEST_CASE("mih_index returns exactly the flat scan's top-k and range results", "
   }
 }
 
+TEST_CASE("mih_index on clustered codes with duplicates: every code reached once, ties by position",
+          "[index][mih]") {
+  // Learned codes cluster: copies of a few centres with a few bits flipped,
+  // exact duplicates among them, so a code is reached by several substrings
+  // and at several radii, and ties at the k-th distance span buckets.
+  std::mt19937_64 g(17);
+  // Substrings of at most 16 bits keep the tables-only probes cheap.
+  const std::vector<std::pair<std::size_t, std::vector<std::size_t>>> cases = {{24, {2, 4}}, {64, {4, 7}}, {96, {6, 8}}};
+  for (const auto& [k_bits, substrings] : cases) {
+    DYNAMIC_SECTION("K = " << k_bits) {
+      const auto centres = ref::random_bits(12, k_bits, g);
+      ref::bits_t db;
+      std::bernoulli_distribution flip(0.04);
+      std::uniform_int_distribution<std::size_t> pick(0, centres.size() - 1);
+      for (std::size_t i = 0; i < 4000; ++i) {
+        db.push_back(centres[pick(g)]);
+        if (i % 5 != 0)
+          for (auto& v : db.back()) v ^= flip(g) ? 1 : 0;
+      }
+      ref::bits_t qb(centres.begin(), centres.begin() + 4);
+      for (std::size_t i = 0; i < 4; ++i) {
+        qb.push_back(centres[i + 4]);
+        for (auto& v : qb.back()) v ^= flip(g) ? 1 : 0;
+      }
+      nmhash::binary_index idx(k_bits);
+      idx.add(ref::pack(db, k_bits));
+      const auto q = ref::pack(qb, k_bits);
+      for (std::size_t m : substrings) {
+        const nmhash::mih_index mih(idx, m, std::numeric_limits<double>::infinity());
+        INFO("substrings " << mih.substrings());
+        REQUIRE(mih.memory_bytes() >= mih.substrings() * idx.size() * (8 * ((k_bits + 63) / 64) + 4));
+        for (std::size_t k : {1, 100, 1000}) {
+          const auto want = idx.search(q, k), got = mih.search(q, k, nmhash::threads{2});
+          REQUIRE(got.distances == want.distances);
+          REQUIRE(got.indices == want.indices);
+        }
+        for (int radius : {1, 4, static_cast<int>(k_bits / 10)}) {
+          const auto want = idx.range_search(q, radius), got = mih.range_search(q, radius);
+          REQUIRE(got.lims == want.lims);
+          REQUIRE(got.labels == want.labels);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("mih_index refuses stale tables and impossible substring counts", "[index][mih]") {
   std::mt19937_64 g(16);
   nmhash::binary_index idx(64);
