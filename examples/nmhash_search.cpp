@@ -118,7 +118,8 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
       const auto b0 = std::chrono::steady_clock::now();
       const nmhash::mih_index mih(idx, substrings);
       build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - b0).count();
-      std::printf("multi-index: %zu substrings, tables built in %.4f s\n", mih.substrings(), build_s);
+      std::printf("multi-index: %zu substrings, tables built in %.4f s, %.1f MiB\n", mih.substrings(), build_s,
+                  static_cast<double>(mih.memory_bytes()) / (1024.0 * 1024.0));
       const auto t0 = std::chrono::steady_clock::now();
       res = mih.search(q, k, nmhash::threads{threads});
       s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

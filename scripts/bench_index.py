@@ -33,7 +33,9 @@ def run_search(build, q_path, db_path, k, threads, method, out_prefix):
            "--k", str(k), "--threads", str(threads), "--method", method, "--out", out_prefix]
     p = subprocess.run(cmd, capture_output=True, text=True, check=True)
     secs = float(re.search(r": ([0-9.]+) s \(", p.stdout).group(1))
-    build_s = re.search(r"tables built in ([0-9.]+) s", p.stdout)
+    build_s = re.search(r"tables built in ([0-9.]+) s, ([0-9.]+) MiB", p.stdout)
+    if build_s:
+        print(f"  nmhash {method}: tables {build_s.group(2)} MiB", flush=True)
     return secs, (float(build_s.group(1)) if build_s else 0.0), np.load(out_prefix + "_I.npy"), np.load(out_prefix + "_D.npy")
 
 
@@ -75,6 +77,8 @@ def main():
     ap.add_argument("--workdir", default="results/bench/index-data")
     ap.add_argument("--exact-only", action="store_true",
                     help="only the exact methods (nmhash flat and mih, FAISS IndexBinaryFlat)")
+    ap.add_argument("--approximate", default="multihash,hnsw,ivf",
+                    help="FAISS approximate indexes to run beside the exact ones (HNSW builds take minutes per 1M)")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
@@ -110,11 +114,17 @@ def main():
                         print(f"warning: nmhash {method} differs from FAISS IndexBinaryFlat on {name} n={n}",
                               file=sys.stderr)
                     results["nmhash " + method] += (same,)
-                approximate = () if args.exact_only else (
-                    ("faiss IndexBinaryMultiHash", lambda: faiss.IndexBinaryMultiHash(64, 3, 21)),
-                    ("faiss IndexBinaryHNSW", lambda: faiss.IndexBinaryHNSW(64, 16)),
-                    ("faiss IndexBinaryIVF", lambda: faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(64), 64,
-                                                                         max(1, int(np.sqrt(n))))))
+                known = {
+                    "multihash": ("faiss IndexBinaryMultiHash", lambda: faiss.IndexBinaryMultiHash(64, 3, 21)),
+                    "hnsw": ("faiss IndexBinaryHNSW", lambda: faiss.IndexBinaryHNSW(64, 16)),
+                    "ivf": ("faiss IndexBinaryIVF", lambda: faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(64), 64,
+                                                                               max(1, int(np.sqrt(n))))),
+                }
+                chosen = [] if args.exact_only else [m for m in args.approximate.split(",") if m]
+                for m in chosen:
+                    if m not in known:
+                        sys.exit(f"--approximate: unknown method {m!r}, expected some of {','.join(known)}")
+                approximate = [known[m] for m in chosen]
                 for label, make in approximate:
                     index = make()
                     t = time.perf_counter()

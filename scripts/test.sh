@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 bash scripts/install-deps.sh qemu-user libopenmpi-dev openmpi-bin
 jobs=$(nproc)
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DNMHASH_PORTABLE_TESTS=OFF
+# The Python module is built for Debian's interpreter (numpy from python3-numpy).
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DNMHASH_PORTABLE_TESTS=OFF \
+  -DNMHASH_BUILD_PYTHON=ON -DPython_EXECUTABLE=/usr/bin/python3
 cmake --build "$build" -j "$jobs"
 ctest --test-dir "$build" --output-on-failure -j "$jobs"
 

@@ -163,7 +163,7 @@ class binary_index {
   // Appends codes numbered by position (size() onwards).
   void add(const packed_codes& codes) {
     check_bits(codes, "add");
-    require(!explicit_ids_ || empty(), "gpu::binary_index::add: this index holds ids of its own; use add_with_ids");
+    nmhash::detail::check_id_kind(explicit_ids_, empty(), false, "gpu::binary_index::add", "use add_with_ids");
     explicit_ids_ = false;
     append(codes);
   }
@@ -175,8 +175,7 @@ class binary_index {
   void add_with_ids(const packed_codes& codes, const std::int64_t* ids, std::size_t count) {
     check_bits(codes, "add_with_ids");
     require(count == codes.size(), "gpu::binary_index::add_with_ids: ", codes.size(), " codes but ", count, " ids");
-    require(explicit_ids_ || empty(), "gpu::binary_index::add_with_ids: this index numbers its codes by position "
-                                      "(add); ids cannot be added to it");
+    nmhash::detail::check_id_kind(explicit_ids_, empty(), true, "gpu::binary_index::add_with_ids", "");
     append(codes);
     explicit_ids_ = true;
     ids_.insert(ids_.end(), ids, ids + count);
@@ -186,18 +185,8 @@ class binary_index {
   // bytes each, bits >= K zero), with ids when `ids` is not null.
   void add_bytes(const std::uint8_t* bytes, std::size_t n, const std::int64_t* ids = nullptr) {
     const std::size_t total = checked_mul(n, cs_, "gpu::binary_index::add_bytes: codes x code size");
-    if (bits_ % 8) {
-      const auto mask = static_cast<std::uint8_t>(0xFFu << (bits_ % 8));
-      for (std::size_t i = 0; i < n; ++i)
-        require((bytes[i * cs_ + cs_ - 1] & mask) == 0, "gpu::binary_index::add_bytes: code ", i,
-                " has bits set at positions >= K = ", bits_);
-    }
-    if (ids) {
-      require(explicit_ids_ || empty(), "gpu::binary_index::add_bytes: this index numbers its codes by position; "
-                                        "ids cannot be added to it");
-    } else {
-      require(!explicit_ids_ || empty(), "gpu::binary_index::add_bytes: this index holds ids of its own; pass them");
-    }
+    nmhash::detail::check_code_padding(bytes, n, bits_, "gpu::binary_index::add_bytes");
+    nmhash::detail::check_id_kind(explicit_ids_, empty(), ids != nullptr, "gpu::binary_index::add_bytes", "pass them");
     grow(n_ + n);
     if (total)
       NMHASH_CUDA_CHECK(cudaMemcpyAsync(codes_.data() + n_ * cs_, bytes, total, cudaMemcpyHostToDevice, stream_));
@@ -280,17 +269,8 @@ class binary_index {
     check_queries(queries, "search");
     require(k >= 1, "gpu::binary_index::search: k must be at least 1, got 0");
     const std::size_t nq = queries.size();
-    knn_result r;
-    r.queries = nq;
-    r.k = k;
-    const std::size_t entries = checked_mul(nq, k, "gpu::binary_index::search: result of queries x k");
-    try {
-      r.distances.resize(entries);
-      r.indices.resize(entries);
-    } catch (const std::exception&) {
-      nmhash::detail::fail("gpu::binary_index::search: cannot allocate the result of ", nq, " queries x k = ", k,
-                           " (", entries, " entries of 12 bytes)");
-    }
+    knn_result r = nmhash::detail::allocate_knn(nq, k, "gpu::binary_index::search");
+    const std::size_t entries = r.distances.size();
     if (nq == 0) return r;
     device_buffer<std::uint64_t> dq(queries.data(), nq * queries.words_per_code());
     device_buffer<std::int32_t> dd(entries);

@@ -38,6 +38,29 @@
 
 namespace nmhash {
 
+namespace detail {
+// Codes in the byte layout (ceil(bits / 8) bytes each) must hold no bit at
+// positions >= bits; `who` names the caller (or file) in the error.
+template <class Who>
+void check_code_padding(const std::uint8_t* codes, std::size_t n, std::size_t bits, const Who& who) {
+  if (bits % 8 == 0) return;
+  const std::size_t cs = (bits + 7) / 8;
+  const auto mask = static_cast<std::uint8_t>(0xFFu << (bits % 8));
+  for (std::size_t i = 0; i < n; ++i)
+    if ((codes[i * cs + cs - 1] & mask) != 0) fail(who, ": code ", i, " has bits set at positions >= K = ", bits);
+}
+
+// An index either numbers its codes by position or holds ids of its own;
+// its first add decides (an empty index takes either). `hint` says what to
+// do instead when codes without ids reach an index with ids.
+inline void check_id_kind(bool index_has_ids, bool index_empty, bool adding_ids, const char* who, const char* hint) {
+  if (index_empty) return;
+  if (adding_ids && !index_has_ids)
+    fail(who, ": this index numbers its codes by position (add); ids cannot be added to it");
+  if (!adding_ids && index_has_ids) fail(who, ": this index holds ids of its own; ", hint);
+}
+}  // namespace detail
+
 class binary_index {
  public:
   // An empty index of K-bit codes, 1 <= K <= max_code_bits.
@@ -87,7 +110,7 @@ class binary_index {
   void add(const packed_codes& codes) {
     check_writable("add");
     check_bits(codes, "add");
-    require(!explicit_ids_ || empty(), "binary_index::add: this index holds ids of its own; use add_with_ids");
+    detail::check_id_kind(explicit_ids_, empty(), false, "binary_index::add", "use add_with_ids");
     explicit_ids_ = false;
     append(codes);
   }
@@ -100,8 +123,7 @@ class binary_index {
     check_writable("add_with_ids");
     check_bits(codes, "add_with_ids");
     require(count == codes.size(), "binary_index::add_with_ids: ", codes.size(), " codes but ", count, " ids");
-    require(explicit_ids_ || empty(),
-            "binary_index::add_with_ids: this index numbers its codes by position (add); ids cannot be added to it");
+    detail::check_id_kind(explicit_ids_, empty(), true, "binary_index::add_with_ids", "");
     append(codes);
     explicit_ids_ = true;
     ids_.insert(ids_.end(), ids, ids + count);
@@ -112,16 +134,10 @@ class binary_index {
   void add_bytes(const std::uint8_t* bytes, std::size_t n, const std::int64_t* ids = nullptr) {
     check_writable("add_bytes");
     const std::size_t total = checked_mul(n, cs_, "binary_index::add_bytes: codes x code size");
-    check_padding(bytes, n, "binary_index::add_bytes");
-    if (ids) {
-      require(explicit_ids_ || empty(),
-              "binary_index::add_bytes: this index numbers its codes by position; ids cannot be added to it");
-      explicit_ids_ = true;
-      ids_.insert(ids_.end(), ids, ids + n);
-    } else {
-      require(!explicit_ids_ || empty(), "binary_index::add_bytes: this index holds ids of its own; pass them");
-      explicit_ids_ = false;
-    }
+    detail::check_code_padding(bytes, n, bits_, "binary_index::add_bytes");
+    detail::check_id_kind(explicit_ids_, empty(), ids != nullptr, "binary_index::add_bytes", "pass them");
+    explicit_ids_ = ids != nullptr;
+    if (ids) ids_.insert(ids_.end(), ids, ids + n);
     codes_.insert(codes_.end(), bytes, bytes + total);
   }
 
@@ -197,12 +213,6 @@ class binary_index {
             " bits but the index holds K = ", bits_, " bits");
   }
   // Bits >= K of the last byte must be zero (they would count as distance).
-  void check_padding(const std::uint8_t* bytes, std::size_t n, const char* who) const {
-    if (bits_ % 8 == 0) return;
-    const auto mask = static_cast<std::uint8_t>(0xFFu << (bits_ % 8));
-    for (std::size_t i = 0; i < n; ++i)
-      require((bytes[i * cs_ + cs_ - 1] & mask) == 0, who, ": code ", i, " has bits set at positions >= K = ", bits_);
-  }
   void append(const packed_codes& c) {
     const std::size_t old = codes_.size();
     codes_.resize(checked_add(old, checked_mul(c.size(), cs_, "binary_index: codes x code size"),

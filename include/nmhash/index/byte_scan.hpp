@@ -225,17 +225,7 @@ inline knn_result byte_codes_knn(const packed_codes& queries, const std::uint8_t
   require(opt.query_tile >= 1 && opt.database_block >= 1, "search: query_tile and database_block must be positive");
   const std::size_t nq = queries.size();
   const std::size_t cs = (bits + 7) / 8;
-  knn_result res;
-  res.queries = nq;
-  res.k = k;
-  const std::size_t entries = checked_mul(nq, k, "search: result of queries x k");
-  try {
-    res.distances.resize(entries);
-    res.indices.resize(entries);
-  } catch (const std::exception&) {  // std::bad_alloc or std::length_error
-    detail::fail("search: cannot allocate the result of ", nq, " queries x k = ", k, " (", entries,
-                 " entries of 12 bytes)");
-  }
+  knn_result res = detail::allocate_knn(nq, k, "search");
   if (nq == 0) return res;
   const std::size_t words = (cs + 7) / 8;
   const std::size_t wide = detail::wide_end(n, cs);
@@ -246,7 +236,7 @@ inline knn_result byte_codes_knn(const packed_codes& queries, const std::uint8_t
   std::vector<std::int32_t> part_d;
   std::vector<std::int64_t> part_i;
   if (plan.parts > 1) {
-    const std::size_t e = checked_mul(entries, plan.parts, "search: per-part results");
+    const std::size_t e = checked_mul(res.distances.size(), plan.parts, "search: per-part results");
     try {
       part_d.resize(e);
       part_i.resize(e);

@@ -212,14 +212,6 @@ inline nmh_header decode_header(const std::uint8_t* b, std::size_t file_size, co
   return h;
 }
 
-inline void check_code_padding(const std::uint8_t* codes, std::size_t n, std::size_t bits, const std::string& path) {
-  if (bits % 8 == 0) return;
-  const std::size_t cs = (bits + 7) / 8;
-  const auto mask = static_cast<std::uint8_t>(0xFFu << (bits % 8));
-  for (std::size_t i = 0; i < n; ++i)
-    require((codes[i * cs + cs - 1] & mask) == 0, path, ": code ", i, " has bits set at positions >= K = ", bits);
-}
-
 inline const char* faiss_type_name(const char* fourcc) {
   if (!std::memcmp(fourcc, "IBxF", 4)) return "IndexBinaryFlat";
   if (!std::memcmp(fourcc, "IBMp", 4)) return "IndexBinaryIDMap";
@@ -322,7 +314,7 @@ inline binary_index load_index(const std::string& path, const index_load_options
   if (opt.verify_checksum)
     require(crc == h.payload_crc, path, ": payload checksum mismatch (stored ", h.payload_crc, ", computed ", crc,
             "): the codes or ids are damaged");
-  detail::check_code_padding(codes.data(), n, h.bits, path);
+  nmhash::detail::check_code_padding(codes.data(), n, h.bits, path);
   binary_index idx(h.bits);
   idx.add_bytes(codes.data(), n, (h.flags & 1u) ? ids.data() : nullptr);
   return idx;
@@ -361,7 +353,7 @@ inline binary_index map_index(const std::string& path, const index_load_options&
     const std::uint32_t crc = detail::crc32_of(0, codes, size - 64);
     require(crc == h.payload_crc, path, ": payload checksum mismatch (stored ", h.payload_crc, ", computed ", crc,
             "): the codes or ids are damaged");
-    detail::check_code_padding(codes, n, h.bits, path);
+    nmhash::detail::check_code_padding(codes, n, h.bits, path);
   }
   return binary_index::view(h.bits, codes, n, ids, std::move(keep));
 }

@@ -123,16 +123,7 @@ class mih_index {
     require(queries.bits() == idx_->bits(), "mih search: the queries have K = ", queries.bits(),
             " bits but the index holds K = ", idx_->bits(), " bits");
     require(k >= 1, "mih search: k must be at least 1, got 0");
-    knn_result res;
-    res.queries = queries.size();
-    res.k = k;
-    const std::size_t entries = checked_mul(queries.size(), k, "mih search: result of queries x k");
-    try {
-      res.distances.assign(entries, std::numeric_limits<std::int32_t>::max());
-      res.indices.assign(entries, -1);
-    } catch (const std::exception&) {  // std::bad_alloc or std::length_error
-      detail::fail("mih search: cannot allocate the result of ", queries.size(), " queries x k = ", k);
-    }
+    knn_result res = detail::allocate_knn(queries.size(), k, "mih search");
     const std::size_t K = idx_->bits();
     const std::size_t need = std::min(k, n_);
     if (need == 0) return res;

@@ -46,6 +46,24 @@ struct knn_result {
   std::int64_t index(std::size_t q, std::size_t r) const { return indices[q * k + r]; }
 };
 
+namespace detail {
+// A result of nq x k entries holding FAISS's padding; an nmhash::error
+// naming `who` when the product overflows or cannot be allocated.
+inline knn_result allocate_knn(std::size_t nq, std::size_t k, const char* who) {
+  knn_result res;
+  res.queries = nq;
+  res.k = k;
+  const std::size_t entries = checked_mul(nq, k, who, ": result of queries x k");
+  try {
+    res.distances.assign(entries, std::numeric_limits<std::int32_t>::max());
+    res.indices.assign(entries, -1);
+  } catch (const std::exception&) {  // std::bad_alloc or std::length_error
+    fail(who, ": cannot allocate the result of ", nq, " queries x k = ", k, " (", entries, " entries of 12 bytes)");
+  }
+  return res;
+}
+}  // namespace detail
+
 struct knn_options {
   nmhash::threads threads{};
   // Database codes per cache block swept by a tile of queries.
@@ -204,17 +222,7 @@ knn_result hamming_knn(const packed_codes& queries, const packed_codes& database
   require(k >= 1, "hamming_knn: k must be at least 1");
   require(opt.database_block >= 1 && opt.query_tile >= 1,
           "hamming_knn: database_block and query_tile must be positive");
-  knn_result res;
-  res.queries = queries.size();
-  res.k = k;
-  const std::size_t entries = checked_mul(queries.size(), k, "hamming_knn: result of queries x k");
-  try {
-    res.distances.resize(entries);
-    res.indices.resize(entries);
-  } catch (const std::exception&) {  // std::bad_alloc or std::length_error
-    detail::fail("hamming_knn: cannot allocate the result of ", queries.size(), " queries x k = ", k, " (",
-                 entries, " entries of 12 bytes)");
-  }
+  knn_result res = detail::allocate_knn(queries.size(), k, "hamming_knn");
   const std::size_t n = database.size();
   const std::size_t words = database.words_per_code();
   // A selector buffers up to 2k candidates (10 bytes each); keep a tile's
