@@ -10,7 +10,7 @@ build=${1:-build}
 strong=${2:-2000000}
 weak=${3:-1000000}
 bash scripts/install-deps.sh libopenmpi-dev openmpi-bin
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DNMHASH_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build "$build" --target nmhash_bench_mpi -j "$(nproc)"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
