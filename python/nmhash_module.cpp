@@ -70,13 +70,16 @@ packed_codes pack_values(const py::array& a, const char* what) {
   }
 }
 
+// uint8 arrays hold packed bytes (see the file comment).
+bool is_packed(const py::array& a) { return a.dtype().kind() == 'u' && a.dtype().itemsize() == 1; }
+
 // Codes from a numpy array (see the file comment). bits: 0 or the code
 // length of packed uint8 codes.
 packed_codes to_codes(const py::array& a, std::size_t bits, const char* what) {
   if (a.ndim() != 2)
     refuse(std::string(what) + ": codes must be a 2-D array, found " + std::to_string(a.ndim()) + " dimensions");
   const py::dtype dt = a.dtype();
-  if (dt.kind() == 'u' && dt.itemsize() == 1) {
+  if (is_packed(a)) {
     const auto x = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>::ensure(a);
     const auto n = static_cast<std::size_t>(x.shape(0)), cols = static_cast<std::size_t>(x.shape(1));
     const std::size_t k = bits ? bits : 8 * cols;
@@ -86,13 +89,7 @@ packed_codes to_codes(const py::array& a, std::size_t bits, const char* what) {
     if (nmhash::bytes_for_bits(k) != cols)
       refuse(std::string(what) + ": packed codes of K = " + std::to_string(k) + " bits have " +
              std::to_string(nmhash::bytes_for_bits(k)) + " bytes per row, the array has " + std::to_string(cols));
-    if (k % 8) {
-      const auto mask = static_cast<std::uint8_t>(0xFFu << (k % 8));
-      for (std::size_t i = 0; i < n; ++i)
-        if (x.data()[i * cols + cols - 1] & mask)
-          refuse(std::string(what) + ": code " + std::to_string(i) + " has bits set at positions >= K = " +
-                 std::to_string(k));
-    }
+    nmhash::detail::check_code_padding(x.data(), n, k, what);
     return nmhash::from_packed_bytes(x.data(), n * cols, n, k, nmhash::bit_order::lsb_first);
   }
   if (bits != 0)
@@ -107,6 +104,11 @@ packed_codes to_codes(const py::array& a, std::size_t bits, const char* what) {
   }
   refuse(std::string(what) + ": codes must be uint8 packed bytes or numeric/bool values, found dtype " +
          dtype_name(dt));
+}
+
+// Codes for an index: packed bytes are read at the index's code length.
+packed_codes index_codes(const nmhash::binary_index& idx, const py::array& a, const char* what) {
+  return to_codes(a, is_packed(a) ? idx.bits() : 0, what);
 }
 
 py::array_t<std::uint8_t> to_bytes(const packed_codes& c) {
@@ -289,16 +291,13 @@ PYBIND11_MODULE(nmhash, m) {
       .def(
           "add",
           [](nmhash::binary_index& idx, const py::array& codes) {
-            idx.add(to_codes(codes, codes.dtype().kind() == 'u' && codes.dtype().itemsize() == 1 ? idx.bits() : 0,
-                             "Index.add"));
+            idx.add(index_codes(idx, codes, "Index.add"));
           },
           py::arg("codes"), "Appends codes numbered by position.")
       .def(
           "add_with_ids",
           [](nmhash::binary_index& idx, const py::array& codes, const py::array& ids) {
-            const packed_codes c = to_codes(
-                codes, codes.dtype().kind() == 'u' && codes.dtype().itemsize() == 1 ? idx.bits() : 0,
-                "Index.add_with_ids");
+            const packed_codes c = index_codes(idx, codes, "Index.add_with_ids");
             idx.add_with_ids(c, to_ids(ids, c.size(), "Index.add_with_ids"));
           },
           py::arg("codes"), py::arg("ids"), "Appends codes with int64 ids of their own.")
@@ -311,9 +310,7 @@ PYBIND11_MODULE(nmhash, m) {
       .def(
           "search",
           [](const nmhash::binary_index& idx, const py::array& queries, std::size_t k, int threads) {
-            const packed_codes q = to_codes(
-                queries, queries.dtype().kind() == 'u' && queries.dtype().itemsize() == 1 ? idx.bits() : 0,
-                "Index.search");
+            const packed_codes q = index_codes(idx, queries, "Index.search");
             nmhash::knn_result r;
             {
               py::gil_scoped_release release;
@@ -326,9 +323,7 @@ PYBIND11_MODULE(nmhash, m) {
       .def(
           "range_search",
           [](const nmhash::binary_index& idx, const py::array& queries, int radius, int threads) {
-            const packed_codes q = to_codes(
-                queries, queries.dtype().kind() == 'u' && queries.dtype().itemsize() == 1 ? idx.bits() : 0,
-                "Index.range_search");
+            const packed_codes q = index_codes(idx, queries, "Index.range_search");
             nmhash::range_result r;
             {
               py::gil_scoped_release release;
