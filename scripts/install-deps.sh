@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  cmake make g++ clang
+  cmake make ninja-build g++ clang
   libeigen3-dev catch2 libbenchmark-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev
   libpng-dev libturbojpeg0-dev pkg-config libstb-dev

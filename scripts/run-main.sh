@@ -7,7 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh python3-matplotlib
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+# Ninja for a new build directory; one configured before keeps its generator.
+generator=()
+[ -f build/CMakeCache.txt ] || generator=(-G Ninja)
+cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$(nproc)" --target nmhash_reproduce
 out=results/reproduce
 args=("$@")

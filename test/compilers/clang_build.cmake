@@ -7,7 +7,13 @@
 # -fsyntax-only (syntax_only.sh), with no code generation or linking; the
 # programs are built and run by the main build.
 file(MAKE_DIRECTORY ${WORK_DIR})
-execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}
+# Ninja where installed, for a work directory not configured before.
+set(generator)
+find_program(ninja NAMES ninja ninja-build)
+if(ninja AND NOT EXISTS ${WORK_DIR}/CMakeCache.txt)
+  set(generator -G Ninja)
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR} ${generator}
     -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O0
     -DCMAKE_CXX_COMPILER_LAUNCHER=${CMAKE_CURRENT_LIST_DIR}/syntax_only.sh
     -DCMAKE_CXX_LINKER_LAUNCHER=${CMAKE_CURRENT_LIST_DIR}/syntax_only.sh
