@@ -27,6 +27,7 @@ STYLE = {
     "select": ("tab:green", "v"),
     "dropout": ("tab:purple", "D"),
     "fclayer": ("tab:orange", "x"),
+    "ours_star": ("tab:brown", "*"),
 }
 
 

@@ -320,7 +320,7 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
   const std::string out = tmp.file("repro");
   const std::string cmd = std::string(NMHASH_REPRODUCE_BIN) + " --out " + out +
                           " --train-limit 260 --query-limit 40 --db-limit 400 --warmup-epochs 1 --baseline-epochs 2";
-  const auto first = run(tmp, cmd + " --variants nmlayer,baseline,select --seeds 2");
+  const auto first = run(tmp, cmd + " --variants nmlayer,baseline,select,ours_star --seeds 2");
   INFO(first.out << first.err);
   REQUIRE(first.status == 0);
   for (const char* f : {"results.json", "table.csv", "differences.csv", "map_vs_length.csv", "loo_per_bit.csv",
@@ -332,7 +332,7 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
   REQUIRE(results["protocol"] == "fmnist-dpsh subset (smoke test)");
   REQUIRE(results["seed"] == 1);
   REQUIRE(results["machine"]["flags"].get<std::string>().find("-O") != std::string::npos);
-  REQUIRE(results["runs"].size() == 1 + 4 + 1);
+  REQUIRE(results["runs"].size() == 1 + 4 + 1 + 1);
   const auto& nm = results["runs"][0];
   REQUIRE(nm["variant"] == "nmlayer");
   std::vector<std::size_t> lengths;
@@ -386,6 +386,20 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
   const std::string agg_table = read_bytes(out + "/table.csv");
   REQUIRE(agg_table.find("nmlayer,48,2,") != std::string::npos);
   REQUIRE(read_bytes(out + "/differences.csv").find("select,baseline,32,2,") != std::string::npos);
+
+  // Ours*: B_in = 32 bits reduced to round(0.8 * 32) = 26 in one truncation
+  // (m = 8 > 6), in the epochs of baseline-32, reported in the 32-bit column.
+  const auto& star = results["runs"][6];
+  REQUIRE(star["variant"] == "ours_star");
+  REQUIRE(star["b_in"] == 32);
+  REQUIRE(star["bits"] == 26);
+  REQUIRE(star["epochs"] == results["runs"][2]["epochs"]);
+  REQUIRE(results["runs"][2]["id"] == "baseline-32");
+  REQUIRE(star["reports"].back()["bits"] == 26);
+  REQUIRE(star["reports"].back().contains("pr_curve"));
+  REQUIRE(agg_table.find("ours_star,32,2,") != std::string::npos);
+  REQUIRE(read_bytes(out + "/differences.csv").find("ours_star,baseline,32,2,") != std::string::npos);
+  REQUIRE(first.out.find("(B_in 32 -> 26 bits)") != std::string::npos);
   REQUIRE(first.out.find("nmlayer - baseline") != std::string::npos);
   REQUIRE(first.out.find("machine: ") != std::string::npos);
   REQUIRE(results["schedule"]["truncation"] == "top_m");
@@ -394,7 +408,7 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
     REQUIRE(table.find(row) != std::string::npos);
 
   // Finished runs are read back, not trained again.
-  const auto second = run(tmp, cmd + " --variants nmlayer,baseline,select --seeds 2");
+  const auto second = run(tmp, cmd + " --variants nmlayer,baseline,select,ours_star --seeds 2");
   REQUIRE(second.status == 0);
   REQUIRE(second.out.find("[nmlayer] done before") != std::string::npos);
   REQUIRE(second.out.find("epoch") == std::string::npos);
