@@ -424,6 +424,18 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
   REQUIRE(third.out.find("resuming after epoch 15 of 15") != std::string::npos);
   REQUIRE(nlohmann::json::parse(read_bytes(result))["reports"] == before["reports"]);
 
+  // --reported-only: the same training, evaluated at the reported lengths only.
+  const std::string out_reported = tmp.file("repro-reported");
+  const auto reported = run(tmp, std::string(NMHASH_REPRODUCE_BIN) + " --out " + out_reported +
+                                     " --train-limit 260 --query-limit 40 --db-limit 400 --warmup-epochs 1"
+                                     " --variants nmlayer --reported-only");
+  INFO(reported.out << reported.err);
+  REQUIRE(reported.status == 0);
+  const auto rep_only = nlohmann::json::parse(read_bytes(out_reported + "/seed-1/runs/nmlayer/result.json"));
+  REQUIRE(rep_only["reports"].size() == 4);
+  for (const auto& r : rep_only["reports"])
+    REQUIRE(r["map_tie_aware"] == map_of(results, "nmlayer", r["bits"].get<std::size_t>()));
+
   // A finished run or a checkpoint from another schedule is refused, not
   // silently reused.
   const auto other_result = run(tmp, cmd + " --variants nmlayer --merges 6");
