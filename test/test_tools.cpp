@@ -311,6 +311,50 @@ TEST_CASE("nmhash_train --device cuda trains on a GPU, or says why it cannot", "
   }
 }
 
+TEST_CASE("nmhash_lsh_fmnist: ITQ beats random hyperplanes on fmnist-dpsh; a missing data set is one clear error",
+          "[tools][fmnist]") {
+  if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
+    WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
+    return;
+  }
+  temp_dir tmp;
+  const auto map_at = [&](const std::string& method) {
+    const std::string out = tmp.file(method);
+    const auto r = run(tmp, std::string(NMHASH_LSH_FMNIST_BIN) + " --method " + method + " --bits 16,32 --out " + out);
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    const auto res = nlohmann::json::parse(read_bytes(out + "/results.json"));
+    REQUIRE(res["protocol"] == "fmnist-dpsh");
+    REQUIRE(res["queries"] == 1000);
+    REQUIRE(res["database"] == 69000);
+    REQUIRE(res["results"].size() == 2);
+    std::vector<double> map;
+    for (std::size_t i = 0; i < 2; ++i) {
+      REQUIRE(res["results"][i]["bits"] == (i == 0 ? 16 : 32));
+      map.push_back(res["results"][i]["map_tie_aware"].get<double>());
+      // Ten balanced classes: a random ranking has a MAP near 0.1.
+      REQUIRE(map.back() > 0.15);
+      REQUIRE(map.back() < 1.0);
+      REQUIRE(std::abs(map.back() - res["results"][i]["map_index_order"].get<double>()) < 0.01);
+    }
+    return map;
+  };
+  const auto lsh = map_at("lsh"), itq = map_at("itq");
+  INFO("LSH " << lsh[0] << " " << lsh[1] << ", ITQ " << itq[0] << " " << itq[1]);
+  // The data-dependent rotation is worth many MAP points at short codes
+  // (Gong and Lazebnik 2011); longer codes rank better.
+  REQUIRE(itq[0] > lsh[0] + 0.05);
+  REQUIRE(itq[1] > lsh[1] + 0.05);
+  REQUIRE(itq[1] > itq[0]);
+  REQUIRE(lsh[1] > lsh[0]);
+
+  const std::string out = tmp.file("missing");
+  const auto bad = run(tmp, std::string(NMHASH_LSH_FMNIST_BIN) + " --data " + tmp.file("nothing") + " --out " + out);
+  REQUIRE(bad.status == 1);
+  REQUIRE(bad.err.find("train-images-idx3-ubyte.gz: cannot open file") != std::string::npos);
+  REQUIRE_FALSE(std::filesystem::exists(out + "/results.json"));
+}
+
 TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finished runs and resumes", "[tools][fmnist]") {
   if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
     WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
