@@ -212,7 +212,7 @@ TEST_CASE("nmhash_train killed at file-changing calls and mid-epoch resumes to t
   }
 }
 
-TEST_CASE("nmhash_train: a rerun keeps the history; fewer --epochs than the checkpoint holds is refused",
+TEST_CASE("nmhash_train: a rerun keeps the history, fewer --epochs than the checkpoint holds is refused",
           "[tools][faults][fmnist]") {
   if (!have_fmnist()) {
     WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");

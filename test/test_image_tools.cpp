@@ -43,7 +43,7 @@ nlohmann::json eval_json(const temp_dir& tmp, const std::string& qc, const std::
 
 }  // namespace
 
-TEST_CASE("nmhash_train on an image list: every loss trains; nmhash_eval and nmhash_encode reproduce its outputs",
+TEST_CASE("nmhash_train on an image list: every loss trains, nmhash_eval and nmhash_encode reproduce its outputs",
           "[tools][images]") {
   temp_dir tmp;
   const std::string data = tmp.file("ds");

@@ -254,7 +254,7 @@ TEST_CASE("Resizing keeps a flat image flat and averages when shrinking", "[imag
   for (auto p : out.pixels) REQUIRE(std::abs(int(p) - 100) <= 2);
 }
 
-TEST_CASE("Architecture specs: the lenet preset is build_lenet; bad specs name the layer", "[arch]") {
+TEST_CASE("Architecture specs: the lenet preset is build_lenet, bad specs name the layer", "[arch]") {
   nmhash::nn::sequential<float> a, b;
   nmhash::nn::build_lenet<float>(a, 24, 4);
   nmhash::nn::build_hashing_network<float>(b, *nmhash::nn::find_architecture("lenet"), 24, 4);

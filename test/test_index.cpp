@@ -178,7 +178,7 @@ TEST_CASE("binary_index rejects bad arguments with nmhash::error", "[index]") {
   REQUIRE_THROWS_WITH(idx.reconstruct(0, 1), Contains("out of range for 0 codes"));
 }
 
-TEST_CASE("index files: save, load and map round-trip; damage is named", "[index][io]") {
+TEST_CASE("index files: save, load and map round-trip, damage is named", "[index][io]") {
   temp_dir dir;
   std::mt19937_64 g(14);
   for (std::size_t k_bits : {12, 64, 130}) {

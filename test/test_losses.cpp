@@ -302,7 +302,7 @@ TEST_CASE("itq: orthogonal rotation, non-increasing quantization loss, codes bea
   REQUIRE_THROWS_WITH(nmhash::hashing::fit_itq(x.data(), n, d, d + 1), Catch::Contains("1 <= K"));
 }
 
-TEST_CASE("loss_by_name gives each loss with its settings; dsh's default margin follows the bank", "[loss]") {
+TEST_CASE("loss_by_name gives each loss with its settings, dsh's default margin follows the bank", "[loss]") {
   setup s(20, 6, 4, true, 9);
   const nmhash::loss::loss_settings set{0.3, 40, 0.2, 0};
   tensor<double> a, b;

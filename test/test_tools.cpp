@@ -137,7 +137,7 @@ TEST_CASE("nmhash_search writes FAISS-layout results equal to hamming_knn", "[to
   REQUIRE_THAT(bad.err, Catch::Contains("code length mismatch"));
 }
 
-TEST_CASE("nmhash_index builds, converts and describes index files; nmhash_search searches them", "[tools][index]") {
+TEST_CASE("nmhash_index builds, converts and describes index files, nmhash_search searches them", "[tools][index]") {
   fixture f;
   const std::string idx = f.tmp.file("db.nmhi"), faiss = f.tmp.file("db.faissindex");
   std::vector<std::int64_t> ids(f.n);
@@ -202,7 +202,7 @@ TEST_CASE("nmhash_index builds, converts and describes index files; nmhash_searc
   REQUIRE_FALSE(std::filesystem::exists(f.tmp.file("z_D.npy")));
 }
 
-TEST_CASE("nmhash_train: every method trains and writes its summary; resumes only with the same settings",
+TEST_CASE("nmhash_train: every method trains and writes its summary, resumes only with the same settings",
           "[tools][fmnist]") {
   if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
     WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
@@ -311,7 +311,7 @@ TEST_CASE("nmhash_train --device cuda trains on a GPU, or says why it cannot", "
   }
 }
 
-TEST_CASE("nmhash_lsh_fmnist: ITQ beats random hyperplanes on fmnist-dpsh; a missing data set is one clear error",
+TEST_CASE("nmhash_lsh_fmnist: ITQ beats random hyperplanes on fmnist-dpsh, and a missing data set is one clear error",
           "[tools][fmnist]") {
   if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
     WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
