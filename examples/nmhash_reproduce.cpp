@@ -922,8 +922,8 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
                  "summed children's outputs)")
       ->check(CLI::IsMember({"first_child", "summed_output"}));
   app.add_option("--bank-after-truncation", o.bank,
-                 "memory bank after a truncation: mean_columns (default, the mean of the merged nodes' columns) or "
-                 "recompute (re-encode every training image)")
+                 "memory bank after a truncation: recompute (default, re-encode every training image) or "
+                 "mean_columns (the mean of the merged nodes' columns)")
       ->check(CLI::IsMember({"mean_columns", "recompute"}));
   app.add_flag("--reset-optimizer", o.reset_optimizer, "clear the optimizer's state at every truncation");
   app.add_option("--validation-refresh", o.validation_refresh,

@@ -73,7 +73,7 @@ struct options {
   bool resume = true;
   // Progressive runs (reduce_from > 0).
   std::size_t reduce_from = 0, merges = 8, active_epochs = 1, frozen_epochs = 1;
-  std::string reduction = "merge", vote_tie = "first_child";
+  std::string reduction = "merge", vote_tie = "first_child", bank = "recompute";
   double nm_lr = 1e-2, frozen_weight = 0.25;
 };
 
@@ -184,7 +184,8 @@ int run(const options& o, Optimizer opt, const ranks& rk) {
     settings["progressive"] = {{"reduce_from", o.reduce_from},   {"reduction", o.reduction},
                                {"merges", o.merges},             {"active_epochs", o.active_epochs},
                                {"frozen_epochs", o.frozen_epochs}, {"nm_lr", o.nm_lr},
-                               {"frozen_weight", o.frozen_weight}, {"vote_tie", o.vote_tie}};
+                               {"frozen_weight", o.frozen_weight}, {"vote_tie", o.vote_tie},
+                               {"bank_after_truncation", o.bank}};
 
   // The one training engine: a fixed-length run is a progressive run with
   // no stage (o.epochs epochs at K = B_in, the identity grouping).
@@ -201,6 +202,7 @@ int run(const options& o, Optimizer opt, const ranks& rk) {
     sched.nm_lr = o.nm_lr;
     sched.frozen_weight = o.frozen_weight;
     sched.tie = nmhash::hashing::parse_vote_tie(o.vote_tie);
+    sched.bank_after_truncation = nmhash::hashing::parse_bank_remap(o.bank);
   }
   sched.warmup_epochs = o.epochs;
   sched.batch = o.batch;
@@ -476,6 +478,10 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
       ->check(CLI::NonNegativeNumber);
   prog->add_option("--vote-tie", o.vote_tie, "tie rule of an even node's vote: first_child or summed_output")
       ->check(CLI::IsMember({"first_child", "summed_output"}));
+  prog->add_option("--bank-after-truncation", o.bank,
+                   "memory bank after a stage's truncation: recompute (re-encode every training image) or "
+                   "mean_columns (the mean of the merged nodes' columns)")
+      ->check(CLI::IsMember({"recompute", "mean_columns"}));
   o.data.add_options(app);
   app.add_option("--init-from", o.init_from,
                  "start from the tensors of this safetensors file whose nn.Sequential name and shape match "

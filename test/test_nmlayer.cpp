@@ -3,6 +3,7 @@
 // progressive schedule, and a short progressive run on real data.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 
@@ -312,6 +313,8 @@ TEST_CASE("progressive schedules land on every reported length", "[nmlayer][sche
   REQUIRE(h::plan_epochs(medium).size() == 67);
   REQUIRE(h::epochs_to_reach(medium, 48) == 4 + 2 * 9);
   REQUIRE_THROWS_WITH(h::preset("fast"), Catch::Contains("(quick, medium or paper)"));
+  // The memory bank is re-encoded after a truncation in every preset.
+  for (const auto& s : {paper, quick, medium}) REQUIRE(s.bank_after_truncation == h::bank_remap::recompute);
 }
 
 namespace {
@@ -475,6 +478,73 @@ TEST_CASE("a truncation can recompute the memory bank and reset the optimizer", 
   tr.run();
   REQUIRE(checked);
   REQUIRE(opt.steps() > 0);  // the frozen epoch trained on
+}
+
+TEST_CASE("a truncation can average the merged nodes' memory-bank columns", "[nmlayer][train][fmnist]") {
+  if (!have_fmnist()) {
+    WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
+    return;
+  }
+  namespace h = nmhash::hashing;
+  const auto pool = nmhash::data::load_fashion_mnist_pool();
+  const auto split = nmhash::data::make_fmnist_dpsh_splits(pool.labels);
+  const tiny_run d(pool, split, 24);
+  h::progressive_schedule s;
+  s.name = "test";
+  s.b_in = 12;
+  s.lengths = {8};
+  s.merges = 4;
+  s.warmup_epochs = 1;
+  s.active_epochs = 1;
+  s.frozen_epochs = 1;
+  s.batch = 50;
+  s.bank_after_truncation = h::bank_remap::mean_columns;
+  const auto images = [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n,
+                          nmhash::tensor<float>& x, const h::batch_use&) {
+    nmhash::data::gather_images(pool, ids, first, n, x);
+  };
+  nmhash::nn::sequential<float> net;
+  nmhash::nn::build_lenet(net, s.b_in, s.batch);
+  net.initialize(3);
+  nmhash::optim::adam<float> opt{nmhash::optim::group_table{{}, {1e-4, 0.0}}};
+  h::progressive_trainer<float, nmhash::optim::adam<float>> tr(
+      s, h::reduction::merge, net, opt,
+      [](const auto& u, const auto& idx, const auto& bank, auto& du) {
+        return nmhash::loss::pairwise_eq7(u, idx, bank, 10.0, du);
+      },
+      images, d.train, nmhash::labels::single(d.train_labels), d.val, nmhash::labels::single(d.val_labels), 3);
+  // The bank and the grouping after the last batch before the truncation.
+  std::vector<float> rows_before;
+  std::vector<std::size_t> node_before;
+  tr.on_batch = [&](const h::epoch_record& rec, std::size_t done, std::size_t total) {
+    if (rec.epoch != 2 || done != total) return;
+    rows_before.assign(tr.bank().rows(), tr.bank().rows() + tr.bank().size() * tr.bank().bits());
+    node_before = tr.nm().partition().node_ids();
+  };
+  bool checked = false;
+  tr.on_epoch = [&](std::size_t done) {
+    if (done != 2) return;  // right after the truncation
+    checked = true;
+    REQUIRE(rows_before.size() == d.train.size() * 12);
+    const auto& part = tr.nm().partition();
+    REQUIRE(part.nodes() == 8);
+    REQUIRE(tr.bank().bits() == 8);
+    std::size_t merged = 0;
+    for (std::size_t g = 0; g < 8; ++g) {
+      std::vector<std::size_t> olds;
+      for (std::size_t c : part.children(g))
+        if (std::find(olds.begin(), olds.end(), node_before[c]) == olds.end()) olds.push_back(node_before[c]);
+      merged += olds.size() > 1;
+      for (std::size_t r = 0; r < d.train.size(); ++r) {
+        double sum = 0;
+        for (std::size_t o : olds) sum += rows_before[r * 12 + o];
+        REQUIRE(tr.bank().rows()[r * 8 + g] == Approx(sum / static_cast<double>(olds.size())).margin(1e-6));
+      }
+    }
+    REQUIRE(merged >= 1);
+  };
+  tr.run();
+  REQUIRE(checked);
 }
 
 TEST_CASE("a hashing model file carries the network and the grouping", "[nmlayer][io]") {

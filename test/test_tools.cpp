@@ -270,6 +270,28 @@ TEST_CASE("nmhash_train --reduce-from: progressive NMLayer and Select runs write
   }
   REQUIRE(read_bytes(tmp.file("threads-1/db_codes.npy")) == read_bytes(tmp.file("threads-3/db_codes.npy")));
   REQUIRE(read_bytes(tmp.file("threads-1/db_codes.npy")).size() > 300);
+  // The memory bank is re-encoded after a truncation unless the earlier
+  // rule (the mean of the merged columns) is asked for; the two train apart.
+  {
+    const auto r = run(tmp, common + " --reduction merge --bank-after-truncation mean_columns --out " + tmp.file("mean-cols"));
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    const auto rule = [&](const std::string& dir) {
+      return nlohmann::json::parse(read_bytes(tmp.file(dir + "/summary.json")))["settings"]["progressive"]
+          ["bank_after_truncation"].get<std::string>();
+    };
+    REQUIRE(rule("threads-1") == "recompute");
+    REQUIRE(rule("mean-cols") == "mean_columns");
+    const auto a = nmhash::io::load_safetensors(tmp.file("threads-1/model.safetensors"));
+    const auto b = nmhash::io::load_safetensors(tmp.file("mean-cols/model.safetensors"));
+    REQUIRE(a.tensors.size() == b.tensors.size());
+    bool differ = false;
+    for (const auto& [name, t] : a.tensors) differ = differ || t.bytes != b.tensors.at(name).bytes;
+    REQUIRE(differ);
+    const auto bad_rule = run(tmp, common + " --bank-after-truncation mean --out " + tmp.file("bad-rule"));
+    REQUIRE(bad_rule.status != 0);
+    REQUIRE_THAT(bad_rule.err, Catch::Contains("--bank-after-truncation"));
+  }
   // A classifier to pretrain a backbone: one output per class, top-1
   // accuracy on the queries; another width is refused.
   const std::string cls = tmp.file("classify");
