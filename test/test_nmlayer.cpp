@@ -337,6 +337,46 @@ struct tiny_run {
   }
 };
 
+// A 12 -> 8 bit NMLayer run (m = 4) on every 24th image of T': one warm-up,
+// one active and one frozen epoch, the truncation after epoch 2, under the
+// given memory-bank rule and optimizer reset.
+struct truncation_run {
+  using trainer = nmhash::hashing::progressive_trainer<float, nmhash::optim::adam<float>>;
+  nmhash::data::image_pool pool = nmhash::data::load_fashion_mnist_pool();
+  nmhash::data::fmnist_dpsh_splits split = nmhash::data::make_fmnist_dpsh_splits(pool.labels);
+  tiny_run d{pool, split, 24};
+  nmhash::nn::sequential<float> net;
+  nmhash::optim::adam<float> opt{nmhash::optim::group_table{{}, {1e-4, 0.0}}};
+  std::unique_ptr<trainer> tr;
+
+  truncation_run(nmhash::hashing::bank_remap bank, bool reset_optimizer) {
+    namespace h = nmhash::hashing;
+    h::progressive_schedule s;
+    s.name = "test";
+    s.b_in = 12;
+    s.lengths = {8};
+    s.merges = 4;
+    s.warmup_epochs = 1;
+    s.active_epochs = 1;
+    s.frozen_epochs = 1;
+    s.batch = 50;
+    s.bank_after_truncation = bank;
+    s.reset_optimizer = reset_optimizer;
+    nmhash::nn::build_lenet(net, s.b_in, s.batch);
+    net.initialize(3);
+    tr = std::make_unique<trainer>(
+        s, h::reduction::merge, net, opt,
+        [](const auto& u, const auto& idx, const auto& bank_, auto& du) {
+          return nmhash::loss::pairwise_eq7(u, idx, bank_, 10.0, du);
+        },
+        [this](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n, nmhash::tensor<float>& x,
+               const h::batch_use&) { nmhash::data::gather_images(pool, ids, first, n, x); },
+        d.train, nmhash::labels::single(d.train_labels), d.val, nmhash::labels::single(d.val_labels), 3);
+  }
+  truncation_run(const truncation_run&) = delete;  // the trainer reads this run's pool
+  truncation_run& operator=(const truncation_run&) = delete;
+};
+
 }  // namespace
 
 TEST_CASE("a short progressive run goes from 16 to 8 bits and resumes exactly", "[nmlayer][train][fmnist]") {
@@ -424,34 +464,9 @@ TEST_CASE("a truncation can recompute the memory bank and reset the optimizer", 
     return;
   }
   namespace h = nmhash::hashing;
-  const auto pool = nmhash::data::load_fashion_mnist_pool();
-  const auto split = nmhash::data::make_fmnist_dpsh_splits(pool.labels);
-  const tiny_run d(pool, split, 24);
-  h::progressive_schedule s;
-  s.name = "test";
-  s.b_in = 12;
-  s.lengths = {8};
-  s.merges = 4;
-  s.warmup_epochs = 1;
-  s.active_epochs = 1;
-  s.frozen_epochs = 1;
-  s.batch = 50;
-  s.bank_after_truncation = h::bank_remap::recompute;
-  s.reset_optimizer = true;
-  const auto images = [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n,
-                          nmhash::tensor<float>& x, const h::batch_use&) {
-    nmhash::data::gather_images(pool, ids, first, n, x);
-  };
-  nmhash::nn::sequential<float> net;
-  nmhash::nn::build_lenet(net, s.b_in, s.batch);
-  net.initialize(3);
-  nmhash::optim::adam<float> opt{nmhash::optim::group_table{{}, {1e-4, 0.0}}};
-  h::progressive_trainer<float, nmhash::optim::adam<float>> tr(
-      s, h::reduction::merge, net, opt,
-      [](const auto& u, const auto& idx, const auto& bank, auto& du) {
-        return nmhash::loss::pairwise_eq7(u, idx, bank, 10.0, du);
-      },
-      images, d.train, nmhash::labels::single(d.train_labels), d.val, nmhash::labels::single(d.val_labels), 3);
+  truncation_run run(h::bank_remap::recompute, true);
+  auto& opt = run.opt;
+  auto& tr = *run.tr;
   bool checked = false;
   tr.on_epoch = [&](std::size_t done) {
     if (done == 1) REQUIRE(opt.steps() > 0);
@@ -466,8 +481,8 @@ TEST_CASE("a truncation can recompute the memory bank and reset the optimizer", 
     // Each bank entry is the mean of the node's children's outputs over a
     // fresh evaluation-mode encoding.
     nmhash::tensor<float> x;
-    images(d.train, 0, 40, x, h::batch_use{});
-    const auto& v = net.forward(x, false);
+    nmhash::data::gather_images(run.pool, run.d.train, 0, 40, x);
+    const auto& v = run.net.forward(x, false);
     for (std::size_t r = 0; r < 40; ++r)
       for (std::size_t g = 0; g < 8; ++g) {
         double sum = 0;
@@ -486,33 +501,9 @@ TEST_CASE("a truncation can average the merged nodes' memory-bank columns", "[nm
     return;
   }
   namespace h = nmhash::hashing;
-  const auto pool = nmhash::data::load_fashion_mnist_pool();
-  const auto split = nmhash::data::make_fmnist_dpsh_splits(pool.labels);
-  const tiny_run d(pool, split, 24);
-  h::progressive_schedule s;
-  s.name = "test";
-  s.b_in = 12;
-  s.lengths = {8};
-  s.merges = 4;
-  s.warmup_epochs = 1;
-  s.active_epochs = 1;
-  s.frozen_epochs = 1;
-  s.batch = 50;
-  s.bank_after_truncation = h::bank_remap::mean_columns;
-  const auto images = [&](const std::vector<std::size_t>& ids, std::size_t first, std::size_t n,
-                          nmhash::tensor<float>& x, const h::batch_use&) {
-    nmhash::data::gather_images(pool, ids, first, n, x);
-  };
-  nmhash::nn::sequential<float> net;
-  nmhash::nn::build_lenet(net, s.b_in, s.batch);
-  net.initialize(3);
-  nmhash::optim::adam<float> opt{nmhash::optim::group_table{{}, {1e-4, 0.0}}};
-  h::progressive_trainer<float, nmhash::optim::adam<float>> tr(
-      s, h::reduction::merge, net, opt,
-      [](const auto& u, const auto& idx, const auto& bank, auto& du) {
-        return nmhash::loss::pairwise_eq7(u, idx, bank, 10.0, du);
-      },
-      images, d.train, nmhash::labels::single(d.train_labels), d.val, nmhash::labels::single(d.val_labels), 3);
+  truncation_run run(h::bank_remap::mean_columns, false);
+  const auto& d = run.d;
+  auto& tr = *run.tr;
   // The bank and the grouping after the last batch before the truncation.
   std::vector<float> rows_before;
   std::vector<std::size_t> node_before;
