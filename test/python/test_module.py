@@ -6,7 +6,10 @@ results on the files test/data/faiss holds, and the refusals.
 
 Usage: test_module.py DATA_DIR   (PYTHONPATH holds the built module)
 """
+import itertools
 import os
+import pickle
+import re
 import sys
 import tempfile
 
@@ -67,6 +70,29 @@ def reference_map(q_pm1, db_pm1, q_onehot, db_onehot, topk=None):
         count = np.linspace(1, rel, rel)
         pos = np.asarray(np.where(g == 1)) + 1.0
         aps.append(np.mean(count / pos))
+    return float(np.mean(aps))
+
+
+def tie_aware_map(q_bits, db_bits, q_lab, db_lab):
+    # The tie-aware MAP by its definition: each query's AP averaged over
+    # every database order consistent with the distances (all orders of
+    # equal distances), enumerated.
+    n = db_bits.shape[0]
+    aps = []
+    for i in range(q_bits.shape[0]):
+        d = (q_bits[i][None, :] != db_bits).sum(axis=1)
+        rel = (q_lab[i] == db_lab).astype(np.float64)
+        total, count = 0.0, 0
+        for perm in itertools.permutations(range(n)):
+            if any(d[perm[j]] > d[perm[j + 1]] for j in range(n - 1)):
+                continue
+            g = rel[list(perm)]
+            r = int(g.sum())
+            if r:
+                pos = np.nonzero(g)[0] + 1.0
+                total += np.mean(np.arange(1, r + 1) / pos)
+            count += 1
+        aps.append(total / count)
     return float(np.mean(aps))
 
 
@@ -159,7 +185,7 @@ for name, bits in (("flat48", 48), ("idmap64", 64), ("idmap2_128", 128)):
 # Refusals: one ValueError naming the problem.
 raises(lambda: nmhash.pack(np.array([[0, 1, 1]])), "pass 0/1 bits as a bool array")
 raises(lambda: nmhash.hamming_knn(codes, queries[:, :5], 3), "K = 48")
-raises(lambda: nmhash.hamming_knn(codes, codes, 0), "k must be at least 1")
+raises(lambda: nmhash.hamming_knn(codes, codes, 0), "k: 0 is outside [1, 4294967295]")
 raises(lambda: nmhash.hamming_knn(codes[:, :6], codes, 3, bits=40), "5 bytes per row, the array has 6")
 raises(lambda: nmhash.hamming_knn(np.full((1, 6), 255, np.uint8), codes, 3, bits=44), "bits set at positions >= K = 44")
 raises(lambda: nmhash.hamming_knn(np.zeros(6), codes, 1), "2-D array")
@@ -168,7 +194,106 @@ raises(lambda: idx.add_with_ids(codes, ids[:3]), "500 codes but 3 ids")
 raises(lambda: nmhash.evaluate(codes, codes, np.zeros(500, int), np.zeros(499, int)), "499")
 raises(lambda: nmhash.evaluate(codes, codes, np.zeros(500), np.zeros(500)), "class ids must be integers")
 raises(lambda: nmhash.evaluate(codes, codes, np.full((500, 2), 2.0), np.zeros((500, 2))), "neither 0 nor 1")
-raises(lambda: nmhash.Index(0), "K = 0")
+raises(lambda: nmhash.Index(0), "Index bits: 0 is outside [1, 4096]")
+
+# MAP in both conventions against numpy references, on float codes and on
+# the same codes packed: short codes (many ties) and a small database whose
+# tie orders can all be enumerated.
+for trial in range(3):
+    nq, n, kb = 4, 7, 4
+    qf = rng.standard_normal((nq, kb))
+    dbf = rng.standard_normal((n, kb))
+    ql = rng.integers(0, 3, nq)
+    dl = rng.integers(0, 3, n)
+    q_bits, db_bits = (qf >= 0).astype(np.uint8), (dbf >= 0).astype(np.uint8)
+    want_aware = tie_aware_map(q_bits, db_bits, ql, dl)
+    want_index = reference_map(np.where(qf >= 0, 1.0, -1.0), np.where(dbf >= 0, 1.0, -1.0), np.eye(3)[ql], np.eye(3)[dl])
+    for form, qa, da in (("float", qf, dbf),
+                         ("packed", np.packbits(q_bits, axis=1, bitorder="little"),
+                          np.packbits(db_bits, axis=1, bitorder="little"))):
+        ev = nmhash.evaluate(qa, da, ql, dl, bits=kb if form == "packed" else 0)
+        check(abs(ev["map"] - want_aware) < 1e-12, f"tie-aware MAP, {form} codes, trial {trial}: {ev['map']} vs {want_aware}")
+        check(abs(ev["map_index_order"] - want_index) < 1e-12,
+              f"index-order MAP, {form} codes, trial {trial}: {ev['map_index_order']} vs {want_index}")
+
+# Every key evaluate returns is listed in its docstring.
+ev = nmhash.evaluate(qf, dbf, ql, dl, map_at=[5], per_query=True)
+for key in ev:
+    check(re.search(r"\b" + key + r"\b", nmhash.evaluate.__doc__) is not None, f"evaluate's docstring lists {key!r}")
+check(len(ev["ap"]) == len(ql) and len(ev["ap_index_order"]) == len(ql), "per-query AP")
+
+# The version is the project's.
+root = os.path.dirname(os.path.dirname(os.path.abspath(DATA)))
+with open(os.path.join(root, "CMakeLists.txt")) as f:
+    want_version = re.search(r"project\(nmhash VERSION ([0-9.]+)", f.read()).group(1)
+check(nmhash.__version__ == want_version, f"__version__ {nmhash.__version__} vs CMakeLists.txt {want_version}")
+
+# Sequences are taken as numpy converts them; what it cannot convert is a
+# short ValueError naming the argument.
+ql_list = [[1.0, -1.0, 0.5], [-2.0, 1.0, 1.0]]
+dl_list = [[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0], [0.0, -1.0, 2.0]]
+d1, i1 = nmhash.hamming_knn(ql_list, dl_list, 2)
+d2, i2 = nmhash.hamming_knn(np.array(ql_list), np.array(dl_list), 2)
+check(np.array_equal(d1, d2) and np.array_equal(i1, i2), "lists equal arrays")
+ev_l = nmhash.evaluate(ql_list, dl_list, [0, 1], [0, 1, 1])
+check(abs(ev_l["map"] - nmhash.evaluate(np.array(ql_list), np.array(dl_list), np.array([0, 1]),
+                                        np.array([0, 1, 1]))["map"]) < 1e-15, "list labels")
+raises(lambda: nmhash.hamming_knn([[1.0, 2.0], [1.0]], dl_list, 1), "hamming_knn queries: cannot be read as a numpy array")
+raises(lambda: nmhash.hamming_knn([["a", "b"]], dl_list, 1), "hamming_knn queries: expected numbers")
+raises(lambda: nmhash.evaluate(ql_list, dl_list, [0, 1], [None, 1, 1]), "evaluate database_labels")
+try:
+    nmhash.hamming_knn(object(), dl_list, 1)
+    check(False, "an object as codes is refused")
+except ValueError as e:
+    check("hamming_knn queries" in str(e) and len(str(e)) < 300, f"short message naming the argument: {str(e)!r}")
+
+# Layout: a uint8 array of only 0 and 1 needs bits= (packed) or bool.
+unpacked = np.unpackbits(codes[:5], axis=1, bitorder="little")  # (5, 48) of 0 and 1
+raises(lambda: nmhash.hamming_knn(unpacked, unpacked, 1), "ambiguous")
+check(np.array_equal(nmhash.pack(unpacked.astype(bool)), codes[:5]), "unpacked bits as bool")
+zeros = np.zeros((2, 6), np.uint8)
+check(np.array_equal(nmhash.hamming_knn(zeros, codes[:3], 1, bits=48)[0][:, 0],
+                     np.full(2, bits_of(codes[:3], 48).sum(axis=1).min())), "0/1 bytes with bits= are packed")
+flat0 = nmhash.Index(48)
+flat0.add(zeros)  # an index knows K: its packed width decides
+check(len(flat0) == 2, "Index.add of all-zero packed codes")
+raises(lambda: flat0.add(unpacked), "for one bit per column pass x.astype(bool)")
+
+# Nothing wraps: unsigned ids beyond int64, unsigned values under the sign rule.
+u = nmhash.Index(48)
+u.add_with_ids(codes[:2], np.array([7, 2**63 - 1], np.uint64))
+check(np.array_equal(u.ids(), np.array([7, 2**63 - 1])), "uint64 ids below 2^63")
+raises(lambda: u.add_with_ids(codes[:1], np.array([2**64 - 1], np.uint64)), "does not fit int64")
+raises(lambda: u.add_with_ids(codes[:1], np.array([2**63], np.uint64)), "does not fit int64")
+raises(lambda: nmhash.pack(np.array([[2**63, 5]], np.uint64)), "unsigned values")
+raises(lambda: nmhash.evaluate(codes, codes, np.full(500, 2**40, np.uint64), np.zeros(500, int)), "does not fit 32 bits")
+
+# Paths with a NUL are refused, never truncated.
+with tempfile.TemporaryDirectory() as tmp:
+    bad = os.path.join(tmp, "a\0b")
+    raises(lambda: u.save(bad), "NUL")
+    raises(lambda: u.write_faiss(bad), "NUL")
+    raises(lambda: nmhash.read_index(bad), "NUL")
+    check(os.listdir(tmp) == [], "nothing written for a NUL path")
+
+# Bounds as in the command-line tools.
+raises(lambda: nmhash.evaluate(codes, codes, np.zeros(500, int), np.zeros(500, int), map_at=[2**62]), "map_at")
+raises(lambda: nmhash.evaluate(codes, codes, np.zeros(500, int), np.zeros(500, int), precision_at=[0]), "precision_at")
+raises(lambda: nmhash.evaluate(codes, codes, np.zeros(500, int), np.zeros(500, int), radius=-1), "radius")
+raises(lambda: nmhash.hamming_knn(codes, codes, 3, threads=-5), "threads: -5 is outside [0, 1024]")
+raises(lambda: idx.search(queries, 2**40), "k: ")
+raises(lambda: idx.range_search(queries, 2, threads=5000), "threads")
+raises(lambda: nmhash.evaluate(codes, codes, np.zeros((500, 1), int), np.zeros(500, int)),
+       "evaluate query_labels: a (n, 1) column is ambiguous")
+
+# Index pickles: codes, ids and code length; empty, positional and with ids.
+for name, ix in (("empty", nmhash.Index(20)), ("positional", flat0), ("ids", idx)):
+    back = pickle.loads(pickle.dumps(ix))
+    check(back.bits == ix.bits and back.has_ids == ix.has_ids and np.array_equal(back.codes(), ix.codes()) and
+          np.array_equal(back.ids(), ix.ids()), f"pickle round trip ({name})")
+    if len(ix):
+        qq = ix.codes()[:3]
+        check(all(np.array_equal(a, b) for a, b in zip(back.search(qq, 4), ix.search(qq, 4))), f"pickled search ({name})")
 
 if failures:
     print(f"{len(failures)} check(s) failed")

@@ -38,4 +38,15 @@ void require(bool cond, Args&&... args) {
   if (!cond) detail::fail(std::forward<Args>(args)...);
 }
 
+// Refuses a file path that the operating system would read differently: an
+// empty one, or one holding a NUL character (open() would stop there and
+// open the truncated name). Every function of nmhash that opens a path
+// calls it first.
+inline void check_path(const std::string& path) {
+  require(!path.empty(), "a file path is empty");
+  const auto nul = path.find('\0');
+  require(nul == std::string::npos, "file path \"", path.substr(0, nul), "...\" holds a NUL character at byte ", nul,
+          " (open() would stop there)");
+}
+
 }  // namespace nmhash

@@ -48,6 +48,7 @@ struct list_entry {
 // first line's, and return it through `classes`).
 inline std::vector<list_entry> read_image_list(const std::string& list, std::size_t& classes,
                                                const std::string& classes_from = "") {
+  check_path(list);
   std::ifstream in(list);
   require(in.good(), list, ": cannot open the image list");
   std::vector<list_entry> out;

@@ -95,6 +95,7 @@ T get(const std::uint8_t* p) {
 class file_reader {
  public:
   explicit file_reader(const std::string& path) : path_(path) {
+    check_path(path);
     f_ = std::fopen(path.c_str(), "rb");
     require(f_ != nullptr, path, ": cannot open: ", errno_text(errno));
     struct stat st {};
@@ -326,6 +327,7 @@ inline binary_index load_index(const std::string& path, const index_load_options
 // checked; the payload checksum and padding bits only when
 // opt.verify_checksum (it reads the whole file once).
 inline binary_index map_index(const std::string& path, const index_load_options& opt = {}) {
+  check_path(path);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   require(fd >= 0, path, ": cannot open: ", detail::errno_text(errno));
   struct stat st {};

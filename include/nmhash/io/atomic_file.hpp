@@ -85,6 +85,7 @@ inline void sync_directory(const std::string& dir) {
 class atomic_file {
  public:
   explicit atomic_file(std::string path) : path_(std::move(path)) {
+    check_path(path_);
     detail::remove_stale_temporaries(path_);
     tmp_ = path_ + ".tmp." + std::to_string(::getpid());
     fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);

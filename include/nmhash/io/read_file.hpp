@@ -12,6 +12,7 @@
 namespace nmhash::io {
 
 inline std::vector<unsigned char> read_file(const std::string& path) {
+  check_path(path);
   std::ifstream in(path, std::ios::binary);
   require(in.good(), path, ": cannot open file");
   std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
