@@ -68,7 +68,7 @@ int report(const nmhash::evaluation& ev, const nmhash::loo_map_result* la, const
 int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   CLI::App app{"nmhash_eval: retrieval metrics of binary codes (MAP, MAP@k, precision@N, "
                "precision/recall within a Hamming radius, leave-one-bit-out MAP)"};
-  std::string qc, dc, ql, dl, order = "msb";
+  std::string qc, dc, ql, dl, order = "lsb";
   std::size_t topk = 0, bits = 0;
   int radius = 2, threads = 0;
   bool loo = false, json = false;
@@ -82,7 +82,7 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
       ->check(nmhash_tool::integer_range(0, 65536));
   app.add_option("--bits", bits, "code length K of packed uint8 codes (0 or absent: 8 x columns)")
       ->check(nmhash_tool::integer_range(0, 65536));
-  app.add_option("--bit-order", order, "bit order of packed uint8 codes: msb (numpy.packbits default) or lsb")
+  app.add_option("--bit-order", order, "bit order of packed uint8 codes: lsb (default: FAISS's, numpy.packbits(..., bitorder=\"little\")) or msb (numpy.packbits' default bitorder=\"big\")")
       ->check(CLI::IsMember({"msb", "lsb"}));
   app.add_option("--threads", threads, "threads, 1 to 1024 (0 or absent: all cores)")->check(nmhash_tool::integer_range(0, 1024));
   app.add_flag("--loo", loo, "leave-one-bit-out MAP, both tie conventions");

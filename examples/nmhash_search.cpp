@@ -23,7 +23,7 @@ namespace {
 
 int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   CLI::App app{"nmhash_search: exact Hamming top-k search, results sorted by (distance, index)"};
-  std::string qf, df, out, order = "msb", method = "flat";
+  std::string qf, df, out, order = "lsb", method = "flat";
   std::size_t k = 0, bits = 0, substrings = 0;
   int threads = 0;
   app.add_option("--query", qf, "query codes .npy (float, int8 +-1 or packed uint8)")->required();
@@ -45,7 +45,7 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
       ->check(CLI::IsMember({"flat", "mih"}));
   app.add_option("--substrings", substrings, "mih: substrings m, 0 or absent: max(K/32, K/log2(N))")
       ->check(nmhash_tool::integer_range(0, 4096));
-  app.add_option("--bit-order", order, "bit order of packed uint8 codes: msb or lsb")
+  app.add_option("--bit-order", order, "bit order of packed uint8 codes: lsb (default: FAISS's, numpy.packbits(..., bitorder=\"little\")) or msb (numpy.packbits' default bitorder=\"big\")")
       ->check(CLI::IsMember({"msb", "lsb"}));
   try {
     app.parse(argc, argv);

@@ -54,8 +54,8 @@ def learned_codes(build, workdir, n, noise, rng):
     db = np.load(os.path.join(model_dir, "db_codes.npy"))
     q = np.load(os.path.join(model_dir, "query_codes.npy"))
     def pack(c):
-        # nmhash_train writes packed bytes (numpy.packbits order) or +-1 values.
-        bits = np.unpackbits(c, axis=1, bitorder="big")[:, :64] if c.dtype == np.uint8 else (c > 0).astype(np.uint8)
+        # nmhash_train writes packed bytes (FAISS's order) or +-1 values.
+        bits = np.unpackbits(c, axis=1, bitorder="little")[:, :64] if c.dtype == np.uint8 else (c > 0).astype(np.uint8)
         return np.packbits(bits, axis=1, bitorder="little")
     base, qb = pack(db), pack(q)
     reps = (n + len(base) - 1) // len(base)

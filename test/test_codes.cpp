@@ -65,10 +65,15 @@ TEST_CASE("packed bytes follow numpy.packbits in both bit orders", "[codes]") {
   REQUIRE(big[1] == 0x80);
   REQUIRE(little[0] == 0x0D);
   REQUIRE(little[1] == 0x01);
-  REQUIRE(nmhash::from_packed_bytes(big, 1, 9) == c);
-  REQUIRE(nmhash::from_packed_bytes(little, 1, 9, nmhash::bit_order::lsb_first) == c);
+  REQUIRE(nmhash::from_packed_bytes(big, 1, 9, nmhash::bit_order::msb_first) == c);
+  // The default order is FAISS's (lsb_first), in both directions.
+  REQUIRE(nmhash::from_packed_bytes(little, 1, 9) == c);
+  std::uint8_t by_default[2];
+  nmhash::to_packed_bytes(c, by_default);
+  REQUIRE(by_default[0] == little[0]);
+  REQUIRE(by_default[1] == little[1]);
   // Padding bits in the input are ignored.
-  const std::uint8_t padded[2] = {0xB0, 0xFF};
+  const std::uint8_t padded[2] = {0x0D, 0xFF};
   REQUIRE(nmhash::from_packed_bytes(padded, 1, 9) == c);
 
   std::mt19937_64 g(3);

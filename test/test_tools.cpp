@@ -167,14 +167,39 @@ TEST_CASE("nmhash_index builds, converts and describes index files, nmhash_searc
     const auto I = nmhash::io::read_npy(prefix + "_I.npy").to_vector<std::int64_t>();
     for (std::size_t e = 0; e < I.size(); ++e) REQUIRE(I[e] == ids[static_cast<std::size_t>(want.indices[e])]);
   }
-  // A FAISS file written by faiss-cpu, searched with its own stored ids.
+  // A FAISS file written by faiss-cpu, searched with its own stored ids;
+  // packed query bytes are read in FAISS's order by default, so the
+  // neighbours are FAISS's without --bit-order, and msb differs.
   const std::string fx = std::string(NMHASH_TEST_DATA) + "/faiss/idmap64";
   const std::string prefix = f.tmp.file("fx");
-  const auto r = run(f.tmp, std::string(NMHASH_SEARCH_BIN) + " --query " + fx + "_queries.npy --bit-order lsb --db " + fx +
+  const auto r = run(f.tmp, std::string(NMHASH_SEARCH_BIN) + " --query " + fx + "_queries.npy --db " + fx +
                                 ".faissindex --k 7 --out " + prefix);
   REQUIRE(r.status == 0);
   REQUIRE(nmhash::io::read_npy(prefix + "_I.npy").to_vector<std::int64_t>() ==
           nmhash::io::read_npy(fx + "_I.npy").to_vector<std::int64_t>());
+  const auto r_msb = run(f.tmp, std::string(NMHASH_SEARCH_BIN) + " --query " + fx + "_queries.npy --bit-order msb --db " +
+                                    fx + ".faissindex --k 7 --out " + prefix + "_msb");
+  REQUIRE(r_msb.status == 0);
+  REQUIRE(nmhash::io::read_npy(prefix + "_msb_I.npy").to_vector<std::int64_t>() !=
+          nmhash::io::read_npy(fx + "_I.npy").to_vector<std::int64_t>());
+  // Codes written by nmhash (save_codes_npy's default) index into a FAISS
+  // file and search it back with the same neighbours as the .npy database.
+  {
+    std::mt19937_64 gq(11);
+    const auto db_bits = ref::random_bits(300, 40, gq);
+    nmhash::io::save_codes_npy(f.tmp.file("order_db.npy"), ref::pack(db_bits, 40));
+    nmhash::io::save_codes_npy(f.tmp.file("order_q.npy"), ref::pack({db_bits[0], db_bits[5], db_bits[9]}, 40));
+    REQUIRE(run(f.tmp, std::string(NMHASH_INDEX_BIN) + " build --codes " + f.tmp.file("order_db.npy") + " --out " +
+                           f.tmp.file("order.faissindex") + " --format faiss").status == 0);
+    for (const std::string& db : {f.tmp.file("order_db.npy"), f.tmp.file("order.faissindex")}) {
+      REQUIRE(run(f.tmp, std::string(NMHASH_SEARCH_BIN) + " --query " + f.tmp.file("order_q.npy") + " --db " + db +
+                             " --k 1 --out " + f.tmp.file("order_out")).status == 0);
+      const auto D = nmhash::io::read_npy(f.tmp.file("order_out") + "_D.npy").to_vector<std::int32_t>();
+      const auto I = nmhash::io::read_npy(f.tmp.file("order_out") + "_I.npy").to_vector<std::int64_t>();
+      REQUIRE(D == std::vector<std::int32_t>{0, 0, 0});
+      REQUIRE(I == std::vector<std::int64_t>{0, 5, 9});
+    }
+  }
   const auto info = run(f.tmp, std::string(NMHASH_INDEX_BIN) + " info " + fx + ".faissindex");
   REQUIRE(info.status == 0);
   REQUIRE_THAT(info.out, Catch::Contains("IndexBinaryIDMap") && Catch::Contains("codes: 60 of K = 64 bits"));

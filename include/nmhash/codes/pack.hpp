@@ -19,9 +19,13 @@ namespace nmhash {
 //    default (bitorder="big").
 //  - lsb_first: bit j is bit (j % 8) of byte j / 8. numpy.packbits with
 //    bitorder="little", and faiss::real_to_binary / fvecs2bitvecs.
-// Hamming distances do not depend on the choice (it permutes bits the same
-// way in every code); it matters when single bits are addressed, as in
-// leave-one-bit-out MAP or bit selection.
+// nmhash's one default, everywhere bytes are read or written (this header,
+// .npy codes, the command-line tools, the Python module, index files), is
+// lsb_first: FAISS's layout. Hamming distances do not depend on the order
+// when both sides share it (it permutes bits the same way in every code);
+// codes of one order searched against codes of the other give wrong
+// neighbours, and single-bit operations (leave-one-bit-out MAP, bit
+// selection) address other bits.
 enum class bit_order { msb_first, lsb_first };
 
 // Bytes per code of K bits in the packed uint8 layout.
@@ -83,7 +87,7 @@ inline std::uint8_t reverse_byte(std::uint8_t b) {
 // of the last byte (those beyond k) are ignored. The caller guarantees the
 // n x bytes_for_bits(k) bytes; the overload below checks a buffer length.
 inline packed_codes from_packed_bytes(const std::uint8_t* bytes, std::size_t n, std::size_t k,
-                                      bit_order order = bit_order::msb_first) {
+                                      bit_order order = bit_order::lsb_first) {
   packed_codes c(n, k);
   const std::size_t nb = bytes_for_bits(k);
   for (std::size_t i = 0; i < n; ++i) {
@@ -115,7 +119,7 @@ inline packed_codes from_packed_bytes(const std::uint8_t* bytes, std::size_t siz
 // Writes codes as packed bytes, n rows of bytes_for_bits(K) bytes, padding
 // bits zero.
 inline void to_packed_bytes(const packed_codes& c, std::uint8_t* out,
-                            bit_order order = bit_order::msb_first) {
+                            bit_order order = bit_order::lsb_first) {
   const std::size_t nb = bytes_for_bits(c.bits());
   for (std::size_t i = 0; i < c.size(); ++i) {
     const std::uint64_t* w = c.row(i);

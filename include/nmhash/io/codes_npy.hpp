@@ -24,7 +24,7 @@ namespace nmhash::io {
 // except as a check, for the other dtypes.
 // Codes from an array read from `path` (named in every error).
 inline packed_codes codes_from_npy(const npy_array& a, const std::string& path, std::size_t bits = 0,
-                                   bit_order order = bit_order::msb_first) {
+                                   bit_order order = bit_order::lsb_first) {
   require(a.shape.size() == 2, path, ": codes must be a 2-D array (N, K), found shape ",
           a.shape_string());
   const std::size_t n = a.shape[0], cols = a.shape[1];
@@ -56,7 +56,7 @@ inline packed_codes codes_from_npy(const npy_array& a, const std::string& path, 
 }
 
 inline packed_codes load_codes_npy(const std::string& path, std::size_t bits = 0,
-                                   bit_order order = bit_order::msb_first) {
+                                   bit_order order = bit_order::lsb_first) {
   return codes_from_npy(read_npy(path), path, bits, order);
 }
 
@@ -89,16 +89,17 @@ inline labels labels_from_npy(const npy_array& a, const std::string& path) {
 
 inline labels load_labels_npy(const std::string& path) { return labels_from_npy(read_npy(path), path); }
 
-// Writes codes as packed uint8 bytes (numpy.packbits layout) into `f`.
-inline void write_codes_npy(atomic_file& f, const packed_codes& c, bit_order order = bit_order::msb_first) {
+// Writes codes as packed uint8 bytes into `f` (by default FAISS's order,
+// numpy.packbits(..., bitorder="little")).
+inline void write_codes_npy(atomic_file& f, const packed_codes& c, bit_order order = bit_order::lsb_first) {
   std::vector<std::uint8_t> bytes(c.size() * bytes_for_bits(c.bits()));
   to_packed_bytes(c, bytes.data(), order);
   write_npy(f, bytes.data(), {c.size(), bytes_for_bits(c.bits())});
 }
 
-// Saves codes as packed uint8 bytes (numpy.packbits layout), atomically.
+// Saves codes as packed uint8 bytes (by default FAISS's order), atomically.
 inline void save_codes_npy(const std::string& path, const packed_codes& c,
-                           bit_order order = bit_order::msb_first) {
+                           bit_order order = bit_order::lsb_first) {
   atomic_file f(path);
   write_codes_npy(f, c, order);
   f.commit();
