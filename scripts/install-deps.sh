@@ -10,7 +10,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   libpng-dev libturbojpeg0-dev pkg-config libstb-dev
   libfaiss-dev
-  pybind11-dev python3-dev python3-numpy
+  pybind11-dev python3-dev python3-numpy python3-venv
   dataset-fashion-mnist
   "$@"
 )

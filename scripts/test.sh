@@ -15,7 +15,9 @@ jobs=$(nproc)
 # Ninja for a new build directory (it builds the tree faster than make); one
 # configured before keeps its generator.
 generator() { [ -f "$1/CMakeCache.txt" ] || echo -G Ninja; }
-# The Python module is built for Debian's interpreter (numpy from python3-numpy).
+# The Python module is built for Debian's interpreter (numpy from python3-numpy);
+# the test python/pip_install_numpy2 also pip-installs it into a venv with
+# numpy 2 from PyPI.
 # The benchmark programs are not built here (scripts/bench*.sh build and run
 # them); the clang check compiles their sources (compilers/clang_build).
 # The test programs are compiled at -O2 (NMHASH_TEST_OPTIMIZATION), the
