@@ -18,6 +18,10 @@
 //
 // Read-only indexes. io::map_index (index_io.hpp) returns an index that
 // views a memory-mapped file; its non-const members throw.
+//
+// Filtered search (filter.hpp): search and range_search with a
+// search_filter, or with a prepared_filter from prepare(), return exactly
+// the unfiltered result over the admitted codes alone.
 #pragma once
 
 #include <algorithm>
@@ -34,6 +38,7 @@
 #include "nmhash/core/checked.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/index/byte_scan.hpp"
+#include "nmhash/index/filter.hpp"
 #include "nmhash/retrieval/topk.hpp"
 
 namespace nmhash {
@@ -109,6 +114,7 @@ class binary_index {
   // Appends codes numbered by position (size() onwards).
   void add(const packed_codes& codes) {
     check_writable("add");
+    id_positions_.reset();
     check_bits(codes, "add");
     detail::check_id_kind(explicit_ids_, empty(), false, "binary_index::add", "use add_with_ids");
     explicit_ids_ = false;
@@ -121,6 +127,7 @@ class binary_index {
   }
   void add_with_ids(const packed_codes& codes, const std::int64_t* ids, std::size_t count) {
     check_writable("add_with_ids");
+    id_positions_.reset();
     check_bits(codes, "add_with_ids");
     require(count == codes.size(), "binary_index::add_with_ids: ", codes.size(), " codes but ", count, " ids");
     detail::check_id_kind(explicit_ids_, empty(), true, "binary_index::add_with_ids", "");
@@ -133,6 +140,7 @@ class binary_index {
   // bits >= K zero), with ids when `ids` is not null.
   void add_bytes(const std::uint8_t* bytes, std::size_t n, const std::int64_t* ids = nullptr) {
     check_writable("add_bytes");
+    id_positions_.reset();
     const std::size_t total = checked_mul(n, cs_, "binary_index::add_bytes: codes x code size");
     detail::check_code_padding(bytes, n, bits_, "binary_index::add_bytes");
     detail::check_id_kind(explicit_ids_, empty(), ids != nullptr, "binary_index::add_bytes", "pass them");
@@ -145,6 +153,7 @@ class binary_index {
   // The remaining codes keep their order.
   std::size_t remove_ids(const std::vector<std::int64_t>& ids) {
     check_writable("remove_ids");
+    id_positions_.reset();
     const std::unordered_set<std::int64_t> drop(ids.begin(), ids.end());
     const std::size_t n = size();
     std::size_t out = 0;
@@ -171,6 +180,7 @@ class binary_index {
   // Removes every code; the index may then take either kind of add again.
   void clear() {
     check_writable("clear");
+    id_positions_.reset();
     codes_.clear();
     ids_.clear();
     explicit_ids_ = false;
@@ -204,6 +214,53 @@ class binary_index {
     return r;
   }
 
+  // The filter resolved against this index as it is now (filter.hpp): keep
+  // it for many searches while the index is unchanged.
+  prepared_filter prepare(const search_filter& filter) const {
+    return detail::prepare_filter(filter, size(), ids(), id_positions_, "binary_index filter");
+  }
+
+  // Top-k among the admitted codes only: exactly search() over them.
+  knn_result search(const packed_codes& queries, std::size_t k, const search_filter& filter,
+                    const scan_options& opt = {}) const {
+    return search(queries, k, prepare(filter), opt);
+  }
+  knn_result search(const packed_codes& queries, std::size_t k, const prepared_filter& filter,
+                    const scan_options& opt = {}) const {
+    filter.check_size(size(), "binary_index::search");
+    if (filter.all()) return search(queries, k, opt);
+    if (!filter.sparse()) {
+      knn_result r = byte_codes_knn(queries, codes(), size(), bits_, k, opt, filter.bitmap());
+      to_ids(r.indices);
+      return r;
+    }
+    const std::vector<std::uint8_t> kept = gather(filter.positions());
+    knn_result r = byte_codes_knn(queries, kept.data(), filter.positions().size(), bits_, k, opt);
+    from_gathered(r.indices, filter.positions());
+    return r;
+  }
+
+  // Range search among the admitted codes only: exactly range_search()
+  // over them.
+  range_result range_search(const packed_codes& queries, int radius, const search_filter& filter,
+                            const scan_options& opt = {}) const {
+    return range_search(queries, radius, prepare(filter), opt);
+  }
+  range_result range_search(const packed_codes& queries, int radius, const prepared_filter& filter,
+                            const scan_options& opt = {}) const {
+    filter.check_size(size(), "binary_index::range_search");
+    if (filter.all()) return range_search(queries, radius, opt);
+    if (!filter.sparse()) {
+      range_result r = byte_codes_range(queries, codes(), size(), bits_, radius, opt, filter.bitmap());
+      to_ids(r.labels);
+      return r;
+    }
+    const std::vector<std::uint8_t> kept = gather(filter.positions());
+    range_result r = byte_codes_range(queries, kept.data(), filter.positions().size(), bits_, radius, opt);
+    from_gathered(r.labels, filter.positions());
+    return r;
+  }
+
  private:
   void check_writable(const char* what) const {
     require(!read_only_, "binary_index::", what, ": the index is read-only (a view of a mapped file); load it to modify it");
@@ -218,6 +275,20 @@ class binary_index {
     codes_.resize(checked_add(old, checked_mul(c.size(), cs_, "binary_index: codes x code size"),
                               "binary_index: stored bytes"));
     for (std::size_t i = 0; i < c.size(); ++i) std::memcpy(codes_.data() + old + i * cs_, c.row(i), cs_);
+  }
+  // The codes at the listed positions, back to back.
+  std::vector<std::uint8_t> gather(const std::vector<std::size_t>& positions) const {
+    std::vector<std::uint8_t> out(checked_mul(positions.size(), cs_, "binary_index: gathered codes"));
+    const std::uint8_t* c = codes();
+    for (std::size_t i = 0; i < positions.size(); ++i) std::memcpy(out.data() + i * cs_, c + positions[i] * cs_, cs_);
+    return out;
+  }
+  // Results over gathered codes: their rank among the gathered to the
+  // position, then to the id.
+  void from_gathered(std::vector<std::int64_t>& v, const std::vector<std::size_t>& positions) const {
+    for (auto& x : v)
+      if (x >= 0) x = static_cast<std::int64_t>(positions[static_cast<std::size_t>(x)]);
+    to_ids(v);
   }
   void to_ids(std::vector<std::int64_t>& v) const {
     if (!explicit_ids_) return;
@@ -235,6 +306,7 @@ class binary_index {
   const std::int64_t* view_ids_ = nullptr;
   std::size_t view_n_ = 0;
   std::shared_ptr<const void> keep_;
+  detail::id_position_cache id_positions_;
 };
 
 }  // namespace nmhash

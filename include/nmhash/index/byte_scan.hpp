@@ -24,6 +24,7 @@
 #include "nmhash/core/cpu.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/core/parallel.hpp"
+#include "nmhash/index/filter.hpp"
 #include "nmhash/retrieval/topk.hpp"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -100,8 +101,8 @@ inline std::size_t wide_end(std::size_t n, std::size_t cs) {
   return total >= span ? (total - span) / cs + 1 : 0;
 }
 
-template <std::size_t CS, isa L = isa::generic>
-void byte_knn_scan(topk_selector& sel, const std::uint64_t* NMHASH_RESTRICT q,
+template <std::size_t CS, isa L = isa::generic, class Selector = topk_selector>
+void byte_knn_scan(Selector& sel, const std::uint64_t* NMHASH_RESTRICT q,
                    const std::uint8_t* NMHASH_RESTRICT codes, std::size_t cs, std::size_t begin,
                    std::size_t end, std::size_t wide) {
   if constexpr (CS == 8) {
@@ -144,23 +145,27 @@ void byte_knn_scan(topk_selector& sel, const std::uint64_t* NMHASH_RESTRICT q,
   }
 }
 
+// admit: null, or one bit per position (1: admitted), read only for the
+// codes within the radius.
 template <std::size_t CS>
 void byte_range_scan(std::vector<std::int64_t>& pos, std::vector<std::int32_t>& dist,
                      const std::uint64_t* NMHASH_RESTRICT q, const std::uint8_t* NMHASH_RESTRICT codes,
-                     std::size_t cs, std::size_t begin, std::size_t end, std::size_t wide, int radius) {
+                     std::size_t cs, std::size_t begin, std::size_t end, std::size_t wide, int radius,
+                     const std::uint64_t* admit) {
   const std::size_t n = CS ? CS : cs;
   std::size_t j = begin;
   const std::size_t we = std::min(end, std::max(begin, wide));
+  const auto admitted = [admit](std::size_t p) { return admit == nullptr || ((admit[p / 64] >> (p % 64)) & 1u); };
   for (; j < we; ++j) {
     const int d = byte_hamming<CS, true>(q, codes + j * n, cs);
-    if (NMHASH_UNLIKELY(d < radius)) {
+    if (NMHASH_UNLIKELY(d < radius) && admitted(j)) {
       pos.push_back(static_cast<std::int64_t>(j));
       dist.push_back(d);
     }
   }
   for (; j < end; ++j) {
     const int d = byte_hamming<CS, false>(q, codes + j * n, cs);
-    if (d < radius) {
+    if (d < radius && admitted(j)) {
       pos.push_back(static_cast<std::int64_t>(j));
       dist.push_back(d);
     }
@@ -216,9 +221,12 @@ inline void query_words(const packed_codes& q, std::size_t i, std::size_t words,
 
 // Top-k of every query over n codes of `bits` bits at `codes`: positions in
 // (distance, position) order, FAISS's padding past n (distance INT32_MAX,
-// position -1).
+// position -1). admit: null, or one bit per position: only positions whose
+// bit is 1 are returned (read only for candidates that would enter the top
+// k, filter.hpp).
 inline knn_result byte_codes_knn(const packed_codes& queries, const std::uint8_t* codes, std::size_t n,
-                                 std::size_t bits, std::size_t k, const scan_options& opt = {}) {
+                                 std::size_t bits, std::size_t k, const scan_options& opt = {},
+                                 const std::uint64_t* admit = nullptr) {
   require(queries.bits() == bits, "search: the queries have K = ", queries.bits(),
           " bits but the index holds K = ", bits, " bits");
   require(k >= 1, "search: k must be at least 1, got 0");
@@ -264,8 +272,14 @@ inline knn_result byte_codes_knn(const packed_codes& queries, const std::uint8_t
         constexpr isa L = decltype(level)::value;
         for (std::size_t b = b0; b < b1; b += opt.database_block) {
           const std::size_t e = std::min(b1, b + opt.database_block);
-          for (std::size_t q = q0; q < q1; ++q)
-            detail::byte_knn_scan<CS, L>(sel[q - q0], qw.data() + (q - q0) * words, codes, cs, b, e, wide);
+          for (std::size_t q = q0; q < q1; ++q) {
+            if (admit == nullptr) {
+              detail::byte_knn_scan<CS, L>(sel[q - q0], qw.data() + (q - q0) * words, codes, cs, b, e, wide);
+            } else {
+              detail::admitted_selector<detail::topk_selector> only{sel[q - q0], admit};
+              detail::byte_knn_scan<CS, L>(only, qw.data() + (q - q0) * words, codes, cs, b, e, wide);
+            }
+          }
         }
       });
       for (std::size_t q = q0; q < q1; ++q) {
@@ -310,9 +324,10 @@ inline knn_result byte_codes_knn(const packed_codes& queries, const std::uint8_t
 }
 
 // Every code at distance < radius (strict, as FAISS's binary range search)
-// from each query, in ascending position.
+// from each query, in ascending position; admit as for byte_codes_knn.
 inline range_result byte_codes_range(const packed_codes& queries, const std::uint8_t* codes, std::size_t n,
-                                     std::size_t bits, int radius, const scan_options& opt = {}) {
+                                     std::size_t bits, int radius, const scan_options& opt = {},
+                                     const std::uint64_t* admit = nullptr) {
   require(queries.bits() == bits, "range_search: the queries have K = ", queries.bits(),
           " bits but the index holds K = ", bits, " bits");
   require(opt.query_tile >= 1, "range_search: query_tile must be positive");
@@ -335,7 +350,7 @@ inline range_result byte_codes_range(const packed_codes& queries, const std::uin
         detail::query_words(queries, q, words, qw.data());
         with_isa([&](auto) {
           detail::byte_range_scan<CS>(pos[q * plan.parts + p], dist[q * plan.parts + p], qw.data(), codes, cs,
-                                      b0, b1, wide, radius);
+                                      b0, b1, wide, radius, admit);
         });
       }
     });

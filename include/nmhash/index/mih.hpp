@@ -119,23 +119,60 @@ class mih_index {
   // The k nearest codes of every query: exactly binary_index::search's
   // result (distance, then position; ids; FAISS's padding).
   knn_result search(const packed_codes& queries, std::size_t k, threads t = {}) const {
+    return knn(queries, k, t, nullptr);
+  }
+
+  // Top-k among the codes a filter admits (filter.hpp): exactly
+  // binary_index::search's filtered result. Inadmissible codes met in a
+  // bucket are dropped before their distance is computed; a query whose
+  // probes would cost more than scanning the admitted codes scans those.
+  knn_result search(const packed_codes& queries, std::size_t k, const search_filter& filter, threads t = {}) const {
+    check_fresh();
+    return search(queries, k, idx_->prepare(filter), t);
+  }
+  knn_result search(const packed_codes& queries, std::size_t k, const prepared_filter& filter, threads t = {}) const {
+    check_fresh();
+    filter.check_size(n_, "mih search");
+    return knn(queries, k, t, filter.all() ? nullptr : &filter);
+  }
+
+  // Every code at distance < radius (strict, as FAISS) in position order:
+  // exactly binary_index::range_search's result.
+  range_result range_search(const packed_codes& queries, int radius, threads t = {}) const {
+    return range(queries, radius, t, nullptr);
+  }
+
+  // Range search among the codes a filter admits.
+  range_result range_search(const packed_codes& queries, int radius, const search_filter& filter,
+                            threads t = {}) const {
+    check_fresh();
+    return range_search(queries, radius, idx_->prepare(filter), t);
+  }
+  range_result range_search(const packed_codes& queries, int radius, const prepared_filter& filter,
+                            threads t = {}) const {
+    check_fresh();
+    filter.check_size(n_, "mih range_search");
+    return range(queries, radius, t, filter.all() ? nullptr : &filter);
+  }
+
+ private:
+  // The top-k of every query among the codes `filter` admits (null: all).
+  knn_result knn(const packed_codes& queries, std::size_t k, threads t, const prepared_filter* filter) const {
     check_fresh();
     require(queries.bits() == idx_->bits(), "mih search: the queries have K = ", queries.bits(),
             " bits but the index holds K = ", idx_->bits(), " bits");
     require(k >= 1, "mih search: k must be at least 1, got 0");
     knn_result res = detail::allocate_knn(queries.size(), k, "mih search");
     const std::size_t K = idx_->bits();
-    const std::size_t need = std::min(k, n_);
+    const std::size_t need = std::min(k, filter ? filter->admitted() : n_);
     if (need == 0) return res;
-    run_queries(queries, t, [&](query_state& st, std::size_t q) {
+    run_queries(queries, t, filter, [&](query_state& st, std::size_t q) {
       st.start(K, need);
       if (!probe_until(st, [&](std::size_t bound) { return st.below >= need && st.cutoff <= bound; })) {
-        const auto one = byte_codes_knn(single(queries, q), idx_->codes(), n_, K, k, one_thread());
-        for (std::size_t r = 0; r < k; ++r) {
-          res.distances[q * k + r] = one.distances[r];
-          const std::int64_t p = one.indices[r];
-          res.indices[q * k + r] = p < 0 || !idx_->has_ids() ? p : idx_->ids()[p];
-        }
+        const auto one = filter ? idx_->search(single(queries, q), k, *filter, one_thread())
+                                : idx_->search(single(queries, q), k, one_thread());
+        std::copy(one.distances.begin(), one.distances.end(), res.distances.begin() + static_cast<std::ptrdiff_t>(q * k));
+        std::copy(one.indices.begin(), one.indices.end(), res.indices.begin() + static_cast<std::ptrdiff_t>(q * k));
         return;
       }
       // Every code at distance <= cutoff has been found, and at least
@@ -154,21 +191,24 @@ class mih_index {
     return res;
   }
 
-  // Every code at distance < radius (strict, as FAISS) in position order:
-  // exactly binary_index::range_search's result.
-  range_result range_search(const packed_codes& queries, int radius, threads t = {}) const {
+  // The range search among the codes `filter` admits (null: all).
+  range_result range(const packed_codes& queries, int radius, threads t, const prepared_filter* filter) const {
     check_fresh();
     require(queries.bits() == idx_->bits(), "mih range_search: the queries have K = ", queries.bits(),
             " bits but the index holds K = ", idx_->bits(), " bits");
     const std::size_t nq = queries.size();
     std::vector<std::vector<std::uint32_t>> pos(nq);
     std::vector<std::vector<std::int32_t>> dist(nq);
-    if (radius > 0 && n_ > 0) {
+    if (radius > 0 && n_ > 0 && (!filter || filter->admitted() > 0)) {
       const std::size_t last = std::min<std::size_t>(static_cast<std::size_t>(radius) - 1, idx_->bits());
-      run_queries(queries, t, [&](query_state& st, std::size_t q) {
+      run_queries(queries, t, filter, [&](query_state& st, std::size_t q) {
         st.start(last, 0);
         if (!probe_until(st, [&](std::size_t bound) { return bound >= last; })) {
-          const auto one = byte_codes_range(single(queries, q), idx_->codes(), n_, idx_->bits(), radius, one_thread());
+          // The flat scan's positions (ids are applied below).
+          const auto one = filter && filter->sparse()
+                               ? gathered_range(single(queries, q), radius, *filter)
+                               : byte_codes_range(single(queries, q), idx_->codes(), n_, idx_->bits(), radius,
+                                                  one_thread(), filter ? filter->bitmap() : nullptr);
           for (std::size_t j = 0; j < one.labels.size(); ++j) {
             pos[q].push_back(static_cast<std::uint32_t>(one.labels[j]));
             dist[q].push_back(one.distances[j]);
@@ -199,7 +239,18 @@ class mih_index {
     return r;
   }
 
- private:
+  // A flat range search over the admitted codes of a sparse filter, with
+  // positions (not ids) as labels.
+  range_result gathered_range(const packed_codes& one, int radius, const prepared_filter& filter) const {
+    const auto& at = filter.positions();
+    const std::size_t cs = idx_->code_size();
+    std::vector<std::uint8_t> kept(at.size() * cs);
+    for (std::size_t i = 0; i < at.size(); ++i) std::memcpy(kept.data() + i * cs, idx_->codes() + at[i] * cs, cs);
+    range_result r = byte_codes_range(one, kept.data(), at.size(), idx_->bits(), radius, one_thread());
+    for (auto& x : r.labels) x = static_cast<std::int64_t>(at[static_cast<std::size_t>(x)]);
+    return r;
+  }
+
   // Cost units of the switch to the flat scan, where a code of the flat
   // scan costs 1.
   static constexpr std::size_t visit_cost = 2;  // a code read from a bucket
@@ -238,6 +289,9 @@ class mih_index {
   struct query_state {
     std::vector<std::vector<std::uint32_t>> by_distance;
     std::vector<std::uint64_t> qwords, xwords;
+    // One bit per position (1: admitted), or null; the probes' cost budget.
+    const std::uint64_t* admit = nullptr;
+    std::size_t budget = 0;
     // Codes are kept only at distance <= cutoff; `below` of them are kept.
     // With need > 0, cutoff is lowered while `need` codes lie below it.
     std::size_t cutoff = 0, below = 0, need = 0, work = 0;
@@ -319,13 +373,21 @@ class mih_index {
   }
 
   template <class Body>
-  void run_queries(const packed_codes& queries, threads t, Body&& body) const {
+  void run_queries(const packed_codes& queries, threads t, const prepared_filter* filter, Body&& body) const {
     const std::size_t nq = queries.size();
     const std::size_t chunk = 16;
     const std::size_t chunks = (nq + chunk - 1) / chunk;
     parallel_for(static_cast<std::int64_t>(chunks), t, 1, [&](std::int64_t c) {
       query_state st;
       st.by_distance.resize(idx_->bits() + 1);
+      st.admit = filter ? filter->bitmap() : nullptr;
+      st.budget = budget_;
+      if (filter && filter->sparse()) {
+        // The fallback scans only the admitted codes.
+        const double scaled = static_cast<double>(budget_) * static_cast<double>(filter->admitted()) /
+                              static_cast<double>(std::max<std::size_t>(n_, 1));
+        st.budget = std::max<std::size_t>(1, static_cast<std::size_t>(scaled));
+      }
       st.qwords.resize(words_);
       st.xwords.resize(words_);
       const std::size_t q0 = static_cast<std::size_t>(c) * chunk, q1 = std::min(nq, q0 + chunk);
@@ -358,6 +420,10 @@ class mih_index {
     const std::uint64_t* c = t.codes.data() + first * w;
     std::uint64_t* x = st.xwords.data();
     for (std::size_t i = first; i < last; ++i, c += w) {
+      if (st.admit) {
+        const std::uint32_t p = t.positions[i];
+        if (!((st.admit[p / 64] >> (p % 64)) & 1u)) continue;
+      }
       int d = 0;
       for (std::size_t j = 0; j < w; ++j) d += popcount64(q[j] ^ c[j]);
       if (NMHASH_LIKELY(static_cast<std::size_t>(d) > st.cutoff)) continue;
@@ -386,7 +452,7 @@ class mih_index {
         }
         std::size_t cost = 0;
         if (!mul_fits(binomial(t.len, rho), t.direct ? direct_probe_cost : sorted_probe_cost, cost) ||
-            !add_fits(st.work, cost, st.work) || st.work > budget_)
+            !add_fits(st.work, cost, st.work) || st.work > st.budget)
           return false;
         const std::uint32_t qs = substring_of_words(qw, t.begin, t.len);
         std::size_t visited = 0;
