@@ -7,8 +7,10 @@
 #include <random>
 #include <vector>
 
+#include "filter_reference.hpp"
 #include "nmhash/cuda/binary_index.cuh"
 #include "nmhash/index/binary_index.hpp"
+#include "reference.hpp"
 
 namespace {
 
@@ -114,4 +116,57 @@ TEST_CASE("gpu::binary_index uploads a CPU index, and refuses what the CPU index
   const std::uint8_t bad[2] = {0xFF, 0xFF};
   nmhash::gpu::binary_index k12(12);
   CHECK_THROWS_WITH(k12.add_bytes(bad, 1), Catch::Contains("bits set at positions >= K = 12"));
+}
+
+TEST_CASE("gpu::binary_index filtered search equals brute force over the admitted codes", "[gpu][index][filter]") {
+  std::mt19937_64 g(41);
+  for (const std::size_t K : {6, 64, 72}) {
+    for (const bool own_ids : {false, true}) {
+      const std::size_t n = 700;
+      const auto db = ref::random_bits(n, K, g, 0.25);
+      const auto qb = ref::random_bits(3, K, g, 0.25);
+      std::vector<std::int64_t> ids(n);
+      for (std::size_t j = 0; j < n; ++j)
+        ids[j] = own_ids ? static_cast<std::int64_t>(50 + (j * 31) % 601) : static_cast<std::int64_t>(j);
+      nmhash::binary_index host(K);
+      if (own_ids)
+        host.add_with_ids(ref::pack(db, K), ids);
+      else
+        host.add(ref::pack(db, K));
+      const nmhash::gpu::binary_index dev(host);
+      const auto q = ref::pack(qb, K);
+      std::vector<std::int64_t> few, many;
+      for (std::size_t j = 0; j < n; ++j) {
+        if (j % 90 == 3) few.push_back(ids[j]);
+        if (j % 9 == 0) many.push_back(ids[j]);
+      }
+      const std::vector<std::pair<const char*, nmhash::search_filter>> filters{
+          {"allow few", nmhash::search_filter::allow_ids(few)},
+          {"deny some", nmhash::search_filter::deny_ids(many)},
+          {"deny everything", nmhash::search_filter::deny_ids(ids)},
+          {"predicate", nmhash::search_filter::where([](std::size_t j) { return j % 4 == 1; })}};
+      for (const auto& [name, filter] : filters) {
+        INFO(name << ", K = " << K << (own_ids ? ", ids" : ", positions"));
+        const auto admitted = ref::admitted_by(filter, ids);
+        for (const std::size_t k : {1, 9, 800}) {
+          std::vector<std::int32_t> d;
+          std::vector<std::int64_t> i;
+          ref::filtered_knn(qb, db, ids, admitted, k, d, i);
+          const auto r = dev.search(q, k, filter);
+          CHECK(r.distances == d);
+          CHECK(r.indices == i);
+          check_same(dev.search(q, k, dev.prepare(filter)), host.search(q, k, filter));
+        }
+        const int radius = static_cast<int>(K / 4);
+        std::vector<std::size_t> lims;
+        std::vector<std::int32_t> d;
+        std::vector<std::int64_t> i;
+        ref::filtered_range(qb, db, ids, admitted, radius, lims, d, i);
+        const auto r = dev.range_search(q, radius, filter);
+        CHECK(r.lims == lims);
+        CHECK(r.distances == d);
+        CHECK(r.labels == i);
+      }
+    }
+  }
 }

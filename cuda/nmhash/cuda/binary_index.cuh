@@ -163,6 +163,7 @@ class binary_index {
   // Appends codes numbered by position (size() onwards).
   void add(const packed_codes& codes) {
     check_bits(codes, "add");
+    id_positions_.reset();
     nmhash::detail::check_id_kind(explicit_ids_, empty(), false, "gpu::binary_index::add", "use add_with_ids");
     explicit_ids_ = false;
     append(codes);
@@ -174,6 +175,7 @@ class binary_index {
   }
   void add_with_ids(const packed_codes& codes, const std::int64_t* ids, std::size_t count) {
     check_bits(codes, "add_with_ids");
+    id_positions_.reset();
     require(count == codes.size(), "gpu::binary_index::add_with_ids: ", codes.size(), " codes but ", count, " ids");
     nmhash::detail::check_id_kind(explicit_ids_, empty(), true, "gpu::binary_index::add_with_ids", "");
     append(codes);
@@ -184,6 +186,7 @@ class binary_index {
   // Appends n codes already in the byte layout (host memory, code_size()
   // bytes each, bits >= K zero), with ids when `ids` is not null.
   void add_bytes(const std::uint8_t* bytes, std::size_t n, const std::int64_t* ids = nullptr) {
+    id_positions_.reset();
     const std::size_t total = checked_mul(n, cs_, "gpu::binary_index::add_bytes: codes x code size");
     nmhash::detail::check_code_padding(bytes, n, bits_, "gpu::binary_index::add_bytes");
     nmhash::detail::check_id_kind(explicit_ids_, empty(), ids != nullptr, "gpu::binary_index::add_bytes", "pass them");
@@ -199,6 +202,7 @@ class binary_index {
   // Removes every code whose id is listed; returns how many were removed.
   // The remaining codes keep their order (compacted on the device).
   std::size_t remove_ids(const std::vector<std::int64_t>& ids) {
+    id_positions_.reset();
     const std::unordered_set<std::int64_t> drop(ids.begin(), ids.end());
     std::vector<std::uint64_t> keep;
     keep.reserve(n_);
@@ -232,6 +236,7 @@ class binary_index {
 
   // Removes every code; the index may then take either kind of add again.
   void clear() {
+    id_positions_.reset();
     n_ = 0;
     ids_.clear();
     explicit_ids_ = false;
@@ -268,17 +273,7 @@ class binary_index {
   knn_result search(const packed_codes& queries, std::size_t k) const {
     check_queries(queries, "search");
     require(k >= 1, "gpu::binary_index::search: k must be at least 1, got 0");
-    const std::size_t nq = queries.size();
-    knn_result r = nmhash::detail::allocate_knn(nq, k, "gpu::binary_index::search");
-    const std::size_t entries = r.distances.size();
-    if (nq == 0) return r;
-    device_buffer<std::uint64_t> dq(queries.data(), nq * queries.words_per_code());
-    device_buffer<std::int32_t> dd(entries);
-    device_buffer<std::int64_t> di(entries);
-    hamming_knn_bytes(dq.data(), nq, codes_.data(), n_, bits_, k, dd.data(), di.data(), stream_);
-    sync();
-    dd.copy_to(r.distances.data());
-    di.copy_to(r.indices.data());
+    knn_result r = knn_over(codes_.data(), n_, queries, k);
     to_ids(r.indices);
     return r;
   }
@@ -287,21 +282,82 @@ class binary_index {
   // FAISS), in position order; labels hold the ids.
   range_result range_search(const packed_codes& queries, int radius) const {
     check_queries(queries, "range_search");
+    range_result r = range_over(codes_.data(), n_, queries, radius);
+    to_ids(r.labels);
+    return r;
+  }
+
+  // The filter resolved against this index as it is now (filter.hpp).
+  prepared_filter prepare(const search_filter& filter) const {
+    return nmhash::detail::prepare_filter(filter, n_, ids(), id_positions_, "gpu::binary_index filter");
+  }
+
+  // Top-k among the admitted codes only: exactly search() over them. The
+  // admitted codes are gathered on the device and scanned alone.
+  knn_result search(const packed_codes& queries, std::size_t k, const search_filter& filter) const {
+    return search(queries, k, prepare(filter));
+  }
+  knn_result search(const packed_codes& queries, std::size_t k, const prepared_filter& filter) const {
+    filter.check_size(n_, "gpu::binary_index::search");
+    if (filter.all()) return search(queries, k);
+    check_queries(queries, "search");
+    require(k >= 1, "gpu::binary_index::search: k must be at least 1, got 0");
+    const std::vector<std::uint64_t> keep = admitted_positions(filter);
+    const device_buffer<unsigned char> kept = gather(keep);
+    knn_result r = knn_over(kept.data(), keep.size(), queries, k);
+    from_gathered(r.indices, keep);
+    return r;
+  }
+
+  // Range search among the admitted codes only.
+  range_result range_search(const packed_codes& queries, int radius, const search_filter& filter) const {
+    return range_search(queries, radius, prepare(filter));
+  }
+  range_result range_search(const packed_codes& queries, int radius, const prepared_filter& filter) const {
+    filter.check_size(n_, "gpu::binary_index::range_search");
+    if (filter.all()) return range_search(queries, radius);
+    check_queries(queries, "range_search");
+    const std::vector<std::uint64_t> keep = admitted_positions(filter);
+    const device_buffer<unsigned char> kept = gather(keep);
+    range_result r = range_over(kept.data(), keep.size(), queries, radius);
+    from_gathered(r.labels, keep);
+    return r;
+  }
+
+ private:
+  // Top-k over n codes at `codes` (device), positions as indices.
+  knn_result knn_over(const unsigned char* codes, std::size_t n, const packed_codes& queries, std::size_t k) const {
+    const std::size_t nq = queries.size();
+    knn_result r = nmhash::detail::allocate_knn(nq, k, "gpu::binary_index::search");
+    const std::size_t entries = r.distances.size();
+    if (nq == 0) return r;
+    device_buffer<std::uint64_t> dq(queries.data(), nq * queries.words_per_code());
+    device_buffer<std::int32_t> dd(entries);
+    device_buffer<std::int64_t> di(entries);
+    hamming_knn_bytes(dq.data(), nq, codes, n, bits_, k, dd.data(), di.data(), stream_);
+    sync();
+    dd.copy_to(r.distances.data());
+    di.copy_to(r.indices.data());
+    return r;
+  }
+
+  // Range search over n codes at `codes` (device), positions as labels.
+  range_result range_over(const unsigned char* codes, std::size_t n, const packed_codes& queries, int radius) const {
     const std::size_t nq = queries.size();
     range_result r;
     r.queries = nq;
     r.lims.assign(nq + 1, 0);
-    if (nq == 0 || n_ == 0 || radius <= 0) return r;
+    if (nq == 0 || n == 0 || radius <= 0) return r;
     require(nq <= 0x7FFFFFFFu, "gpu::binary_index::range_search: ", nq, " queries exceed one grid");
-    require(n_ < (std::size_t{1} << 32), "gpu::binary_index::range_search: ", n_, " codes exceed 2^32 - 1");
+    require(n < (std::size_t{1} << 32), "gpu::binary_index::range_search: ", n, " codes exceed 2^32 - 1");
     const auto rad = static_cast<unsigned>(radius);
     const unsigned words = static_cast<unsigned>(queries.words_per_code());
     device_buffer<std::uint64_t> dq(queries.data(), nq * words);
     device_buffer<unsigned> dcount(nq);
-    with_kernels(words, [&](auto db, auto w) {
+    with_kernels(codes, words, [&](auto db, auto w) {
       constexpr int W = decltype(w)::value;
       const auto kernel = kernels::hamming_range_count<W, decltype(db)>;
-      NMHASH_LAUNCH(kernel, static_cast<unsigned>(nq), range_block_threads, 0, stream_)(dq.data(), db, n_, words, rad,
+      NMHASH_LAUNCH(kernel, static_cast<unsigned>(nq), range_block_threads, 0, stream_)(dq.data(), db, n, words, rad,
                                                                                         dcount.data());
     });
     check_launch("hamming_range_count");
@@ -316,28 +372,62 @@ class binary_index {
     device_buffer<std::size_t> doff(r.lims.data(), nq);
     device_buffer<std::int64_t> dpos(total);
     device_buffer<std::int32_t> ddist(total);
-    with_kernels(words, [&](auto db, auto w) {
+    with_kernels(codes, words, [&](auto db, auto w) {
       constexpr int W = decltype(w)::value;
       const auto kernel = kernels::hamming_range_collect<W, decltype(db)>;
       NMHASH_LAUNCH(kernel, static_cast<unsigned>(nq), range_block_threads, 0, stream_)(
-          dq.data(), db, n_, words, rad, doff.data(), dpos.data(), ddist.data());
+          dq.data(), db, n, words, rad, doff.data(), dpos.data(), ddist.data());
     });
     check_launch("hamming_range_collect");
     sync();
     dpos.copy_to(r.labels.data());
     ddist.copy_to(r.distances.data());
-    to_ids(r.labels);
     return r;
   }
 
- private:
+  // The admitted positions, ascending.
+  static std::vector<std::uint64_t> admitted_positions(const prepared_filter& filter) {
+    std::vector<std::uint64_t> keep;
+    keep.reserve(filter.admitted());
+    if (filter.sparse()) {
+      keep.assign(filter.positions().begin(), filter.positions().end());
+      return keep;
+    }
+    const std::uint64_t* bits = filter.bitmap();
+    for (std::size_t w = 0; w < (filter.size() + 63) / 64; ++w)
+      for (std::uint64_t b = bits[w]; b; b &= b - 1) keep.push_back(w * 64 + static_cast<std::uint64_t>(ctz64(b)));
+    return keep;
+  }
+
+  // The codes at positions `keep`, gathered on the device.
+  device_buffer<unsigned char> gather(const std::vector<std::uint64_t>& keep) const {
+    device_buffer<unsigned char> out(std::max<std::size_t>(1, keep.size()) * cs_);
+    if (!keep.empty()) {
+      device_buffer<std::uint64_t> dkeep(keep.data(), keep.size());
+      const std::size_t total = keep.size() * cs_;
+      NMHASH_LAUNCH(kernels::gather_codes<0>, detail::grid_for(total, 256), 256, 0, stream_)(
+          codes_.data(), dkeep.data(), keep.size(), static_cast<unsigned>(cs_), out.data());
+      check_launch("gather_codes");
+      sync();
+    }
+    return out;
+  }
+
+  // Results over gathered codes: their rank among the gathered to the
+  // position, then to the id.
+  void from_gathered(std::vector<std::int64_t>& v, const std::vector<std::uint64_t>& keep) const {
+    for (auto& x : v)
+      if (x >= 0) x = static_cast<std::int64_t>(keep[static_cast<std::size_t>(x)]);
+    to_ids(v);
+  }
+
   template <int W>
   using width = std::integral_constant<int, W>;
 
   // f(byte_rows<G>, width<W>) for this index's layout and the query width.
   template <class F>
-  void with_kernels(unsigned words, F&& f) const {
-    detail::dispatch_byte_rows(codes_.data(), static_cast<unsigned>(cs_), [&](auto db) {
+  void with_kernels(const unsigned char* codes, unsigned words, F&& f) const {
+    detail::dispatch_byte_rows(codes, static_cast<unsigned>(cs_), [&](auto db) {
       if (words == 1)
         f(db, width<1>{});
       else
@@ -394,6 +484,7 @@ class binary_index {
   std::size_t n_ = 0, capacity_ = 0;
   std::vector<std::int64_t> ids_;
   bool explicit_ids_ = false;
+  nmhash::detail::id_position_cache id_positions_;
 };
 
 }  // namespace nmhash::gpu
