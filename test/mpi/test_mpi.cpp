@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -171,6 +172,69 @@ TEST_CASE("sharded search with a multi-index per shard equals the flat scan", "[
     const nmhash::knn_result want = whole.search(q, 50);
     CHECK(got.distances == want.distances);
     CHECK(got.indices == want.indices);
+  }
+}
+
+TEST_CASE("filtered sharded search equals one index's filtered search", "[mpi][filter]") {
+  const mpi::communicator world;
+  for (std::size_t bits : {10u, 64u}) {
+    for (bool ids : {false, true}) {
+      const std::size_t n = 2000;
+      const packed_codes db = clustered_codes(n, bits, 30, 2, bits + 3);
+      const packed_codes q = clustered_codes(9, bits, 30, 3, bits + 3);
+      binary_index whole(bits);
+      std::vector<std::int64_t> id(n);
+      for (std::size_t j = 0; j < n; ++j) id[j] = ids ? static_cast<std::int64_t>(5000 + (j * 13) % 1500) : static_cast<std::int64_t>(j);
+      if (ids)
+        whole.add_with_ids(db, id);
+      else
+        whole.add(db);
+      const auto [b, e] = part_range<binary_index>(n, world.size(), world.rank(), true);
+      const mpi::sharded_index sharded(world, index_rows(whole, b, e));
+      std::vector<std::int64_t> few, some;
+      for (std::size_t j = 0; j < n; ++j) {
+        if (j % 70 == 5) few.push_back(id[j]);
+        if (j % 6 == 0) some.push_back(id[j]);
+      }
+      std::vector<bool> bitmap(n);
+      for (std::size_t j = 0; j < n; ++j) bitmap[j] = j % 3 == 1;
+      auto mixed = nmhash::search_filter::allow_ids(some);
+      mixed.predicate = [](std::size_t j) { return j % 2 == 0; };
+      const std::vector<std::pair<const char*, nmhash::search_filter>> filters{
+          {"allow few", nmhash::search_filter::allow_ids(few)},
+          {"deny some", nmhash::search_filter::deny_ids(some)},
+          {"deny everything", nmhash::search_filter::deny_ids(id)},
+          {"bitmap", nmhash::search_filter::bitmap(bitmap)},
+          {"allow and predicate", mixed}};
+      for (const auto& [name, filter] : filters) {
+        // Only the root's lists count: other ranks pass empty ones.
+        nmhash::search_filter mine = filter;
+        if (!is_root(world)) {
+          mine.allow = filter.allow ? std::optional<std::vector<std::int64_t>>(std::vector<std::int64_t>{}) : std::nullopt;
+          mine.deny.clear();
+          mine.positions.clear();
+        }
+        for (std::size_t k : {std::size_t{1}, std::size_t{25}, n + 1}) {
+          INFO(name << ", K = " << bits << ", ids " << ids << ", k = " << k);
+          const nmhash::knn_result got = sharded.search(q, k, mine);
+          if (is_root(world)) {
+            const nmhash::knn_result want = whole.search(q, k, filter);
+            CHECK(got.distances == want.distances);
+            CHECK(got.indices == want.indices);
+          }
+        }
+        INFO(name << ", K = " << bits << ", ids " << ids << ", range");
+        const nmhash::range_result got = sharded.range_search(q, static_cast<int>(bits / 3), mine);
+        if (is_root(world)) {
+          const nmhash::range_result want = whole.range_search(q, static_cast<int>(bits / 3), filter);
+          CHECK(got.lims == want.lims);
+          CHECK(got.distances == want.distances);
+          CHECK(got.labels == want.labels);
+        }
+      }
+      CHECK_THROWS_AS(sharded.search(q, 3, nmhash::search_filter::bitmap(std::vector<bool>(n + 1, true))),
+                      mpi::collective_error);
+    }
   }
 }
 

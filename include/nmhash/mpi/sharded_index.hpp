@@ -137,10 +137,82 @@ class sharded_index {
     return out;
   }
 
+  // Filtered search (filter.hpp), collective: the top-k among the codes
+  // the filter admits over every shard, exactly one index's filtered
+  // search over the same codes. Ids are the database's (stored ids, or
+  // positions over every shard). The root's allow-list, deny-list and
+  // bitmap (one entry per code of the database) are broadcast; a
+  // predicate is called on each rank with database positions, so every
+  // rank passes the same one.
+  knn_result search(const packed_codes& queries, std::size_t k, const search_filter& filter,
+                    const scan_options& opt = {}, int root = 0) const {
+    const prepared_filter local = prepare(filter, root);
+    return search_with(queries, k, root,
+                       [&](const packed_codes& q, std::size_t kk) { return shard_.search(q, kk, local, opt); });
+  }
+  range_result range_search(const packed_codes& queries, int radius, const search_filter& filter,
+                            const scan_options& opt = {}, int root = 0) const {
+    const prepared_filter local = prepare(filter, root);
+    return range_with(queries, radius, root, [&](const packed_codes& q, int r) {
+      return shard_.range_search(q, r, local, opt);
+    });
+  }
+
+  // The filter for this rank's shard (collective; see search above). Keep
+  // it for searches with search_with and a local filtered search.
+  prepared_filter prepare(const search_filter& filter, int root = 0) const {
+    const shard_layout lay = layout();
+    std::int32_t flags = comm_.rank() == root ? (filter.allow ? 1 : 0) : 0;
+    comm_.broadcast(flags, root);
+    std::vector<std::int64_t> allow = comm_.rank() == root && filter.allow ? *filter.allow : std::vector<std::int64_t>{};
+    std::vector<std::int64_t> deny = comm_.rank() == root ? filter.deny : std::vector<std::int64_t>{};
+    std::vector<std::uint8_t> bits;
+    if (comm_.rank() == root) bits.assign(filter.positions.begin(), filter.positions.end());
+    comm_.broadcast(allow, root);
+    comm_.broadcast(deny, root);
+    comm_.broadcast(bits, root);
+    const std::uint64_t total = comm_.all_reduce<std::uint64_t>(shard_.size(), MPI_SUM);
+    const auto predicates = comm_.all_gather(static_cast<std::int32_t>(filter.predicate ? 1 : 0));
+    std::string problem;
+    if (!bits.empty() && bits.size() != total)
+      problem = nmhash::detail::concat("sharded_index filter: the bitmap has ", bits.size(), " entries, the database ",
+                                       total, " codes");
+    for (int r = 0; r < comm_.size() && problem.empty(); ++r)
+      if (predicates[static_cast<std::size_t>(r)] != predicates[0])
+        problem = nmhash::detail::concat("sharded_index filter: rank ", r, predicates[static_cast<std::size_t>(r)] ? " passes" : " does not pass",
+                                         " a predicate but rank 0 ", predicates[0] ? "does" : "does not");
+    agree(comm_, comm_.rank() == root ? problem : std::string());
+    const std::size_t n = shard_.size(), off = lay.offset;
+    // Positions of the database to the shard's (others dropped).
+    const auto local_ids = [&](const std::vector<std::int64_t>& ids) {
+      if (shard_.has_ids()) return ids;
+      std::vector<std::int64_t> out;
+      for (const auto id : ids)
+        if (id >= static_cast<std::int64_t>(off) && static_cast<std::uint64_t>(id) < off + n)
+          out.push_back(id - static_cast<std::int64_t>(off));
+      return out;
+    };
+    search_filter local;
+    if (flags) local.allow = local_ids(allow);
+    local.deny = local_ids(deny);
+    if (!bits.empty()) local.positions.assign(bits.begin() + static_cast<std::ptrdiff_t>(off),
+                                              bits.begin() + static_cast<std::ptrdiff_t>(off + n));
+    if (filter.predicate) local.predicate = [&filter, off](std::size_t j) { return filter.predicate(j + off); };
+    return shard_.prepare(local);
+  }
+
   // Every code at distance < radius over every shard, in database order
   // (collective; complete on the root).
   range_result range_search(const packed_codes& queries, int radius, const scan_options& opt = {},
                             int root = 0) const {
+    return range_with(queries, radius, root,
+                      [&](const packed_codes& q, int r) { return shard_.range_search(q, r, opt); });
+  }
+
+  // Range search with a local search of one's own: local(queries, radius)
+  // must return what shard().range_search(queries, radius) returns.
+  template <class Local>
+  range_result range_with(const packed_codes& queries, int radius, int root, Local&& local) const {
     const shard_layout lay = layout();
     packed_codes q = queries;
     broadcast(comm_, q, root);
@@ -149,7 +221,7 @@ class sharded_index {
                      ? nmhash::detail::concat("sharded_index::range_search: the queries have K = ", q.bits(),
                                               " bits but the index holds K = ", shard_.bits())
                      : std::string());
-    range_result r = shard_.range_search(q, radius, opt);
+    range_result r = local(q, radius);
     to_global(r.labels, lay);
     const std::size_t nq = q.size(), P = static_cast<std::size_t>(comm_.size());
     std::vector<std::uint64_t> lims(r.lims.begin(), r.lims.end());
