@@ -119,7 +119,7 @@ TEST_CASE("filtered search equals brute force over the admitted codes, flat and 
   }
 }
 
-TEST_CASE("filtered search: small filters gather, large ones scan; stale and malformed filters are refused",
+TEST_CASE("filtered search: small filters gather, large ones scan, stale and malformed filters are refused",
           "[index][filter]") {
   std::mt19937_64 g(5);
   const std::size_t n = 6400;
