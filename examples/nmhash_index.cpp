@@ -15,21 +15,6 @@
 
 namespace {
 
-std::vector<std::int64_t> load_ids(const std::string& path, std::size_t n) {
-  const auto a = nmhash::io::read_npy(path);
-  nmhash::require(a.kind == 'i' || a.kind == 'u', path, ": ids must be integers, found dtype ", a.dtype_name());
-  nmhash::require(a.shape.size() == 1 || (a.shape.size() == 2 && a.shape[1] == 1), path,
-                  ": ids must be a 1-D array, found shape ", a.shape_string());
-  nmhash::require(a.rows() == n, path, ": ", a.rows(), " ids for ", n, " codes");
-  std::vector<std::int64_t> ids(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (a.kind == 'u' && a.item_size == 8)
-      nmhash::require(a.get<std::uint64_t>(i) <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
-                      path, ": id ", i, " = ", a.get<std::uint64_t>(i), " does not fit int64");
-    ids[i] = a.get<std::int64_t>(i);
-  }
-  return ids;
-}
 
 void save_as(const nmhash::binary_index& idx, const std::string& path, const std::string& format) {
   if (format == "faiss")
@@ -83,7 +68,7 @@ int run_tool(int argc, char** argv) {
       if (ids.empty())
         idx.add(c);
       else
-        idx.add_with_ids(c, load_ids(ids, c.size()));
+        idx.add_with_ids(c, nmhash::io::load_ids_npy(ids, c.size()));
       save_as(idx, out, format);
       print_info(out);
     } else if (*convert) {

@@ -24,6 +24,7 @@ namespace {
 int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   CLI::App app{"nmhash_search: exact Hamming top-k search, results sorted by (distance, index)"};
   std::string qf, df, out, order = "lsb", method = "flat";
+  std::string allow_file, deny_file;
   std::size_t k = 0, bits = 0, substrings = 0;
   int threads = 0;
   app.add_option("--query", qf, "query codes .npy (float, int8 +-1 or packed uint8)")->required();
@@ -45,6 +46,11 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
       ->check(CLI::IsMember({"flat", "mih"}));
   app.add_option("--substrings", substrings, "mih: substrings m, 0 or absent: max(K/32, K/log2(N))")
       ->check(nmhash_tool::integer_range(0, 4096));
+  app.add_option("--allow-ids", allow_file,
+                 "search only the codes with these ids: .npy of integers, ids as the results give them (ids "
+                 "that are not in the database are ignored)");
+  app.add_option("--deny-ids", deny_file,
+                 "never return the codes with these ids: .npy of integers (ids not in the database are ignored)");
   app.add_option("--bit-order", order, "bit order of packed uint8 codes: lsb (default: FAISS's, numpy.packbits(..., bitorder=\"little\")) or msb (numpy.packbits' default bitorder=\"big\")")
       ->check(CLI::IsMember({"msb", "lsb"}));
   try {
@@ -55,7 +61,10 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   const auto bo = order == "lsb" ? nmhash::bit_order::lsb_first : nmhash::bit_order::msb_first;
   nmhash::packed_codes q;
   nmhash::binary_index idx(1);
+  nmhash::search_filter filter;
   auto load = [&] {
+    if (!allow_file.empty()) filter.allow = nmhash::io::load_ids_npy(allow_file);
+    if (!deny_file.empty()) filter.deny = nmhash::io::load_ids_npy(deny_file);
     q = nmhash::io::load_codes_npy(qf, bits, bo);
     const bool index_file = nmhash::io::detect_index_format(df) != nmhash::io::index_format::unknown;
     if (index_file) {
@@ -86,15 +95,18 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
       nmhash::knn_result res;
       c.barrier();
       const auto t0 = std::chrono::steady_clock::now();
+      // The root's filter, broadcast; prepared for each rank's shard.
+      const nmhash::prepared_filter local = sharded.prepare(filter, 0);
       if (method == "mih") {
         const nmhash::mih_index mih(sharded.shard(), substrings);
         res = sharded.search_with(q, k, 0, [&](const nmhash::packed_codes& qq, std::size_t kk) {
-          return mih.search(qq, kk, nmhash::threads{threads});
+          return mih.search(qq, kk, local, nmhash::threads{threads});
         });
       } else {
         nmhash::scan_options opt;
         opt.threads.count = threads;
-        res = sharded.search(q, k, opt);
+        res = sharded.search_with(q, k, 0,
+                                  [&](const nmhash::packed_codes& qq, std::size_t kk) { return sharded.shard().search(qq, kk, local, opt); });
       }
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       nmhash::mpi::on_root(c, 0, [&] { write(res); });
@@ -112,6 +124,7 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
 #endif
   try {
     load();
+    const nmhash::prepared_filter prepared = idx.prepare(filter);
     nmhash::knn_result res;
     double s = 0, build_s = 0;
     if (method == "mih") {
@@ -121,16 +134,17 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
       std::printf("multi-index: %zu substrings, tables built in %.4f s, %.1f MiB\n", mih.substrings(), build_s,
                   static_cast<double>(mih.memory_bytes()) / (1024.0 * 1024.0));
       const auto t0 = std::chrono::steady_clock::now();
-      res = mih.search(q, k, nmhash::threads{threads});
+      res = mih.search(q, k, prepared, nmhash::threads{threads});
       s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } else {
       nmhash::scan_options opt;
       opt.threads.count = threads;
       const auto t0 = std::chrono::steady_clock::now();
-      res = idx.search(q, k, opt);
+      res = idx.search(q, k, prepared, opt);
       s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
     const std::size_t items = idx.size();
+    if (!filter.admits_all()) std::printf("filter: %zu of %zu codes admitted\n", prepared.admitted(), items);
     write(res);
     std::printf("searched %zu queries x %zu items, K = %zu bits, k = %zu, threads = %d: %.4f s "
                 "(%.1f queries/s, instruction set %s)\n",

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nmhash/index/index_io.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/io/safetensors.hpp"
 #include "nmhash/nmhash.hpp"
@@ -225,6 +226,52 @@ TEST_CASE("nmhash_index builds, converts and describes index files, nmhash_searc
                "(truncated)");
   REQUIRE_FALSE(std::filesystem::exists(f.tmp.file("x.nmhi")));
   REQUIRE_FALSE(std::filesystem::exists(f.tmp.file("z_D.npy")));
+
+  // Filtered: --allow-ids and --deny-ids give the library's filtered
+  // search, flat and mih, over .npy positions and stored ids.
+  std::mt19937_64 gf(12);
+  const auto fdb = ref::pack(ref::random_bits(500, 24, gf, 0.3), 24);
+  const auto fq = ref::pack(ref::random_bits(4, 24, gf, 0.3), 24);
+  nmhash::io::save_codes_npy(f.tmp.file("f_db.npy"), fdb);
+  nmhash::io::save_codes_npy(f.tmp.file("f_q.npy"), fq);
+  nmhash::binary_index by_position(24), by_id(24);
+  by_position.add(fdb);
+  std::vector<std::int64_t> fids(500);
+  for (std::size_t j = 0; j < 500; ++j) fids[j] = static_cast<std::int64_t>(90000 - 3 * j);
+  by_id.add_with_ids(fdb, fids);
+  nmhash::io::save_index(by_id, f.tmp.file("f.nmhidx"));
+  for (const bool stored : {false, true}) {
+    const std::vector<std::int64_t>& id = stored ? fids : std::vector<std::int64_t>{};
+    std::vector<std::int64_t> allow, deny;
+    for (std::size_t j = 0; j < 500; ++j) {
+      const std::int64_t v = stored ? id[j] : static_cast<std::int64_t>(j);
+      if (j % 4 != 0) allow.push_back(v);
+      if (j % 9 == 0) deny.push_back(v);
+    }
+    allow.push_back(-77);  // not in the database: ignored
+    nmhash::io::write_npy(f.tmp.file("allow.npy"), allow.data(), {allow.size()});
+    nmhash::io::write_npy(f.tmp.file("deny.npy"), deny.data(), {deny.size()});
+    nmhash::search_filter filter = nmhash::search_filter::allow_ids(allow);
+    filter.deny = deny;
+    const auto want = (stored ? by_id : by_position).search(fq, 12, filter);
+    for (const std::string method : {"flat", "mih"}) {
+      const auto r = run(f.tmp, std::string(NMHASH_SEARCH_BIN) + " --query " + f.tmp.file("f_q.npy") + " --db " +
+                                    f.tmp.file(stored ? "f.nmhidx" : "f_db.npy") + " --k 12 --method " + method +
+                                    " --allow-ids " + f.tmp.file("allow.npy") + " --deny-ids " + f.tmp.file("deny.npy") +
+                                    " --out " + f.tmp.file("filtered"));
+      INFO(method << (stored ? ", stored ids" : ", positions") << ": " << r.out << r.err);
+      REQUIRE(r.status == 0);
+      REQUIRE_THAT(r.out, Catch::Contains("filter: 333 of 500 codes admitted"));
+      REQUIRE(nmhash::io::read_npy(f.tmp.file("filtered_D.npy")).to_vector<std::int32_t>() == want.distances);
+      REQUIRE(nmhash::io::read_npy(f.tmp.file("filtered_I.npy")).to_vector<std::int64_t>() == want.indices);
+    }
+  }
+  const std::vector<float> float_ids{1.0f, 2.0f};
+  nmhash::io::write_npy(f.tmp.file("float_ids.npy"), float_ids.data(), {2});
+  expect_error(std::string(NMHASH_SEARCH_BIN) + " --query " + f.tmp.file("f_q.npy") + " --db " + f.tmp.file("f_db.npy") +
+                   " --k 3 --allow-ids " + f.tmp.file("float_ids.npy") + " --out " + f.tmp.file("w"),
+               "float_ids.npy: ids must be integers, found dtype float32");
+  REQUIRE_FALSE(std::filesystem::exists(f.tmp.file("w_D.npy")));
 }
 
 TEST_CASE("nmhash_train: every method trains and writes its summary, resumes only with the same settings",

@@ -418,6 +418,12 @@ int write_fixtures(const std::string& dir) {
   for (std::size_t i = 0; i < n; ++i) ids[i] = static_cast<std::int64_t>(n - i) * 10;
   idx.add_with_ids(db, ids);
   io::save_index(idx, dir + "/db.nmhidx");
+  // Filters: positions of the .npy database, stored ids of the index.
+  std::vector<std::int64_t> allow, deny;
+  for (std::size_t i = 0; i < n; i += 7) allow.push_back(static_cast<std::int64_t>(i));
+  for (std::size_t i = 0; i < n; i += 3) deny.push_back(ids[i]);
+  io::write_npy(dir + "/allow_positions.npy", allow.data(), {allow.size()});
+  io::write_npy(dir + "/deny_ids.npy", deny.data(), {deny.size()});
   return 0;
 }
 

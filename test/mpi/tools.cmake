@@ -25,6 +25,26 @@ foreach(db db_codes.npy db.nmhidx)
   endforeach()
 endforeach()
 
+# Filtered: an allow-list of positions over the .npy database, a deny-list
+# of stored ids over the index file.
+function(filtered db filter file)
+  foreach(method flat mih)
+    run(${SEARCH_BIN} --query ${d}/q_codes.npy --db ${d}/${db} --bits 40 --k 60 --method ${method} ${filter} ${file}
+        --out ${d}/fone)
+    if(NOT run_out MATCHES "filter: [0-9]+ of 3001 codes admitted")
+      message(FATAL_ERROR "nmhash_search ${filter} did not report the admitted codes:\n${run_out}")
+    endif()
+    foreach(np 2 4)
+      run(${MPIEXEC} ${NP_FLAG} ${np} ${SEARCH_BIN} --query ${d}/q_codes.npy --db ${d}/${db} --bits 40 --k 60
+          --method ${method} ${filter} ${file} --out ${d}/fnp${np})
+      same(${d}/fone_D.npy ${d}/fnp${np}_D.npy)
+      same(${d}/fone_I.npy ${d}/fnp${np}_I.npy)
+    endforeach()
+  endforeach()
+endfunction()
+filtered(db_codes.npy --allow-ids ${d}/allow_positions.npy)
+filtered(db.nmhidx --deny-ids ${d}/deny_ids.npy)
+
 set(eval_args --query-codes ${d}/q_codes.npy --db-codes ${d}/db_codes.npy --query-labels ${d}/q_labels.npy
     --db-labels ${d}/db_labels.npy --bits 40 --topk 100 --radius 3 --loo --json)
 run(${EVAL_BIN} ${eval_args})
@@ -35,4 +55,4 @@ foreach(np 2 4)
     message(FATAL_ERROR "nmhash_eval under ${np} ranks:\n${run_out}\ndiffers from one process:\n${one}")
   endif()
 endforeach()
-message("nmhash_search (flat, mih; .npy and index) and nmhash_eval --loo match one process on 2 and 4 ranks")
+message("nmhash_search (flat, mih; .npy and index; unfiltered and filtered) and nmhash_eval --loo match one process on 2 and 4 ranks")

@@ -12,6 +12,10 @@
 #include <string>
 #include <vector>
 
+#include <limits>
+#include <string>
+#include <vector>
+
 #include "nmhash/codes/pack.hpp"
 #include "nmhash/codes/packed_codes.hpp"
 #include "nmhash/core/error.hpp"
@@ -88,6 +92,27 @@ inline labels labels_from_npy(const npy_array& a, const std::string& path) {
 }
 
 inline labels load_labels_npy(const std::string& path) { return labels_from_npy(read_npy(path), path); }
+
+// int64 ids from a 1-D (or N x 1) integer array; unsigned ids above
+// INT64_MAX are refused. expect: the number of ids wanted, or SIZE_MAX for
+// any.
+inline std::vector<std::int64_t> load_ids_npy(const std::string& path,
+                                              std::size_t expect = static_cast<std::size_t>(-1)) {
+  const auto a = read_npy(path);
+  require(a.kind == 'i' || a.kind == 'u', path, ": ids must be integers, found dtype ", a.dtype_name());
+  require(a.shape.size() == 1 || (a.shape.size() == 2 && a.shape[1] == 1), path,
+          ": ids must be a 1-D array, found shape ", a.shape_string());
+  require(expect == static_cast<std::size_t>(-1) || a.rows() == expect, path, ": ", a.rows(), " ids for ", expect,
+          " codes");
+  std::vector<std::int64_t> ids(a.rows());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (a.kind == 'u' && a.item_size == 8)
+      require(a.get<std::uint64_t>(i) <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()), path,
+              ": id ", i, " = ", a.get<std::uint64_t>(i), " does not fit int64");
+    ids[i] = a.get<std::int64_t>(i);
+  }
+  return ids;
+}
 
 // Writes codes as packed uint8 bytes into `f` (by default FAISS's order,
 // numpy.packbits(..., bitorder="little")).
