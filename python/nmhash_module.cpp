@@ -279,6 +279,14 @@ std::vector<std::int64_t> default_precision_at() {
 
 std::size_t k_arg(std::int64_t k) { return static_cast<std::size_t>(bounded("k", k, 1, max_k)); }
 
+// The filter of allow_ids / deny_ids (None: no list).
+nmhash::search_filter filter_of(const py::object& allow_ids, const py::object& deny_ids, const std::string& who) {
+  nmhash::search_filter f;
+  if (!allow_ids.is_none()) f.allow = to_ids(allow_ids, static_cast<std::size_t>(-1), who + " allow_ids");
+  if (!deny_ids.is_none()) f.deny = to_ids(deny_ids, static_cast<std::size_t>(-1), who + " deny_ids");
+  return f;
+}
+
 py::array_t<std::int64_t> index_ids(const nmhash::binary_index& idx) {
   std::vector<std::int64_t> ids(idx.size());
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = idx.id(i);
@@ -468,37 +476,46 @@ PYBIND11_MODULE(nmhash, m) {
           py::arg("ids"), "Removes every code whose id is listed; returns how many were removed.")
       .def(
           "search",
-          [](const nmhash::binary_index& idx, const py::object& queries, std::int64_t k, std::int64_t threads) {
+          [](const nmhash::binary_index& idx, const py::object& queries, std::int64_t k, const py::object& allow_ids,
+             const py::object& deny_ids, std::int64_t threads) {
             const packed_codes q = index_codes(idx, queries, "Index.search queries");
             const std::size_t kk = k_arg(k);
             const auto opt = scan_with(threads);
+            const nmhash::search_filter filter = filter_of(allow_ids, deny_ids, "Index.search");
             nmhash::knn_result r;
             {
               py::gil_scoped_release release;
-              r = idx.search(q, kk, opt);
+              r = idx.search(q, kk, filter, opt);
             }
             return knn_arrays(r);
           },
-          py::arg("queries"), py::arg("k"), py::arg("threads") = 0,
+          py::arg("queries"), py::arg("k"), py::arg("allow_ids") = py::none(),
+          py::arg("deny_ids") = py::none(), py::arg("threads") = 0,
           "(distances int32 (nq, k), ids int64 (nq, k)) of the k nearest codes, FAISS's order and padding. k in [1, "
-          "2^32 - 1], threads in [0, 1024].")
+          "2^32 - 1], threads in [0, 1024]. allow_ids: search only the codes with these ids; deny_ids: never return "
+          "these (ids not in the index are ignored); the result is exactly the unfiltered search over the admitted "
+          "codes, padded where fewer than k are admitted.")
       .def(
           "range_search",
-          [](const nmhash::binary_index& idx, const py::object& queries, std::int64_t radius, std::int64_t threads) {
+          [](const nmhash::binary_index& idx, const py::object& queries, std::int64_t radius,
+             const py::object& allow_ids, const py::object& deny_ids, std::int64_t threads) {
             const packed_codes q = index_codes(idx, queries, "Index.range_search queries");
             const int rad = static_cast<int>(bounded("radius", radius, 0, 65536));
             const auto opt = scan_with(threads);
+            const nmhash::search_filter filter = filter_of(allow_ids, deny_ids, "Index.range_search");
             nmhash::range_result r;
             {
               py::gil_scoped_release release;
-              r = idx.range_search(q, rad, opt);
+              r = idx.range_search(q, rad, filter, opt);
             }
             std::vector<std::int64_t> lims(r.lims.begin(), r.lims.end());
             return py::make_tuple(vector_array(lims), vector_array(r.distances), vector_array(r.labels));
           },
-          py::arg("queries"), py::arg("radius"), py::arg("threads") = 0,
+          py::arg("queries"), py::arg("radius"), py::arg("allow_ids") = py::none(),
+          py::arg("deny_ids") = py::none(), py::arg("threads") = 0,
           "(lims int64 (nq + 1,), distances int32, ids int64): every code at distance < radius, query q's in "
-          "[lims[q], lims[q+1]), FAISS's range_search result. radius in [0, 65536].")
+          "[lims[q], lims[q+1]), FAISS's range_search result. radius in [0, 65536]; allow_ids and deny_ids as in "
+          "search.")
       .def(
           "codes", [](const nmhash::binary_index& idx) { return to_bytes(idx.reconstruct_all()); },
           "A copy of the stored codes, uint8 (ntotal, code_size).")

@@ -295,6 +295,37 @@ for name, ix in (("empty", nmhash.Index(20)), ("positional", flat0), ("ids", idx
         qq = ix.codes()[:3]
         check(all(np.array_equal(a, b) for a, b in zip(back.search(qq, 4), ix.search(qq, 4))), f"pickled search ({name})")
 
+# Filtered search: exactly brute force over the admitted codes, with ties
+# (short codes), k beyond the admitted count and everything denied.
+fk = 10
+fcodes = rng.integers(0, 2, (400, fk)).astype(bool)
+fq = rng.integers(0, 2, (5, fk)).astype(bool)
+fids = (np.arange(400, dtype=np.int64) * 5) % 997 + 3
+fidx = nmhash.Index(fk)
+fidx.add_with_ids(fcodes, fids)
+allow = fids[rng.random(400) < 0.05].tolist() + [-1, 10**12]
+deny = fids[::7]
+for name, a, d in (("allow", allow, None), ("deny", None, deny), ("both", allow, deny), ("deny all", None, fids)):
+    admitted = np.ones(400, bool)
+    if a is not None:
+        admitted &= np.isin(fids, a)
+    if d is not None:
+        admitted &= ~np.isin(fids, d)
+    pos = np.nonzero(admitted)[0]
+    for k in (1, 8, 500):
+        want_d, want_pos = reference_knn(fq.astype(np.uint8), fcodes[pos].astype(np.uint8), k)
+        want_i = np.array([[fids[pos][p] if p >= 0 else -1 for p in row] for row in want_pos], dtype=np.int64)
+        got_d, got_i = fidx.search(fq, k, allow_ids=a, deny_ids=d)
+        check(np.array_equal(got_d, want_d) and np.array_equal(got_i, want_i), f"filtered search {name} k={k}")
+    lims, rd, ri = fidx.range_search(fq, 4, allow_ids=a, deny_ids=d)
+    fullf = (fq[:, None, :] != fcodes[None, :, :]).sum(axis=2)
+    for qi in range(5):
+        sel = np.nonzero((fullf[qi] < 4) & admitted)[0]
+        check(np.array_equal(ri[lims[qi]:lims[qi + 1]], fids[sel]) and
+              np.array_equal(rd[lims[qi]:lims[qi + 1]], fullf[qi, sel]), f"filtered range_search {name} query {qi}")
+raises(lambda: fidx.search(fq, 3, allow_ids=np.array([1.5])), "Index.search allow_ids: ids must be integers")
+raises(lambda: fidx.search(fq, 3, deny_ids=np.array([2**64 - 1], np.uint64)), "does not fit int64")
+
 if failures:
     print(f"{len(failures)} check(s) failed")
     sys.exit(1)
