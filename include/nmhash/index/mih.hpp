@@ -166,13 +166,22 @@ class mih_index {
     const std::size_t K = idx_->bits();
     const std::size_t need = std::min(k, filter ? filter->admitted() : n_);
     if (need == 0) return res;
+    // A query that falls back scans the admitted codes: gathered once for
+    // every query when they are few, else the index with the bitmap.
+    const std::vector<std::uint8_t> kept = filter && filter->sparse() ? gather(*filter) : std::vector<std::uint8_t>{};
     run_queries(queries, t, filter, [&](query_state& st, std::size_t q) {
       st.start(K, need);
       if (!probe_until(st, [&](std::size_t bound) { return st.below >= need && st.cutoff <= bound; })) {
-        const auto one = filter ? idx_->search(single(queries, q), k, *filter, one_thread())
-                                : idx_->search(single(queries, q), k, one_thread());
-        std::copy(one.distances.begin(), one.distances.end(), res.distances.begin() + static_cast<std::ptrdiff_t>(q * k));
-        std::copy(one.indices.begin(), one.indices.end(), res.indices.begin() + static_cast<std::ptrdiff_t>(q * k));
+        const bool gathered = filter && filter->sparse();
+        const auto one = byte_codes_knn(single(queries, q), gathered ? kept.data() : idx_->codes(),
+                                        gathered ? filter->positions().size() : n_, K, k, one_thread(),
+                                        filter && !gathered ? filter->bitmap() : nullptr);
+        for (std::size_t r = 0; r < k; ++r) {
+          res.distances[q * k + r] = one.distances[r];
+          std::int64_t p = one.indices[r];
+          if (p >= 0 && gathered) p = static_cast<std::int64_t>(filter->positions()[static_cast<std::size_t>(p)]);
+          res.indices[q * k + r] = p < 0 || !idx_->has_ids() ? p : idx_->ids()[p];
+        }
         return;
       }
       // Every code at distance <= cutoff has been found, and at least
@@ -201,16 +210,18 @@ class mih_index {
     std::vector<std::vector<std::int32_t>> dist(nq);
     if (radius > 0 && n_ > 0 && (!filter || filter->admitted() > 0)) {
       const std::size_t last = std::min<std::size_t>(static_cast<std::size_t>(radius) - 1, idx_->bits());
+      const bool gathered = filter && filter->sparse();
+      const std::vector<std::uint8_t> kept = gathered ? gather(*filter) : std::vector<std::uint8_t>{};
       run_queries(queries, t, filter, [&](query_state& st, std::size_t q) {
         st.start(last, 0);
         if (!probe_until(st, [&](std::size_t bound) { return bound >= last; })) {
           // The flat scan's positions (ids are applied below).
-          const auto one = filter && filter->sparse()
-                               ? gathered_range(single(queries, q), radius, *filter)
-                               : byte_codes_range(single(queries, q), idx_->codes(), n_, idx_->bits(), radius,
-                                                  one_thread(), filter ? filter->bitmap() : nullptr);
+          const auto one = byte_codes_range(single(queries, q), gathered ? kept.data() : idx_->codes(),
+                                            gathered ? filter->positions().size() : n_, idx_->bits(), radius,
+                                            one_thread(), filter && !gathered ? filter->bitmap() : nullptr);
           for (std::size_t j = 0; j < one.labels.size(); ++j) {
-            pos[q].push_back(static_cast<std::uint32_t>(one.labels[j]));
+            const auto p = static_cast<std::size_t>(one.labels[j]);
+            pos[q].push_back(static_cast<std::uint32_t>(gathered ? filter->positions()[p] : p));
             dist[q].push_back(one.distances[j]);
           }
           return;
@@ -239,16 +250,13 @@ class mih_index {
     return r;
   }
 
-  // A flat range search over the admitted codes of a sparse filter, with
-  // positions (not ids) as labels.
-  range_result gathered_range(const packed_codes& one, int radius, const prepared_filter& filter) const {
+  // The admitted codes of a sparse filter, back to back.
+  std::vector<std::uint8_t> gather(const prepared_filter& filter) const {
     const auto& at = filter.positions();
     const std::size_t cs = idx_->code_size();
     std::vector<std::uint8_t> kept(at.size() * cs);
     for (std::size_t i = 0; i < at.size(); ++i) std::memcpy(kept.data() + i * cs, idx_->codes() + at[i] * cs, cs);
-    range_result r = byte_codes_range(one, kept.data(), at.size(), idx_->bits(), radius, one_thread());
-    for (auto& x : r.labels) x = static_cast<std::int64_t>(at[static_cast<std::size_t>(x)]);
-    return r;
+    return kept;
   }
 
   // Cost units of the switch to the flat scan, where a code of the flat
