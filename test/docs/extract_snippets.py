@@ -92,4 +92,10 @@ for doc in docs:
         written.append(f"{needs}={path}")
 if not written:
     sys.exit("no ```cpp snippet found")
+# Units of snippets that moved or went away.
+kept = {w.split("=", 1)[1] for w in written}
+for name in os.listdir(out):
+    path = os.path.join(out, name)
+    if path not in kept and name.endswith((".cpp", ".cu")):
+        os.remove(path)
 print("\n".join(written))
