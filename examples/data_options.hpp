@@ -25,6 +25,7 @@ struct data_options {
   bool no_flip = false, no_random_crop = false, no_verify = false;
 
   void add_options(CLI::App& app) {
+    nmhash_tool::add_max_image_pixels(app);
     app.add_option("--data", fmnist_dir, "Fashion-MNIST directory (for --dataset fmnist-dpsh)");
     app.add_option("--dataset", dataset,
                    "data set: fmnist-dpsh (default), fmnist-dpsh:DIR, cifar10:DIR (CIFAR-10 binary batches, DPSH "

@@ -31,9 +31,11 @@ int run_tool(int argc, char** argv) {
   app.add_option("--out", out, "codes .npy: float32 +-1 (N, K), or packed uint8 with --packed")->required();
   app.add_option("--labels-out", labels_out, "the list's labels .npy: uint8 0/1 (N, C)");
   app.add_flag("--packed", packed, "write packed bytes (FAISS's bit order, numpy.packbits(..., bitorder=\"little\"); ceil(K/8) per code)");
+  nmhash_tool::add_max_image_pixels(app);
   app.add_option("--batch", batch, "images per forward pass, 1 to 4096")->check(nmhash_tool::integer_range(1, 4096));
   try {
     app.parse(argc, argv);
+    nmhash_tool::check_numbers(app);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

@@ -89,6 +89,7 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   app.add_flag("--json", json, "print one JSON object instead of a table");
   try {
     app.parse(argc, argv);
+    nmhash_tool::check_numbers(app);
   } catch (const CLI::ParseError& e) {
     return session.rank() == 0 ? app.exit(e) : e.get_exit_code();
   }

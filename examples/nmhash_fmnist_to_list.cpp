@@ -50,6 +50,7 @@ int run_tool(int argc, char** argv) {
       ->check(nmhash_tool::integer_range(0, UINT32_MAX));
   try {
     app.parse(argc, argv);
+    nmhash_tool::check_numbers(app);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

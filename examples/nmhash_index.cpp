@@ -57,6 +57,7 @@ int run_tool(int argc, char** argv) {
   info->add_option("file", in, "index file")->required();
   try {
     app.parse(argc, argv);
+    nmhash_tool::check_numbers(app);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

@@ -62,6 +62,7 @@ int run_tool(int argc, char** argv) {
   app.add_option("--out", out_dir, "directory for results.json (default results/METHOD)");
   try {
     app.parse(argc, argv);
+    nmhash_tool::check_numbers(app);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

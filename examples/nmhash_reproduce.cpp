@@ -28,6 +28,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -951,6 +952,7 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
                "between them; training is the same)");
   try {
     app.parse(argc, argv);
+    nmhash_tool::check_numbers(app);
   } catch (const CLI::ParseError& e) {
     return session.rank() == 0 ? app.exit(e) : e.get_exit_code();
   }
@@ -1005,6 +1007,9 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
     std::printf("machine: %s\n", nmhash_tool::machine().str().c_str());
     if (rk.size > 1) std::printf("data parallel over %d ranks (rank 0 writes)\n", rk.size);
     if (rk.root()) std::filesystem::create_directories(o.out);
+    // One reproduction per output directory at a time (rank 0 writes it).
+    std::unique_ptr<nmhash::io::directory_lock> out_lock;
+    if (rk.root()) out_lock = std::make_unique<nmhash::io::directory_lock>(o.out);
     std::printf("%s reproduction, preset %s (B_in %zu, m %zu, warm-up %zu, N0 %zu, N1 %zu, %s lr %g, A lr %g, "
                 "eta %g, frozen weight %g, tie %s, bank %s%s), seeds %llu to %llu, %zu runs each -> %s\n",
                 o.data.dataset.c_str(), sched.name.c_str(), sched.b_in, sched.merges, sched.warmup_epochs,

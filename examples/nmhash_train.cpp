@@ -145,6 +145,9 @@ int run(const options& o, Optimizer opt, const ranks& rk) {
   const nmhash::data::batch_loader<real> loader(split.pool, transform);
   const nmhash::labels& all_labels = split.pool->labels();
   if (rk.root()) std::filesystem::create_directories(o.out);
+  // One run per output directory at a time (rank 0 writes it).
+  std::unique_ptr<nmhash::io::directory_lock> out_lock;
+  if (rk.root()) out_lock = std::make_unique<nmhash::io::directory_lock>(o.out);
   const std::string ck_path = o.out + "/checkpoint.safetensors";
 
   nmhash::nn::sequential<real> net;
@@ -496,6 +499,7 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   app.add_flag("--no-resume", no_resume, "ignore an existing checkpoint");
   try {
     app.parse(argc, argv);
+    nmhash_tool::check_numbers(app);
   } catch (const CLI::ParseError& e) {
     return session.rank() == 0 ? app.exit(e) : e.get_exit_code();
   }

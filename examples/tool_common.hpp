@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cerrno>
+#include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +22,7 @@
 
 #include "nmhash/core/checked.hpp"
 #include "nmhash/core/error.hpp"
+#include "nmhash/data/dataset.hpp"
 #include "nmhash/io/read_file.hpp"
 
 #ifdef NMHASH_TOOL_MPI
@@ -143,6 +146,9 @@ inline tool_ranks ranks_of(const mpi_session& session) {
 // as they go.
 inline void start(bool whole_output) {
   std::signal(SIGXFSZ, SIG_IGN);
+  // A closed pipe on standard output (nmhash_eval | head -1) is a failed
+  // write that finish() reports (exit 1 with a message), not a silent death.
+  std::signal(SIGPIPE, SIG_IGN);
   static char buffer[std::size_t{1} << 20];  // glibc ignores the size without a buffer
   if (whole_output) std::setvbuf(stdout, buffer, _IOFBF, sizeof buffer);
 }
@@ -219,12 +225,61 @@ inline CLI::Validator integer_range(std::uint64_t lo, std::uint64_t hi) {
   return CLI::Validator(
       [lo, hi](std::string& v) -> std::string {
         std::uint64_t x = 0;
-        if (!nmhash::parse_u64(v, x) || x < lo || x > hi)
+        if (!nmhash::parse_u64(v, x) || x < lo || x > hi || (v.size() > 1 && v[0] == '0'))
           return "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", found '" + v +
                  "'";
         return {};
       },
       "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
+}
+
+// --max-image-pixels: the decode budget of every image this process reads
+// (data::set_max_image_pixels), for the tools that decode images.
+inline void add_max_image_pixels(CLI::App& app) {
+  app.add_option_function<std::uint64_t>(
+         "--max-image-pixels", [](const std::uint64_t& v) { nmhash::data::set_max_image_pixels(v); },
+         "largest image decoded, in pixels (default 89478485, PIL's MAX_IMAGE_PIXELS); larger images are refused "
+         "by name before their pixels are allocated")
+      ->check(integer_range(1, std::uint64_t{1} << 40));
+}
+
+// The one check of every numeric option of a tool, after parsing and
+// before any work (CLI11 would take "010" as octal, "0x10" as hex, "-1" for
+// an unsigned option as 2^64 - 1, and "nan" or "inf" for a real): integers
+// must be written in decimal without leading zeros and fit their type
+// (unsigned ones carry no sign), reals must be finite decimal numbers.
+// Throws CLI::ValidationError naming the option, for app.exit().
+inline void check_numbers(const CLI::App& app) {
+  for (const CLI::App* sub : app.get_subcommands()) check_numbers(*sub);
+  for (const CLI::Option* o : app.get_options()) {
+    const std::string type = o->get_type_name();
+    const bool real = type.rfind("FLOAT", 0) == 0;
+    const bool uint = type.rfind("UINT", 0) == 0;
+    const bool sint = type.rfind("INT", 0) == 0;
+    if (!real && !uint && !sint) continue;
+    for (const std::string& v : o->results()) {
+      const auto refuse = [&](const char* expected) {
+        throw CLI::ValidationError(o->get_name(), std::string("expected ") + expected + ", found '" + v + "'");
+      };
+      if (real) {
+        // Decimal digits, sign, point and exponent only (no "nan", "inf", hex).
+        const bool chars = !v.empty() && v.find_first_not_of("0123456789+-.eE") == std::string::npos;
+        char* end = nullptr;
+        errno = 0;
+        const double x = chars ? std::strtod(v.c_str(), &end) : 0.0;
+        if (!chars || end == v.c_str() || *end != '\0' || errno == ERANGE || !std::isfinite(x))
+          refuse("a finite decimal number");
+        continue;
+      }
+      std::string digits = v;
+      const bool negative = !digits.empty() && digits[0] == '-';
+      if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) digits.erase(0, 1);
+      std::uint64_t x = 0;
+      if ((uint && negative) || !nmhash::parse_u64(digits, x) || (digits.size() > 1 && digits[0] == '0'))
+        refuse(uint ? "a decimal integer >= 0" : "a decimal integer");
+      if (sint && x > (negative ? std::uint64_t{1} << 63 : (std::uint64_t{1} << 63) - 1)) refuse("an integer of 64 bits");
+    }
+  }
 }
 
 }  // namespace nmhash_tool

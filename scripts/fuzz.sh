@@ -19,7 +19,7 @@ if ! [[ $seconds =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-read -r -a targets <<< "${FUZZ_TARGETS:-npy idx safetensors model index}"
+read -r -a targets <<< "${FUZZ_TARGETS:-npy idx safetensors model index image}"
 cxx=${CXX:-clang++-14}
 out=build-fuzz
 
@@ -39,7 +39,7 @@ build() {
     return
   fi
   echo "fuzz: building $bin"
-  "$cxx" "${common[@]}" "$@" "$src" -o "$bin" -lz
+  "$cxx" "${common[@]}" "$@" "$src" -o "$bin" -lz -lpng -lturbojpeg
 }
 
 build "$out/bin/nmhash_fuzz_seeds" test/fuzz/seeds.cpp

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "nmhash/core/error.hpp"
+#include "nmhash/hashing/encoder.hpp"
 #include "nmhash/hashing/model_io.hpp"
 #include "nmhash/io/safetensors.hpp"
 #include "nmhash/nn/sequential.hpp"
@@ -38,6 +39,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       nmhash_fuzz::parse_bounded([&] { return nmhash::io::parse_safetensors(data, size, name); }, heap_bound(size));
   if (!parsed) return 0;
   const nmhash::io::safetensors_file& f = *parsed;
+  // Model metadata: a description that is accepted, and whose tensors are
+  // accepted, plans a network whose every parameter is the file's, bounded
+  // activations, and finite weights; nothing is built for it here.
+  try {
+    const auto d = nmhash::hashing::read_model_description(f, name);
+    check(d.b_in >= 1 && d.b_in <= 4096 && d.transform.resize <= nmhash::hashing::max_resize);
+    nmhash::hashing::check_model_tensors(f, d, name);
+    const auto plan = nmhash::nn::plan_hashing_network(d.arch, d.b_in);
+    check(plan.activations_per_image <= nmhash::hashing::max_activations_per_image);
+    for (const auto& [pname, shape] : plan.parameters) check(f.tensors.at(pname).shape == shape);
+  } catch (const nmhash::error&) {
+  }
   try {
     nmhash::nn::load_parameters(f, name, net);
     std::size_t off = 0;

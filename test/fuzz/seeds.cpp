@@ -319,6 +319,56 @@ void index_seeds(const fs::path& dir) {
   write_file(dir / "regression_declared_codes.faissindex", big + std::string(79, '\x5a'));
 }
 
+// Image headers: a small valid grey and RGB PNG, and PNG and JPEG headers
+// that declare more than their files hold or than the decode budget.
+void png_chunk(std::string& out, const char* type, const std::string& data) {
+  auto be32 = [&](std::uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
+  };
+  be32(static_cast<std::uint32_t>(data.size()));
+  const std::size_t at = out.size();
+  out += type;
+  out += data;
+  be32(static_cast<std::uint32_t>(::crc32(0, reinterpret_cast<const Bytef*>(out.data() + at),
+                                          static_cast<uInt>(out.size() - at))));
+}
+
+std::string png_file(std::uint32_t w, std::uint32_t h, int colour_type, bool with_pixels) {
+  std::string out = "\x89PNG\r\n\x1a\n";
+  std::string ihdr;
+  for (const std::uint32_t v : {w, h})
+    for (int s = 24; s >= 0; s -= 8) ihdr.push_back(static_cast<char>((v >> s) & 0xff));
+  ihdr += std::string{8, static_cast<char>(colour_type), 0, 0, 0};
+  png_chunk(out, "IHDR", ihdr);
+  if (with_pixels) {
+    const std::size_t row = 1 + w * (colour_type == 2 ? 3 : 1);
+    std::string raw(h * row, '\0');
+    for (std::size_t i = 0; i < raw.size(); ++i)
+      if (i % row) raw[i] = static_cast<char>(i * 37);
+    uLongf n = compressBound(static_cast<uLong>(raw.size()));
+    std::string z(n, '\0');
+    compress2(reinterpret_cast<Bytef*>(&z[0]), &n, reinterpret_cast<const Bytef*>(raw.data()),
+              static_cast<uLong>(raw.size()), 9);
+    z.resize(n);
+    png_chunk(out, "IDAT", z);
+  }
+  png_chunk(out, "IEND", "");
+  return out;
+}
+
+void image_seeds(const fs::path& dir) {
+  write_file(dir / "grey_7x5.png", png_file(7, 5, 0, true));
+  write_file(dir / "rgb_16x9.png", png_file(16, 9, 2, true));
+  write_file(dir / "declares_16384x16384.png", png_file(16384, 16384, 2, false));
+  write_file(dir / "declares_2000x2000.png", png_file(2000, 2000, 2, false));
+  write_file(dir / "declares_1x1.png", png_file(1, 1, 0, false));
+  // SOI, SOF0 of 60000 x 60000 with three components, EOI.
+  write_file(dir / "declares_60000x60000.jpg",
+             std::string("\xff\xd8\xff\xc0\x00\x11\x08\xea\x60\xea\x60\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01\xff\xd9",
+                         23));
+  write_file(dir / "not_an_image.txt", "hello");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -336,7 +386,7 @@ int main(int argc, char** argv) {
     const fs::path out(argv[1]);
     const std::vector<std::pair<std::string, void (*)(const fs::path&)>> targets{
         {"npy", npy_seeds}, {"idx", idx_seeds}, {"safetensors", safetensors_seeds}, {"model", model_seeds},
-        {"index", index_seeds}};
+        {"index", index_seeds}, {"image", image_seeds}};
     for (const auto& [name, write] : targets) {
       const fs::path dir = out / name;
       fs::create_directories(dir);

@@ -12,6 +12,7 @@
 #include <utility>
 #include <algorithm>
 #include <cmath>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -26,9 +27,21 @@
 
 namespace nmhash::data {
 
-// The largest image the decoders accept, in pixels (a 16,384 x 16,384
-// image); a larger declared size is refused before anything is allocated.
-inline constexpr std::size_t max_image_pixels = std::size_t{1} << 28;
+// The decode budget: the largest image the decoders accept, in pixels
+// (PIL's MAX_IMAGE_PIXELS, 89,478,485, by default; set_max_image_pixels()
+// and the tools' --max-image-pixels change it for the process). A larger
+// declared size is refused, naming the image and the limit, before any
+// pixel is allocated.
+inline constexpr std::size_t default_max_image_pixels = 89478485;
+inline std::atomic<std::size_t>& max_image_pixels_setting() {
+  static std::atomic<std::size_t> limit{default_max_image_pixels};
+  return limit;
+}
+inline std::size_t max_image_pixels() { return max_image_pixels_setting().load(std::memory_order_relaxed); }
+inline void set_max_image_pixels(std::size_t pixels) {
+  require(pixels >= 1, "set_max_image_pixels: the limit must be at least 1 pixel");
+  max_image_pixels_setting().store(pixels, std::memory_order_relaxed);
+}
 
 struct image8 {
   std::size_t channels = 0, height = 0, width = 0;

@@ -40,11 +40,33 @@ inline image_format sniff_image(const std::uint8_t* p, std::size_t n) {
 
 namespace detail {
 
-inline void check_image_size(std::size_t w, std::size_t h, const std::string& name) {
+// The most decoded bytes a compressed file of `size` bytes can hold: deflate
+// expands at most 1032:1 and a 1-bit palette PNG becomes 24 bits a pixel;
+// JPEG's entropy coding needs at least a bit or two per 8 x 8 block.
+inline constexpr std::size_t png_expansion = 1032 * 24, jpeg_expansion = 4096;
+
+// The declared size, checked before any pixel is allocated: against the
+// decode budget (max_image_pixels()) and against what a file of `size`
+// bytes can hold (`expansion` decoded bytes a byte, plus 64 KiB).
+inline void check_image_size(std::size_t w, std::size_t h, std::size_t channels, std::size_t size,
+                             std::size_t expansion, const std::string& name) {
   require(w >= 1 && h >= 1, name, ": image of ", w, " x ", h, " pixels");
-  std::size_t px = 0;
-  require(mul_fits(w, h, px) && px <= max_image_pixels, name, ": image of ", w, " x ", h,
-          " pixels is larger than the limit of ", max_image_pixels, " pixels");
+  std::size_t px = 0, bytes = 0, most = 0;
+  const std::size_t limit = max_image_pixels();
+  require(mul_fits(w, h, px) && px <= limit, name, ": image of ", w, " x ", h, " pixels exceeds the decode limit of ",
+          limit, " pixels (--max-image-pixels, data::set_max_image_pixels() raise it)");
+  if (!mul_fits(size, expansion, most) || !add_fits(most, std::size_t{1} << 16, most)) return;
+  require(mul_fits(px, channels, bytes) && bytes <= most, name, ": declares ", w, " x ", h, " pixels (", bytes,
+          " bytes decoded) in a file of ", size, " bytes, more than such a file can hold; refused before decoding");
+}
+
+// out.resize with the image named when memory runs out.
+inline void allocate(image8& out, std::size_t c, std::size_t h, std::size_t w, const std::string& name) {
+  try {
+    out.resize(c, h, w);
+  } catch (const std::bad_alloc&) {
+    nmhash::detail::fail(name, ": cannot allocate ", c, " x ", h, " x ", w, " bytes for the decoded image");
+  }
 }
 
 inline void decode_jpeg(const std::uint8_t* data, std::size_t size, const std::string& name, image8& out) {
@@ -59,11 +81,11 @@ inline void decode_jpeg(const std::uint8_t* data, std::size_t size, const std::s
   int w = 0, h = 0, subsamp = 0, colorspace = 0;
   if (tjDecompressHeader3(tj.h, data, static_cast<unsigned long>(size), &w, &h, &subsamp, &colorspace) != 0)
     nmhash::detail::fail(name, ": not a readable JPEG (", tjGetErrorStr2(tj.h), ")");
-  check_image_size(static_cast<std::size_t>(w), static_cast<std::size_t>(h), name);
   const bool grey = colorspace == TJCS_GRAY;
+  check_image_size(static_cast<std::size_t>(w), static_cast<std::size_t>(h), grey ? 1 : 3, size, jpeg_expansion, name);
   require(colorspace != TJCS_CMYK && colorspace != TJCS_YCCK, name,
           ": CMYK JPEG images are not supported (convert to RGB)");
-  out.resize(grey ? 1 : 3, static_cast<std::size_t>(h), static_cast<std::size_t>(w));
+  allocate(out, grey ? 1 : 3, static_cast<std::size_t>(h), static_cast<std::size_t>(w), name);
   if (tjDecompress2(tj.h, data, static_cast<unsigned long>(size), out.pixels.data(), w, 0, h,
                     grey ? TJPF_GRAY : TJPF_RGB, TJFLAG_STOPONWARNING | TJFLAG_ACCURATEDCT) != 0)
     nmhash::detail::fail(name, ": corrupt JPEG (", tjGetErrorStr2(tj.h), ")");
@@ -79,10 +101,10 @@ inline void decode_png(const std::uint8_t* data, std::size_t size, const std::st
   } g{&im};
   if (!png_image_begin_read_from_memory(&im, data, size))
     nmhash::detail::fail(name, ": not a readable PNG (", im.message, ")");
-  check_image_size(im.width, im.height, name);
   const bool colour = (im.format & PNG_FORMAT_FLAG_COLOR) != 0;
+  check_image_size(im.width, im.height, colour ? 3 : 1, size, png_expansion, name);
   im.format = colour ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-  out.resize(colour ? 3 : 1, im.height, im.width);
+  allocate(out, colour ? 3 : 1, im.height, im.width, name);
   if (!png_image_finish_read(&im, nullptr, out.pixels.data(), 0, nullptr))
     nmhash::detail::fail(name, ": corrupt PNG (", im.message, ")");
 }

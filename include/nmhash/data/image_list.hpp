@@ -23,17 +23,20 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "nmhash/core/error.hpp"
 #include "nmhash/core/parallel.hpp"
 #include "nmhash/data/dataset.hpp"
 #include "nmhash/data/image.hpp"
+#include "nmhash/io/read_file.hpp"
 
 namespace nmhash::data {
 
@@ -48,7 +51,7 @@ struct list_entry {
 // first line's, and return it through `classes`).
 inline std::vector<list_entry> read_image_list(const std::string& list, std::size_t& classes,
                                                const std::string& classes_from = "") {
-  check_path(list);
+  io::require_regular_input(list);
   std::ifstream in(list);
   require(in.good(), list, ": cannot open the image list");
   std::vector<list_entry> out;
@@ -78,7 +81,10 @@ inline std::vector<list_entry> read_image_list(const std::string& list, std::siz
     }
     require(e.labels.size() == classes, list, ":", line, ": ", e.labels.size(), " labels, expected ", classes,
             " as on ", first_line_of_classes);
-    const auto [it, fresh] = seen.emplace(e.path, line);
+    // The same image spelled twice ("images/1.png", "./images/1.png") is
+    // one entry: paths are compared in their lexically normal form here,
+    // and as files (device and inode) when the images are found.
+    const auto [it, fresh] = seen.emplace(std::filesystem::path(e.path).lexically_normal().string(), line);
     require(fresh, list, ":", line, ": '", e.path, "' is already listed on line ", it->second);
     out.push_back(std::move(e));
   }
@@ -95,6 +101,8 @@ class image_list_source : public image_source {
       : entries_(std::move(entries)), root_(std::move(root)), channels_(channels), classes_(classes) {
     require(channels_ == 1 || channels_ == 3, "image_list_source: ", channels_, " channels (1 or 3)");
     bool single = true;
+    // (list, device, inode) -> the entry that named the file first.
+    std::map<std::tuple<std::string, dev_t, ino_t>, const list_entry*> files;
     for (const auto& e : entries_) {
       std::size_t ones = 0;
       for (auto v : e.labels) ones += v;
@@ -104,6 +112,9 @@ class image_list_source : public image_source {
       require(::stat(file.c_str(), &st) == 0, e.list, ":", e.line, ": image '", e.path, "' not found (", file, ")");
       require(S_ISREG(st.st_mode), e.list, ":", e.line, ": image '", e.path, "' is not a regular file (", file, ")");
       require(st.st_size > 0, e.list, ":", e.line, ": image '", e.path, "' is empty (", file, ")");
+      const auto [at, fresh] = files.emplace(std::make_tuple(e.list, st.st_dev, st.st_ino), &e);
+      require(fresh, e.list, ":", e.line, ": image '", e.path, "' is the file listed on line ", at->second->line, " ('",
+              at->second->path, "')");
     }
     if (single) {
       std::vector<std::int32_t> ids;

@@ -17,6 +17,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,6 +75,64 @@ void write_model(io::atomic_file& f, nn::sequential<T>& net, const neuron_partit
   io::write_safetensors(f, tensors, meta);
 }
 
+// The largest shorter-edge resize a model file may ask for.
+inline constexpr std::uint64_t max_resize = 16384;
+// The most activation values one image may pass through a model's network.
+inline constexpr std::size_t max_activations_per_image = std::size_t{1} << 28;
+
+// Checks the parameters a file holds against those the description's
+// network has, before the network is built: every missing, unexpected
+// and mis-shaped tensor is named, as PyTorch's load_state_dict(strict)
+// does; the activations one image needs are bounded.
+inline void check_model_tensors(const io::safetensors_file& f, const model_description& d, const std::string& path) {
+  nn::network_plan plan;
+  try {
+    plan = nn::plan_hashing_network(d.arch, d.b_in);
+  } catch (const error& e) {
+    nmhash::detail::fail(path, ": metadata field 'arch': ", e.what());
+  }
+  require(plan.activations_per_image <= max_activations_per_image, path, ": the network of metadata 'arch' and 'input' (",
+          d.arch.input_str(), ") passes ", plan.activations_per_image, " values per image, more than the limit of ",
+          max_activations_per_image);
+  std::vector<std::string> missing, unexpected, misshaped;
+  std::map<std::string, bool> planned;
+  for (const auto& [name, shape] : plan.parameters) {
+    planned[name] = true;
+    const auto it = f.tensors.find(name);
+    if (it == f.tensors.end())
+      missing.push_back(name);
+    else if (it->second.shape != shape)
+      misshaped.push_back(name + " " + nlohmann::json(it->second.shape).dump() + ", expected " +
+                          nlohmann::json(shape).dump());
+  }
+  for (const auto& [name, t] : f.tensors)
+    if (!planned.count(name) && name != "nm.node_of") unexpected.push_back(name);
+  if (missing.empty() && unexpected.empty() && misshaped.empty()) {
+    for (const auto& [name, shape] : plan.parameters) {
+      const auto& t = f.tensors.at(name);
+      std::vector<double> v(t.elements());
+      t.copy_to(v.data(), v.size());
+      for (std::size_t i = 0; i < v.size(); ++i)
+        require(std::isfinite(v[i]), path, ": tensor '", name, "' holds ", v[i], " at value ", i,
+                " (the weights must be finite numbers)");
+    }
+    return;
+  }
+  auto list = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (std::size_t i = 0; i < v.size() && i < 20; ++i) s += (i ? ", " : "") + v[i];
+    if (v.size() > 20) s += ", ... (" + std::to_string(v.size()) + " in all)";
+    return s;
+  };
+  std::string msg = path + ": the weights do not fit the architecture in the metadata (" + d.arch.layers + ", input " +
+                    d.arch.input_str() + ", B_in " + std::to_string(d.b_in) + ");";
+  if (!missing.empty()) msg += " missing: " + list(missing) + ";";
+  if (!unexpected.empty()) msg += " unexpected: " + list(unexpected) + ";";
+  if (!misshaped.empty()) msg += " wrong shape: " + list(misshaped) + ";";
+  msg.pop_back();
+  throw error(msg);
+}
+
 // The description stored in a model file (read from `path`).
 inline model_description read_model_description(const io::safetensors_file& f, const std::string& path) {
   const std::string& format = f.meta("format", path);
@@ -94,7 +154,18 @@ inline model_description read_model_description(const io::safetensors_file& f, c
   d.transform.width = d.arch.width;
   try {
     const auto t = nlohmann::json::parse(f.meta("transform", path));
-    d.transform.resize = t.at("resize").get<std::size_t>();
+    const auto& r = t.at("resize");
+    require(r.is_number_unsigned() && r.get<std::uint64_t>() <= max_resize, path,
+            ": metadata field 'transform': resize is ", r.dump(), ", expected an integer from 0 (none) to ", max_resize);
+    d.transform.resize = r.get<std::size_t>();
+    for (const char* key : {"mean", "std"}) {
+      const auto& v = t.at(key);
+      require(v.is_array() && !v.empty() && v.size() <= 4, path, ": metadata field 'transform': ", key, " is ",
+              v.dump().substr(0, 80), ", expected a list of 1 to 4 numbers");
+      for (const auto& x : v)
+        require(x.is_number() && std::isfinite(x.get<double>()) && std::abs(x.get<double>()) <= 1e6, path,
+                ": metadata field 'transform': ", key, " holds ", x.dump().substr(0, 40), ", expected finite numbers");
+    }
     d.transform.mean = t.at("mean").get<std::vector<float>>();
     d.transform.stddev = t.at("std").get<std::vector<float>>();
   } catch (const nlohmann::json::exception& e) {
@@ -104,7 +175,9 @@ inline model_description read_model_description(const io::safetensors_file& f, c
   for (const auto* v : {&d.transform.mean, &d.transform.stddev})
     require(v->size() == 1 || v->size() == d.arch.channels, path, ": metadata field 'transform' has ", v->size(),
             " values for ", d.arch.channels, " channels");
-  for (float s : d.transform.stddev) require(s > 0, path, ": metadata field 'transform': standard deviation ", s);
+  for (float s : d.transform.stddev)
+    require(s > 0 && std::isfinite(s), path, ": metadata field 'transform': standard deviation ", s,
+            ", expected a finite number above 0");
   if (f.metadata.count("vote_tie")) {
     const std::string& t = f.metadata.at("vote_tie");
     require(t == "first_child" || t == "summed_output", path, ": metadata field 'vote_tie' is '", t,
@@ -123,6 +196,7 @@ class encoder {
   explicit encoder(const std::string& path) : path_(path) {
     const auto f = io::load_safetensors(path);
     desc_ = read_model_description(f, path);
+    check_model_tensors(f, desc_, path);
     auto net = make_network();
     try {
       nn::load_parameters(f, path, *net);

@@ -42,6 +42,7 @@
 #include "nmhash/core/error.hpp"
 #include "nmhash/index/binary_index.hpp"
 #include "nmhash/io/atomic_file.hpp"
+#include "nmhash/io/read_file.hpp"
 
 namespace nmhash::io {
 
@@ -95,11 +96,14 @@ T get(const std::uint8_t* p) {
 class file_reader {
  public:
   explicit file_reader(const std::string& path) : path_(path) {
-    check_path(path);
-    f_ = std::fopen(path.c_str(), "rb");
-    require(f_ != nullptr, path, ": cannot open: ", errno_text(errno));
     struct stat st {};
-    require(::fstat(::fileno(f_), &st) == 0, path, ": cannot stat: ", errno_text(errno));
+    const int fd = io::open_regular_input(path, st);
+    f_ = ::fdopen(fd, "rb");
+    if (f_ == nullptr) {
+      const int e = errno;
+      ::close(fd);
+      nmhash::detail::fail(path, ": cannot open: ", errno_text(e));
+    }
     size_ = static_cast<std::size_t>(st.st_size);
   }
   file_reader(const file_reader&) = delete;
@@ -327,15 +331,8 @@ inline binary_index load_index(const std::string& path, const index_load_options
 // checked; the payload checksum and padding bits only when
 // opt.verify_checksum (it reads the whole file once).
 inline binary_index map_index(const std::string& path, const index_load_options& opt = {}) {
-  check_path(path);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  require(fd >= 0, path, ": cannot open: ", detail::errno_text(errno));
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    nmhash::detail::fail(path, ": cannot stat: ", detail::errno_text(e));
-  }
+  const int fd = io::open_regular_input(path, st);
   const auto size = static_cast<std::size_t>(st.st_size);
   if (size < 64) {
     ::close(fd);
@@ -442,8 +439,9 @@ inline index_format detect_index_format(const std::string& path) {
   return index_format::unknown;
 }
 
-// The header of an nmhash or FAISS index file (checked as when loading),
-// without reading the codes.
+// The header of an nmhash index file (checked against itself and the file
+// size as when loading, without reading the codes), or of a FAISS file
+// (read whole: every FAISS file that a reader refuses is refused here).
 inline index_info read_index_info(const std::string& path) {
   index_info info;
   info.format = detect_index_format(path);
@@ -468,6 +466,10 @@ inline index_info read_index_info(const std::string& path) {
     info.code_size = static_cast<std::size_t>(h.code_size);
     info.count = static_cast<std::size_t>(h.ntotal);
     info.has_ids = info.type == "IndexBinaryIDMap" || info.type == "IndexBinaryIDMap2";
+    // What a reader would refuse is refused here too: the whole file is read.
+    const binary_index whole = read_faiss_index(path);
+    require(whole.size() == info.count && whole.bits() == info.bits, path, ": the header describes ", info.count,
+            " codes of K = ", info.bits, ", the file holds ", whole.size(), " of K = ", whole.bits());
   } else {
     nmhash::detail::fail(path, ": neither an nmhash index file (magic NMHBIDX) nor a FAISS binary index file");
   }

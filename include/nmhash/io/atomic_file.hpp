@@ -12,18 +12,32 @@
 //    file a reader finds is from one commit: the whole old set, the whole
 //    new set, or (after a crash mid-commit) part of one of them with the
 //    rest absent, never a new file beside a stale partner.
+//  - Only regular files are replaced: a target that exists as a directory,
+//    a device (/dev/null), a FIFO, a socket or a symbolic link is refused
+//    before anything is written.
+//  - Two writers of one file in one process (two outputs of a run that
+//    resolve to the same file, "X" and "./X") are refused: the second
+//    throws, naming both spellings, and the first is untouched.
+//  - directory_lock: a run that writes a directory of outputs holds it, so
+//    a second run on the same directory is refused instead of mixing its
+//    files with the first one's.
 #pragma once
 
 #include <cerrno>
 #include <signal.h>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +86,53 @@ inline void remove_stale_temporaries(const std::string& target) {
   for (const auto& s : stale) ::unlink(s.c_str());
 }
 
+// What a file of this mode is, for messages.
+inline const char* output_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "not a regular file";
+}
+
+// The file a path names, whether or not it exists: its directory resolved
+// (symbolic links, "." and ".."), then its name.
+inline std::string resolved_target(const std::string& path) {
+  const std::string dir = dir_of(path);
+  char buf[PATH_MAX];
+  if (::realpath(dir.c_str(), buf) == nullptr) return path;  // the open reports it
+  std::string r = buf;
+  if (r != "/") r += "/";
+  return r + base_of(path);
+}
+
+// The targets this process is writing now (resolved), with the spelling
+// that claimed each.
+class writers {
+ public:
+  static writers& instance() {
+    static writers w;
+    return w;
+  }
+  void claim(const std::string& resolved, const std::string& spelled) {
+    std::lock_guard<std::mutex> lock(m_);
+    const auto [it, fresh] = active_.emplace(resolved, spelled);
+    if (!fresh)
+      nmhash::detail::fail(spelled, ": is the file ", it->second,
+                           " that this process is already writing (two outputs on one path?); nothing was written");
+  }
+  void release(const std::string& resolved) {
+    std::lock_guard<std::mutex> lock(m_);
+    active_.erase(resolved);
+  }
+
+ private:
+  std::mutex m_;
+  std::map<std::string, std::string> active_;
+};
+
 // Makes renames in `dir` durable; best effort (some file systems refuse).
 inline void sync_directory(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -86,15 +147,29 @@ class atomic_file {
  public:
   explicit atomic_file(std::string path) : path_(std::move(path)) {
     check_path(path_);
+    struct stat st {};
+    if (::lstat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+      nmhash::detail::fail(path_, ": exists and is ", detail::output_kind(st.st_mode),
+                           "; only regular files are replaced, so nothing was written");
+    resolved_ = detail::resolved_target(path_);
+    detail::writers::instance().claim(resolved_, path_);
+    claimed_ = true;
     detail::remove_stale_temporaries(path_);
     tmp_ = path_ + ".tmp." + std::to_string(::getpid());
     fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    require(fd_ >= 0, path_, ": cannot create temporary file ", tmp_, ": ", detail::errno_text(errno));
+    if (fd_ < 0) {
+      const int e = errno;
+      release();
+      nmhash::detail::fail(path_, ": cannot create temporary file ", tmp_, ": ", detail::errno_text(e));
+    }
     buf_.reserve(buffer_size);
   }
   atomic_file(const atomic_file&) = delete;
   atomic_file& operator=(const atomic_file&) = delete;
-  ~atomic_file() { discard(); }
+  ~atomic_file() {
+    discard();
+    release();
+  }
 
   const std::string& path() const { return path_; }
 
@@ -146,6 +221,11 @@ class atomic_file {
  private:
   static constexpr std::size_t buffer_size = std::size_t{1} << 20;
 
+  void release() noexcept {
+    if (claimed_) detail::writers::instance().release(resolved_);
+    claimed_ = false;
+  }
+
   void discard() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -174,9 +254,9 @@ class atomic_file {
     buf_.clear();
   }
 
-  std::string path_, tmp_;
+  std::string path_, tmp_, resolved_;
   int fd_ = -1;
-  bool finished_ = false, published_ = false;
+  bool finished_ = false, published_ = false, claimed_ = false;
   std::vector<char> buf_;
 };
 
@@ -209,6 +289,47 @@ class atomic_group {
 
  private:
   std::vector<std::unique_ptr<atomic_file>> files_;
+};
+
+// Holds a directory of outputs for one run: an exclusive flock on
+// `<dir>/.nmhash.lock` (created, and holding the holder's pid), taken
+// without waiting. A second holder, in this process or another, is
+// refused naming the directory and the first holder's pid. The lock goes
+// with the object, or with the process however it ends.
+class directory_lock {
+ public:
+  explicit directory_lock(const std::string& dir) : path_(dir + "/.nmhash.lock") {
+    check_path(path_);
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+    if (fd_ < 0) {
+      const int e = errno;
+      nmhash::detail::fail(dir, ": cannot create the run lock ", path_, ": ", detail::errno_text(e));
+    }
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int e = errno;
+      char buf[32] = {0};
+      const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      ::close(fd_);
+      fd_ = -1;
+      if (e == EWOULDBLOCK) {
+        const std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("?");
+        nmhash::detail::fail(dir, ": another run (pid ", holder.substr(0, holder.find('\n')),
+                             ") is writing this directory; wait for it to end or choose another output directory");
+      }
+      nmhash::detail::fail(dir, ": cannot lock ", path_, ": ", detail::errno_text(e));
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
+  }
+  directory_lock(const directory_lock&) = delete;
+  directory_lock& operator=(const directory_lock&) = delete;
+  ~directory_lock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the flock
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
 };
 
 }  // namespace nmhash::io

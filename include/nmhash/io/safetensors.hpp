@@ -8,13 +8,16 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include "nmhash/core/checked.hpp"
 #include "nmhash/core/error.hpp"
@@ -69,6 +72,53 @@ struct named_tensor {
 
 using tensor_map = std::map<std::string, named_tensor>;
 
+// Files nmhash writes carry a CRC-32 (zlib's) of their content in the
+// metadata field below: every tensor's name, dtype, shape and offsets,
+// every other metadata field, and the data. A reader refuses a file whose
+// content does not match it (a flipped bit anywhere but in this field),
+// naming the file; files without it (PyTorch's) are read as they are. The
+// field is not returned with the metadata.
+inline constexpr const char* checksum_field = "nmhash_crc32";
+
+namespace detail {
+
+inline std::uint32_t crc32_update(std::uint32_t crc, const void* data, std::size_t bytes) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  while (bytes > 0) {
+    const std::size_t step = std::min<std::size_t>(bytes, 1u << 30);
+    crc = static_cast<std::uint32_t>(::crc32(crc, p, static_cast<uInt>(step)));
+    p += step;
+    bytes -= step;
+  }
+  return crc;
+}
+
+// The checksum of a file's description (tensors by name with dtype, shape
+// and data offsets; metadata but the checksum) and data section.
+inline std::uint32_t safetensors_checksum(
+    const std::vector<std::tuple<std::string, std::string, std::vector<std::size_t>, std::uint64_t, std::uint64_t>>&
+        entries,
+    const std::map<std::string, std::string>& metadata, const unsigned char* data, std::size_t data_size) {
+  std::string text;
+  for (const auto& [name, dtype, shape, begin, end] : entries) {
+    text += name + '\0' + dtype + '\0';
+    for (const auto d : shape) text += std::to_string(d) + ',';
+    text += '\0' + std::to_string(begin) + '\0' + std::to_string(end) + '\n';
+  }
+  for (const auto& [k, v] : metadata)
+    if (k != checksum_field) text += k + '\0' + v + '\n';
+  std::uint32_t crc = crc32_update(static_cast<std::uint32_t>(::crc32(0, nullptr, 0)), text.data(), text.size());
+  return crc32_update(crc, data, data_size);
+}
+
+inline std::string hex32(std::uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
+
+}  // namespace detail
+
 // Writes the tensors (and string metadata) into `f`, which the caller
 // commits (alone, or with its partners in an atomic_group).
 inline void write_safetensors(atomic_file& f, const tensor_map& tensors,
@@ -76,14 +126,21 @@ inline void write_safetensors(atomic_file& f, const tensor_map& tensors,
   const std::string& path = f.path();
   nlohmann::json header = nlohmann::json::object();
   std::size_t offset = 0;
+  std::vector<std::tuple<std::string, std::string, std::vector<std::size_t>, std::uint64_t, std::uint64_t>> entries;
   for (const auto& [name, t] : tensors) {
     require(t.dtype == "F32" || t.dtype == "F64", path, ": tensor '", name, "' has dtype ", t.dtype);
     require(t.bytes.size() == t.elements() * (t.dtype == "F32" ? 4 : 8), path, ": tensor '", name,
             "' holds ", t.bytes.size(), " bytes for shape of ", t.elements(), " values");
     header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
+    entries.emplace_back(name, t.dtype, t.shape, offset, offset + t.bytes.size());
     offset += t.bytes.size();
   }
-  if (!metadata.empty()) header["__metadata__"] = metadata;
+  // The data section is the tensors back to back, as written below.
+  std::uint32_t crc = detail::safetensors_checksum(entries, metadata, nullptr, 0);
+  for (const auto& [name, t] : tensors) crc = detail::crc32_update(crc, t.bytes.data(), t.bytes.size());
+  std::map<std::string, std::string> meta = metadata;
+  meta[checksum_field] = detail::hex32(crc);
+  header["__metadata__"] = meta;
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
   unsigned char len[8];
@@ -226,6 +283,18 @@ inline safetensors_file parse_safetensors(const unsigned char* file, std::size_t
             "] overlap those of tensor '", last ? last->name : "", "' [", last ? last->begin : 0, ", ",
             last ? last->end : 0, "]");
     last = &sp;
+  }
+  const auto stored = out.metadata.find(checksum_field);
+  if (stored != out.metadata.end()) {
+    std::vector<std::tuple<std::string, std::string, std::vector<std::size_t>, std::uint64_t, std::uint64_t>> entries;
+    std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> at;
+    for (const data_span& sp : spans) at[sp.name] = {sp.begin, sp.end};
+    for (const auto& [tname, t] : out.tensors) entries.emplace_back(tname, t.dtype, t.shape, at[tname].first, at[tname].second);
+    const std::string actual =
+        detail::hex32(detail::safetensors_checksum(entries, out.metadata, data, static_cast<std::size_t>(data_size)));
+    require(actual == stored->second, path, ": checksum mismatch: the content's CRC-32 is ", actual, ", the file records ",
+            stored->second, " (the file is damaged; nothing was loaded)");
+    out.metadata.erase(stored);
   }
   for (const data_span& sp : spans) out.tensors[sp.name].bytes.assign(data + sp.begin, data + sp.end);
   return out;

@@ -177,34 +177,113 @@ inline std::vector<std::string> split_commas(const std::string& s) {
 
 }  // namespace detail
 
-// Appends the backbone `a.layers` for inputs of `a`'s shape to `net`, and
-// returns the number of features it outputs (the backbone must end flat).
-// Every shape is checked on the way: a spec that does not fit its input
-// fails with the layer that does not fit.
-template <class T>
-std::size_t add_backbone(sequential<T>& net, const architecture& a) {
+// One layer of a backbone with the shapes it sees: what add_backbone adds,
+// computed from the spec and the input alone (nothing is allocated).
+struct planned_layer {
+  detail::layer_token token;
+  std::size_t in_c = 0, in_h = 0, in_w = 0;  // the input (in_c = features once flat)
+  std::size_t out_c = 0, out_h = 0, out_w = 0;
+};
+
+// The layers of `a.layers` for inputs of `a`'s shape, every shape checked:
+// a spec that does not fit its input fails with the layer that does not fit.
+// `features` receives the flat output size (the backbone must end flat).
+inline std::vector<planned_layer> plan_backbone(const architecture& a, std::size_t& features) {
   require(a.channels >= 1 && a.height >= 1 && a.width >= 1, "architecture '", a.name, "': input ", a.input_str());
   std::size_t c = a.channels, h = a.height, w = a.width, flat = 0;
   bool is_flat = false;
-  std::size_t index = 0;
+  std::vector<planned_layer> plan;
   for (const std::string& t : detail::split_commas(a.layers)) {
-    const auto L = detail::parse_layer_token(t, a.layers);
+    planned_layer P;
+    P.token = detail::parse_layer_token(t, a.layers);
+    const auto& L = P.token;
+    const std::size_t index = plan.size();
     auto where = [&] { return "architecture '" + a.layers + "': layer " + std::to_string(index) + " '" + t + "'"; };
-    if (L.kind == "conv" || L.kind == "maxpool" || L.kind == "lrn") {
-      require(!is_flat, where(), " follows a flatten");
-    }
+    if (L.kind == "conv" || L.kind == "maxpool" || L.kind == "lrn") require(!is_flat, where(), " follows a flatten");
+    P.in_c = is_flat ? flat : c;
+    P.in_h = is_flat ? 1 : h;
+    P.in_w = is_flat ? 1 : w;
     if (L.kind == "conv") {
       require(h + 2 * L.pad >= L.k && w + 2 * L.pad >= L.k, where(), ": kernel ", L.k, " on a ", h, " x ", w,
               " input with padding ", L.pad);
-      net.add(conv2d<T>(c, L.out, conv2d_options{L.k, L.k, L.stride, L.pad}));
       c = L.out;
       h = (h + 2 * L.pad - L.k) / L.stride + 1;
       w = (w + 2 * L.pad - L.k) / L.stride + 1;
     } else if (L.kind == "maxpool") {
       require(h >= L.k && w >= L.k, where(), ": window ", L.k, " on a ", h, " x ", w, " input");
-      net.add(max_pool2d<T>(L.k, L.stride));
       h = (h - L.k) / L.stride + 1;
       w = (w - L.k) / L.stride + 1;
+    } else if (L.kind == "flatten") {
+      require(!is_flat, where(), ": the input is already flat");
+      require(mul_fits(c, h, flat) && mul_fits(flat, w, flat), where(), ": ", c, " x ", h, " x ", w,
+              " features overflow");
+      is_flat = true;
+    } else if (L.kind == "fc") {
+      require(is_flat, where(), ": a fully connected layer needs a flatten before it");
+      flat = L.out;
+    }
+    P.out_c = is_flat ? flat : c;
+    P.out_h = is_flat ? 1 : h;
+    P.out_w = is_flat ? 1 : w;
+    plan.push_back(P);
+  }
+  require(is_flat, "architecture '", a.layers, "': the backbone must end flat (flatten, then optional fc layers)");
+  features = flat;
+  return plan;
+}
+
+// The parameters (nn.Sequential names and shapes) of the network that
+// build_hashing_network(a, bits) builds, in order, and the activation
+// values one image passes through it: what a model file must hold and what
+// building the network will allocate, known before anything is.
+struct network_plan {
+  std::vector<std::pair<std::string, std::vector<std::size_t>>> parameters;
+  std::size_t parameter_count = 0;
+  std::size_t activations_per_image = 0;  // saturates at SIZE_MAX
+};
+
+inline network_plan plan_hashing_network(const architecture& a, std::size_t bits) {
+  std::size_t features = 0;
+  const auto layers = plan_backbone(a, features);
+  network_plan p;
+  auto add = [&](std::size_t index, std::vector<std::size_t> shape) {
+    std::size_t n = 1;
+    for (const auto d : shape) n = mul_fits(n, d, n) ? n : static_cast<std::size_t>(-1);
+    p.parameter_count = add_fits(p.parameter_count, n, p.parameter_count) ? p.parameter_count : static_cast<std::size_t>(-1);
+    p.parameters.emplace_back(std::to_string(index) + (shape.size() == 1 ? ".bias" : ".weight"), std::move(shape));
+  };
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto& L = layers[i];
+    if (L.token.kind == "conv") {
+      add(i, {L.token.out, L.in_c, L.token.k, L.token.k});
+      add(i, {L.token.out});
+    } else if (L.token.kind == "fc") {
+      add(i, {L.token.out, L.in_c});
+      add(i, {L.token.out});
+    }
+    std::size_t out = 0;
+    if (!mul_fits(L.out_c, L.out_h, out) || !mul_fits(out, L.out_w, out) ||
+        !add_fits(p.activations_per_image, out, p.activations_per_image))
+      p.activations_per_image = static_cast<std::size_t>(-1);
+  }
+  add(layers.size(), {bits, features});
+  add(layers.size(), {bits});
+  return p;
+}
+
+// Appends the backbone `a.layers` for inputs of `a`'s shape to `net`, and
+// returns the number of features it outputs (the backbone must end flat).
+// Every shape is checked first (plan_backbone).
+template <class T>
+std::size_t add_backbone(sequential<T>& net, const architecture& a) {
+  std::size_t features = 0;
+  const auto plan = plan_backbone(a, features);
+  for (std::size_t index = 0; index < plan.size(); ++index) {
+    const auto& L = plan[index].token;
+    if (L.kind == "conv") {
+      net.add(conv2d<T>(plan[index].in_c, L.out, conv2d_options{L.k, L.k, L.stride, L.pad}));
+    } else if (L.kind == "maxpool") {
+      net.add(max_pool2d<T>(L.k, L.stride));
     } else if (L.kind == "lrn") {
       net.add(local_response_norm<T>(L.k, 1e-4, 0.75, 2.0));
     } else if (L.kind == "relu") {
@@ -212,19 +291,12 @@ std::size_t add_backbone(sequential<T>& net, const architecture& a) {
     } else if (L.kind == "dropout") {
       net.add(dropout<T>(L.p, 17 + index));
     } else if (L.kind == "flatten") {
-      require(!is_flat, where(), ": the input is already flat");
       net.add(flatten<T>());
-      flat = c * h * w;
-      is_flat = true;
     } else {  // fc
-      require(is_flat, where(), ": a fully connected layer needs a flatten before it");
-      net.add(linear<T>(flat, L.out));
-      flat = L.out;
+      net.add(linear<T>(plan[index].in_c, L.out));
     }
-    ++index;
   }
-  require(is_flat, "architecture '", a.layers, "': the backbone must end flat (flatten, then optional fc layers)");
-  return flat;
+  return features;
 }
 
 // Builds the backbone of `a` and a hashing layer of `bits` outputs (in
@@ -233,10 +305,17 @@ std::size_t add_backbone(sequential<T>& net, const architecture& a) {
 template <class T>
 void build_hashing_network(sequential<T>& net, const architecture& a, std::size_t bits, std::size_t batch,
                            int hash_group = 0, const std::function<void(sequential<T>&)>& head = {}) {
-  const std::size_t features = add_backbone(net, a);
-  net.add(linear<T>(features, bits, init_scheme::xavier_normal), hash_group);
-  if (head) head(net);
-  net.build(shape4{batch, a.channels, a.height, a.width});
+  try {
+    const std::size_t features = add_backbone(net, a);
+    net.add(linear<T>(features, bits, init_scheme::xavier_normal), hash_group);
+    if (head) head(net);
+    net.build(shape4{batch, a.channels, a.height, a.width});
+  } catch (const std::bad_alloc&) {
+    const network_plan p = plan_hashing_network(a, bits);
+    nmhash::detail::fail("architecture '", a.name, "' (", a.layers, ") for input ", a.input_str(), ": cannot allocate ",
+                         p.parameter_count, " parameters and ", p.activations_per_image, " activations per image x ",
+                         batch, " images; lower the input size or the batch");
+  }
 }
 
 }  // namespace nmhash::nn
