@@ -351,6 +351,8 @@ std::string png_file(std::uint32_t w, std::uint32_t h, int colour_type, bool wit
               static_cast<uLong>(raw.size()), 9);
     z.resize(n);
     png_chunk(out, "IDAT", z);
+  } else {
+    png_chunk(out, "IDAT", std::string("\x78\x9c\x03\x00\x00\x00\x00\x01", 8));
   }
   png_chunk(out, "IEND", "");
   return out;
