@@ -316,3 +316,10 @@ TEST_CASE("an image list names each image once, however its path is spelled", "[
   classes = 0;
   REQUIRE_THROWS_WITH(nmhash::data::read_image_list(tmp.file("list2.txt"), classes), Contains("already listed"));
 }
+
+TEST_CASE("a network too large for memory is reported with its size, not as std::bad_alloc", "[hostile]") {
+  const nmhash::nn::architecture huge{"custom", "flatten,fc1048576,relu,fc1048576", 1, 1, 1};
+  nmhash::nn::sequential<float> net;
+  REQUIRE_THROWS_WITH(nmhash::nn::build_hashing_network<float>(net, huge, 8, 1),
+                      Contains("cannot allocate") && Contains("parameters") && Contains("lower the input size"));
+}
