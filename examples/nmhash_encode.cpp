@@ -40,6 +40,8 @@ int run_tool(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    // Outputs that cannot be written are refused before any image is read.
+    nmhash::io::check_outputs(labels_out.empty() ? std::vector<std::string>{out} : std::vector<std::string>{out, labels_out});
     const auto t0 = std::chrono::steady_clock::now();
     nmhash::hashing::encoder<float> enc(model);
     const auto& d = enc.description();

@@ -115,6 +115,12 @@ TEST_CASE("outputs: two that resolve to one file, and files that are not regular
     REQUIRE_THROWS_WITH(outputs.add(dotted), Contains("that this process is already writing"));
   }
   REQUIRE(read_bytes(x) == "the previous good file");
+  // The same, checked before a program starts its work (nmhash_encode's
+  // --out and --labels-out).
+  fs::create_directory(tmp.file("sub"));
+  REQUIRE_THROWS_WITH(nmhash::io::check_outputs({x, tmp.file("sub/../x.npy")}),
+                      Contains("two outputs resolve to one file"));
+  nmhash::io::check_outputs({x, tmp.file("y.npy")});
 
   // A FIFO, a directory and a symbolic link are never replaced.
   const std::string fifo = tmp.file("fifo"), dir = tmp.file("dir"), link = tmp.file("link");

@@ -260,6 +260,22 @@ class atomic_file {
   std::vector<char> buf_;
 };
 
+// Checks a program's outputs before it does its work: each may be written
+// (absent, or a regular file) and no two resolve to one file. Throws naming
+// the paths; atomic_file makes the same checks when the files are opened.
+inline void check_outputs(const std::vector<std::string>& paths) {
+  std::map<std::string, std::string> seen;
+  for (const auto& p : paths) {
+    check_path(p);
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+      nmhash::detail::fail(p, ": exists and is ", detail::output_kind(st.st_mode),
+                           "; only regular files are replaced, so nothing was written");
+    const auto [it, fresh] = seen.emplace(detail::resolved_target(p), p);
+    if (!fresh) nmhash::detail::fail(p, " and ", it->second, ": two outputs resolve to one file; nothing was written");
+  }
+}
+
 // Files that belong together, committed as a set (see the top of this
 // file). Each add() starts one file; commit() publishes them all.
 class atomic_group {
