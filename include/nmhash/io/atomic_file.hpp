@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "nmhash/core/error.hpp"
+#include "nmhash/io/read_file.hpp"
 
 namespace nmhash::io {
 
@@ -86,16 +87,6 @@ inline void remove_stale_temporaries(const std::string& target) {
   for (const auto& s : stale) ::unlink(s.c_str());
 }
 
-// What a file of this mode is, for messages.
-inline const char* output_kind(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISSOCK(mode)) return "a socket";
-  if (S_ISLNK(mode)) return "a symbolic link";
-  return "not a regular file";
-}
 
 // The file a path names, whether or not it exists: its directory resolved
 // (symbolic links, "." and ".."), then its name.
@@ -149,7 +140,7 @@ class atomic_file {
     check_path(path_);
     struct stat st {};
     if (::lstat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-      nmhash::detail::fail(path_, ": exists and is ", detail::output_kind(st.st_mode),
+      nmhash::detail::fail(path_, ": exists and is ", detail::file_kind(st.st_mode),
                            "; only regular files are replaced, so nothing was written");
     resolved_ = detail::resolved_target(path_);
     detail::writers::instance().claim(resolved_, path_);
@@ -269,7 +260,7 @@ inline void check_outputs(const std::vector<std::string>& paths) {
     check_path(p);
     struct stat st {};
     if (::lstat(p.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-      nmhash::detail::fail(p, ": exists and is ", detail::output_kind(st.st_mode),
+      nmhash::detail::fail(p, ": exists and is ", detail::file_kind(st.st_mode),
                            "; only regular files are replaced, so nothing was written");
     const auto [it, fresh] = seen.emplace(detail::resolved_target(p), p);
     if (!fresh) nmhash::detail::fail(p, " and ", it->second, ": two outputs resolve to one file; nothing was written");
