@@ -4,6 +4,7 @@
 // --no-verify.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -61,9 +62,9 @@ struct data_options {
     auto split = nmhash::data::open_dataset(dataset, o);
     if (const auto* list = dynamic_cast<const nmhash::data::image_list_source*>(split.pool.get()); list && !no_verify) {
       const auto t0 = std::chrono::steady_clock::now();
-      list->verify();
-      std::printf("decoded all %zu images of %s in %.1f s\n", list->size(), dataset.c_str(),
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      const auto sizes = list->verify();
+      std::printf("decoded all %zu images of %s in %.1f s: %s\n", list->size(), dataset.c_str(),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), sizes.str().c_str());
     }
     return split;
   }
@@ -93,9 +94,24 @@ struct data_options {
       a.height = shape.height;
       a.width = shape.width;
       why = "default for " + shape.str() + " images";
+    } else if (const auto* list = dynamic_cast<const nmhash::data::image_list_source*>(split.pool.get());
+               list && list->measured_sizes().measured && list->measured_sizes().max_height <= 64 &&
+               list->measured_sizes().max_width <= 64) {
+      // Small images of several sizes: a small network at the largest side.
+      const auto sizes = list->measured_sizes();
+      a = *nmhash::nn::find_architecture("cifar");
+      a.channels = shape.channels;
+      a.height = a.width = std::max<std::size_t>(8, std::max(sizes.max_height, sizes.max_width));  // 3 pools of 2
+      why = "default for small images (" + sizes.str() + " in the list): the cifar network at " +
+            std::to_string(a.height) + "x" + std::to_string(a.width);
     } else {
       a = *nmhash::nn::find_architecture("cnnf");
       why = "default for images of any size (the paper's CNN-F at 224x224)";
+      if (const auto* list = dynamic_cast<const nmhash::data::image_list_source*>(split.pool.get());
+          list && list->measured_sizes().measured)
+        why += "; " + list->measured_sizes().str() + " in the list";
+      else if (list)
+        why += "; the images were not measured (--no-verify)";
     }
     if (channels) a.channels = channels;
     if (input_size) a.height = a.width = input_size;

@@ -123,6 +123,29 @@ TEST_CASE("nmhash_train on a multi-label list of grey PNGs: every loss, an RGB a
   REQUIRE(nlohmann::json::parse(read_bytes(tmp.file("grey") + "/summary.json"))["input"] == "1x16x16");
 }
 
+TEST_CASE("nmhash_train picks the default network of a list from its measured image sizes", "[tools][images]") {
+  temp_dir tmp;
+  test_images::synthetic_options o;
+  o.size = 32;
+  o.train = 24;
+  o.database = 24;
+  o.test = 8;
+  test_images::write_synthetic_list_dataset(tmp.file("small"), o);
+  const auto r = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + tmp.file("small") +
+                              " --bits 8 --epochs 1 --batch 8 --out " + tmp.file("out-small"));
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  REQUIRE_THAT(r.out, Catch::Contains("decoded all 56 images") && Catch::Contains("every image 32x32"));
+  REQUIRE_THAT(r.out, Catch::Contains("architecture cifar (default for small images (every image 32x32 in the list)"));
+  REQUIRE(nlohmann::json::parse(read_bytes(tmp.file("out-small") + "/summary.json"))["input"] == "3x32x32");
+  // Without the measurement (--no-verify) nothing is known of the sizes.
+  const auto n = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + tmp.file("small") +
+                              " --no-verify --bits 8 --epochs 1 --batch 8 --train-limit 8 --out " + tmp.file("out-nv") +
+                              " --arch lenet --channels 3 --input-size 32");
+  INFO(n.out << n.err);
+  REQUIRE(n.status == 0);
+}
+
 TEST_CASE("nmhash_train refuses bad image data before training, naming the list line", "[tools][images]") {
   temp_dir tmp;
   const std::string data = tmp.file("ds");

@@ -21,12 +21,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -131,6 +133,7 @@ class image_list_source : public image_source {
   }
 
   std::size_t size() const override { return entries_.size(); }
+  // Images of any size (measured_sizes() says which, after verify()).
   image_shape shape() const override { return image_shape{channels_, 0, 0}; }
   const nmhash::labels& labels() const override { return labels_; }
   std::size_t num_classes() const override { return classes_; }
@@ -151,11 +154,44 @@ class image_list_source : public image_source {
   const std::string& root() const { return root_; }
 
   // Decodes every image once; the first failure throws with its list line.
-  void verify(threads t = {}) const {
+  // The decoded sizes of every image (as the files hold them, before any
+  // transform), measured by verify().
+  struct image_sizes {
+    bool measured = false;
+    std::size_t min_height = 0, max_height = 0, min_width = 0, max_width = 0;
+    std::string str() const {
+      const auto one = [](std::size_t h, std::size_t w) { return std::to_string(h) + "x" + std::to_string(w); };
+      if (min_height == max_height && min_width == max_width) return "every image " + one(min_height, min_width);
+      return "heights " + std::to_string(min_height) + " to " + std::to_string(max_height) + ", widths " +
+             std::to_string(min_width) + " to " + std::to_string(max_width);
+    }
+  };
+
+  // Decodes every image (each failure names its file and list line) and
+  // measures their sizes.
+  image_sizes verify(threads t = {}) const {
+    image_sizes all;
+    std::mutex m;
     parallel_for(static_cast<std::int64_t>(size()), t, 16, [&](std::int64_t i) {
       thread_local image8 img;
       decode(static_cast<std::size_t>(i), img);
+      std::lock_guard<std::mutex> lock(m);
+      if (!all.measured) {
+        all = {true, img.height, img.height, img.width, img.width};
+      } else {
+        all.min_height = std::min(all.min_height, img.height);
+        all.max_height = std::max(all.max_height, img.height);
+        all.min_width = std::min(all.min_width, img.width);
+        all.max_width = std::max(all.max_width, img.width);
+      }
     });
+    std::lock_guard<std::mutex> lock(sizes_mutex_);
+    sizes_ = all;
+    return all;
+  }
+  image_sizes measured_sizes() const {
+    std::lock_guard<std::mutex> lock(sizes_mutex_);
+    return sizes_;
   }
 
  private:
@@ -164,6 +200,8 @@ class image_list_source : public image_source {
   }
 
   std::vector<list_entry> entries_;
+  mutable std::mutex sizes_mutex_;
+  mutable image_sizes sizes_;
   std::string root_;
   std::size_t channels_, classes_;
   nmhash::labels labels_;
