@@ -393,9 +393,8 @@ class binary_index {
       keep.assign(filter.positions().begin(), filter.positions().end());
       return keep;
     }
-    const std::uint64_t* bits = filter.bitmap();
-    for (std::size_t w = 0; w < (filter.size() + 63) / 64; ++w)
-      for (std::uint64_t b = bits[w]; b; b &= b - 1) keep.push_back(w * 64 + static_cast<std::uint64_t>(ctz64(b)));
+    nmhash::detail::for_each_set_bit(filter.bitmap(), (filter.size() + 63) / 64,
+                                     [&](std::size_t j) { keep.push_back(j); });
     return keep;
   }
 

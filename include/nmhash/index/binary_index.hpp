@@ -234,7 +234,7 @@ class binary_index {
       to_ids(r.indices);
       return r;
     }
-    const std::vector<std::uint8_t> kept = gather(filter.positions());
+    const std::vector<std::uint8_t> kept = detail::gather_codes(codes(), cs_, filter.positions());
     knn_result r = byte_codes_knn(queries, kept.data(), filter.positions().size(), bits_, k, opt);
     from_gathered(r.indices, filter.positions());
     return r;
@@ -255,7 +255,7 @@ class binary_index {
       to_ids(r.labels);
       return r;
     }
-    const std::vector<std::uint8_t> kept = gather(filter.positions());
+    const std::vector<std::uint8_t> kept = detail::gather_codes(codes(), cs_, filter.positions());
     range_result r = byte_codes_range(queries, kept.data(), filter.positions().size(), bits_, radius, opt);
     from_gathered(r.labels, filter.positions());
     return r;
@@ -275,13 +275,6 @@ class binary_index {
     codes_.resize(checked_add(old, checked_mul(c.size(), cs_, "binary_index: codes x code size"),
                               "binary_index: stored bytes"));
     for (std::size_t i = 0; i < c.size(); ++i) std::memcpy(codes_.data() + old + i * cs_, c.row(i), cs_);
-  }
-  // The codes at the listed positions, back to back.
-  std::vector<std::uint8_t> gather(const std::vector<std::size_t>& positions) const {
-    std::vector<std::uint8_t> out(checked_mul(positions.size(), cs_, "binary_index: gathered codes"));
-    const std::uint8_t* c = codes();
-    for (std::size_t i = 0; i < positions.size(); ++i) std::memcpy(out.data() + i * cs_, c + positions[i] * cs_, cs_);
-    return out;
   }
   // Results over gathered codes: their rank among the gathered to the
   // position, then to the id.

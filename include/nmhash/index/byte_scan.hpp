@@ -155,7 +155,7 @@ void byte_range_scan(std::vector<std::int64_t>& pos, std::vector<std::int32_t>& 
   const std::size_t n = CS ? CS : cs;
   std::size_t j = begin;
   const std::size_t we = std::min(end, std::max(begin, wide));
-  const auto admitted = [admit](std::size_t p) { return admit == nullptr || ((admit[p / 64] >> (p % 64)) & 1u); };
+  const auto admitted = [admit](std::size_t p) { return admit == nullptr || test_bit(admit, p); };
   for (; j < we; ++j) {
     const int d = byte_hamming<CS, true>(q, codes + j * n, cs);
     if (NMHASH_UNLIKELY(d < radius) && admitted(j)) {

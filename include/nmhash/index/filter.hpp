@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -36,9 +37,36 @@
 #include <vector>
 
 #include "nmhash/core/bits.hpp"
+#include "nmhash/core/checked.hpp"
 #include "nmhash/core/error.hpp"
 
 namespace nmhash {
+
+namespace detail {
+
+// Bitmaps of positions: bit j of word j / 64.
+inline bool test_bit(const std::uint64_t* b, std::size_t j) { return (b[j / 64] >> (j % 64)) & 1u; }
+inline void set_bit(std::vector<std::uint64_t>& b, std::size_t j) { b[j / 64] |= std::uint64_t{1} << (j % 64); }
+inline void clear_bit(std::vector<std::uint64_t>& b, std::size_t j) { b[j / 64] &= ~(std::uint64_t{1} << (j % 64)); }
+
+// Calls f(position) for every set bit of `words` words, ascending; each
+// word is read once before its bits are visited, so f may clear them.
+template <class F>
+void for_each_set_bit(const std::uint64_t* b, std::size_t words, F&& f) {
+  for (std::size_t w = 0; w < words; ++w)
+    for (std::uint64_t x = b[w]; x; x &= x - 1) f(w * 64 + static_cast<std::size_t>(ctz64(x)));
+}
+
+// The codes (cs bytes each, back to back at `codes`) at the listed
+// positions, back to back: what a sparse filter's search scans.
+inline std::vector<std::uint8_t> gather_codes(const std::uint8_t* codes, std::size_t cs,
+                                              const std::vector<std::size_t>& positions) {
+  std::vector<std::uint8_t> out(checked_mul(positions.size(), cs, "filtered search: gathered codes"));
+  for (std::size_t i = 0; i < positions.size(); ++i) std::memcpy(out.data() + i * cs, codes + positions[i] * cs, cs);
+  return out;
+}
+
+}  // namespace detail
 
 struct search_filter {
   // Only codes with these ids (absent: no allow-list).
@@ -107,9 +135,7 @@ class prepared_filter {
     }
     if (count <= n / sparse_divisor) {
       p.list_.reserve(count);
-      for (std::size_t w = 0; w < p.bits_.size(); ++w)
-        for (std::uint64_t b = p.bits_[w]; b; b &= b - 1)
-          p.list_.push_back(w * 64 + static_cast<std::size_t>(ctz64(b)));
+      detail::for_each_set_bit(p.bits_.data(), p.bits_.size(), [&](std::size_t j) { p.list_.push_back(j); });
       p.sparse_ = true;
     }
     return p;
@@ -126,7 +152,7 @@ class prepared_filter {
   // One bit per position, 1 where admitted (null when all()).
   const std::uint64_t* bitmap() const { return all_ ? nullptr : bits_.data(); }
   bool admits(std::size_t position) const {
-    return position < n_ && (all_ || ((bits_[position / 64] >> (position % 64)) & 1u));
+    return position < n_ && (all_ || detail::test_bit(bits_.data(), position));
   }
 
   // Throws unless prepared for an index of n codes (a write since makes it
@@ -191,8 +217,6 @@ class id_position_cache {
   mutable std::size_t map_n_ = 0;
 };
 
-inline void set_bit(std::vector<std::uint64_t>& b, std::size_t j) { b[j / 64] |= std::uint64_t{1} << (j % 64); }
-inline void clear_bit(std::vector<std::uint64_t>& b, std::size_t j) { b[j / 64] &= ~(std::uint64_t{1} << (j % 64)); }
 
 // Calls f(position) for every position of the listed ids present in an
 // index of n codes (ids: its ids, or null where ids are positions).
@@ -241,12 +265,10 @@ inline prepared_filter prepare_filter(const search_filter& f, std::size_t n, con
   if (!f.positions.empty())
     for (std::size_t j = 0; j < n; ++j)
       if (!f.positions[j]) clear_bit(bits, j);
-  if (f.predicate)
-    for (std::size_t w = 0; w < words; ++w)
-      for (std::uint64_t b = bits[w]; b; b &= b - 1) {
-        const std::size_t j = w * 64 + static_cast<std::size_t>(ctz64(b));
-        if (!f.predicate(j)) clear_bit(bits, j);
-      }
+  if (f.predicate)  // (each word is read before its bits are visited, so clearing them is safe)
+    for_each_set_bit(bits.data(), words, [&](std::size_t j) {
+      if (!f.predicate(j)) clear_bit(bits, j);
+    });
   return prepared_filter::from_bitmap(std::move(bits), n);
 }
 
@@ -259,8 +281,7 @@ struct admitted_selector {
   const std::uint64_t* bits;
   int threshold() const { return inner.threshold(); }
   void accept(int d, std::int64_t j) {
-    const auto u = static_cast<std::uint64_t>(j);
-    if ((bits[u / 64] >> (u % 64)) & 1u) inner.accept(d, j);
+    if (test_bit(bits, static_cast<std::size_t>(j))) inner.accept(d, j);
   }
 };
 

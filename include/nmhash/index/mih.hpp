@@ -168,7 +168,7 @@ class mih_index {
     if (need == 0) return res;
     // A query that falls back scans the admitted codes: gathered once for
     // every query when they are few, else the index with the bitmap.
-    const std::vector<std::uint8_t> kept = filter && filter->sparse() ? gather(*filter) : std::vector<std::uint8_t>{};
+    const std::vector<std::uint8_t> kept = filter && filter->sparse() ? sparse_codes(*filter) : std::vector<std::uint8_t>{};
     run_queries(queries, t, filter, [&](query_state& st, std::size_t q) {
       st.start(K, need);
       if (!probe_until(st, [&](std::size_t bound) { return st.below >= need && st.cutoff <= bound; })) {
@@ -211,7 +211,7 @@ class mih_index {
     if (radius > 0 && n_ > 0 && (!filter || filter->admitted() > 0)) {
       const std::size_t last = std::min<std::size_t>(static_cast<std::size_t>(radius) - 1, idx_->bits());
       const bool gathered = filter && filter->sparse();
-      const std::vector<std::uint8_t> kept = gathered ? gather(*filter) : std::vector<std::uint8_t>{};
+      const std::vector<std::uint8_t> kept = gathered ? sparse_codes(*filter) : std::vector<std::uint8_t>{};
       run_queries(queries, t, filter, [&](query_state& st, std::size_t q) {
         st.start(last, 0);
         if (!probe_until(st, [&](std::size_t bound) { return bound >= last; })) {
@@ -251,12 +251,8 @@ class mih_index {
   }
 
   // The admitted codes of a sparse filter, back to back.
-  std::vector<std::uint8_t> gather(const prepared_filter& filter) const {
-    const auto& at = filter.positions();
-    const std::size_t cs = idx_->code_size();
-    std::vector<std::uint8_t> kept(at.size() * cs);
-    for (std::size_t i = 0; i < at.size(); ++i) std::memcpy(kept.data() + i * cs, idx_->codes() + at[i] * cs, cs);
-    return kept;
+  std::vector<std::uint8_t> sparse_codes(const prepared_filter& filter) const {
+    return detail::gather_codes(idx_->codes(), idx_->code_size(), filter.positions());
   }
 
   // Cost units of the switch to the flat scan, where a code of the flat
@@ -428,10 +424,7 @@ class mih_index {
     const std::uint64_t* c = t.codes.data() + first * w;
     std::uint64_t* x = st.xwords.data();
     for (std::size_t i = first; i < last; ++i, c += w) {
-      if (st.admit) {
-        const std::uint32_t p = t.positions[i];
-        if (!((st.admit[p / 64] >> (p % 64)) & 1u)) continue;
-      }
+      if (st.admit && !detail::test_bit(st.admit, t.positions[i])) continue;
       int d = 0;
       for (std::size_t j = 0; j < w; ++j) d += popcount64(q[j] ^ c[j]);
       if (NMHASH_LIKELY(static_cast<std::size_t>(d) > st.cutoff)) continue;
