@@ -87,6 +87,14 @@ inline void remove_stale_temporaries(const std::string& target) {
   for (const auto& s : stale) ::unlink(s.c_str());
 }
 
+// Throws unless `path` may be written: absent, or a regular file.
+inline void check_output_target(const std::string& path) {
+  check_path(path);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    nmhash::detail::fail(path, ": exists and is ", file_kind(st.st_mode),
+                         "; only regular files are replaced, so nothing was written");
+}
 
 // The file a path names, whether or not it exists: its directory resolved
 // (symbolic links, "." and ".."), then its name.
@@ -137,11 +145,7 @@ inline void sync_directory(const std::string& dir) {
 class atomic_file {
  public:
   explicit atomic_file(std::string path) : path_(std::move(path)) {
-    check_path(path_);
-    struct stat st {};
-    if (::lstat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-      nmhash::detail::fail(path_, ": exists and is ", detail::file_kind(st.st_mode),
-                           "; only regular files are replaced, so nothing was written");
+    detail::check_output_target(path_);
     resolved_ = detail::resolved_target(path_);
     detail::writers::instance().claim(resolved_, path_);
     claimed_ = true;
@@ -257,11 +261,7 @@ class atomic_file {
 inline void check_outputs(const std::vector<std::string>& paths) {
   std::map<std::string, std::string> seen;
   for (const auto& p : paths) {
-    check_path(p);
-    struct stat st {};
-    if (::lstat(p.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-      nmhash::detail::fail(p, ": exists and is ", detail::file_kind(st.st_mode),
-                           "; only regular files are replaced, so nothing was written");
+    detail::check_output_target(p);
     const auto [it, fresh] = seen.emplace(detail::resolved_target(p), p);
     if (!fresh) nmhash::detail::fail(p, " and ", it->second, ": two outputs resolve to one file; nothing was written");
   }

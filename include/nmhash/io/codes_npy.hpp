@@ -9,9 +9,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
-#include <vector>
-
 #include <limits>
 #include <string>
 #include <vector>

@@ -82,6 +82,10 @@ inline constexpr const char* checksum_field = "nmhash_crc32";
 
 namespace detail {
 
+// One tensor's entry of the header: name, dtype, shape, data offsets.
+using tensor_entries =
+    std::vector<std::tuple<std::string, std::string, std::vector<std::size_t>, std::uint64_t, std::uint64_t>>;
+
 inline std::uint32_t crc32_update(std::uint32_t crc, const void* data, std::size_t bytes) {
   const auto* p = static_cast<const unsigned char*>(data);
   while (bytes > 0) {
@@ -95,9 +99,7 @@ inline std::uint32_t crc32_update(std::uint32_t crc, const void* data, std::size
 
 // The checksum of a file's description (tensors by name with dtype, shape
 // and data offsets; metadata but the checksum) and data section.
-inline std::uint32_t safetensors_checksum(
-    const std::vector<std::tuple<std::string, std::string, std::vector<std::size_t>, std::uint64_t, std::uint64_t>>&
-        entries,
+inline std::uint32_t safetensors_checksum(const tensor_entries& entries,
     const std::map<std::string, std::string>& metadata, const unsigned char* data, std::size_t data_size) {
   std::string text;
   for (const auto& [name, dtype, shape, begin, end] : entries) {
@@ -126,7 +128,7 @@ inline void write_safetensors(atomic_file& f, const tensor_map& tensors,
   const std::string& path = f.path();
   nlohmann::json header = nlohmann::json::object();
   std::size_t offset = 0;
-  std::vector<std::tuple<std::string, std::string, std::vector<std::size_t>, std::uint64_t, std::uint64_t>> entries;
+  detail::tensor_entries entries;
   for (const auto& [name, t] : tensors) {
     require(t.dtype == "F32" || t.dtype == "F64", path, ": tensor '", name, "' has dtype ", t.dtype);
     require(t.bytes.size() == t.elements() * (t.dtype == "F32" ? 4 : 8), path, ": tensor '", name,
@@ -286,7 +288,7 @@ inline safetensors_file parse_safetensors(const unsigned char* file, std::size_t
   }
   const auto stored = out.metadata.find(checksum_field);
   if (stored != out.metadata.end()) {
-    std::vector<std::tuple<std::string, std::string, std::vector<std::size_t>, std::uint64_t, std::uint64_t>> entries;
+    detail::tensor_entries entries;
     std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> at;
     for (const data_span& sp : spans) at[sp.name] = {sp.begin, sp.end};
     for (const auto& [tname, t] : out.tensors) entries.emplace_back(tname, t.dtype, t.shape, at[tname].first, at[tname].second);
