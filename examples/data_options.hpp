@@ -74,6 +74,10 @@ struct data_options {
   nmhash::nn::architecture architecture(const nmhash::data::retrieval_split& split, std::string& why) const {
     nmhash::nn::architecture a;
     const auto shape = split.pool->shape();
+    // A list's images, as verify() measured them (nothing with --no-verify).
+    const auto* list = dynamic_cast<const nmhash::data::image_list_source*>(split.pool.get());
+    const auto sizes = list ? list->measured_sizes() : nmhash::data::image_list_source::image_sizes{};
+    const bool small_list = sizes.measured && sizes.max_height <= 64 && sizes.max_width <= 64;
     if (!arch.empty()) {
       if (const auto* p = nmhash::nn::find_architecture(arch)) {
         a = *p;
@@ -94,11 +98,8 @@ struct data_options {
       a.height = shape.height;
       a.width = shape.width;
       why = "default for " + shape.str() + " images";
-    } else if (const auto* list = dynamic_cast<const nmhash::data::image_list_source*>(split.pool.get());
-               list && list->measured_sizes().measured && list->measured_sizes().max_height <= 64 &&
-               list->measured_sizes().max_width <= 64) {
+    } else if (small_list) {
       // Small images of several sizes: a small network at the largest side.
-      const auto sizes = list->measured_sizes();
       a = *nmhash::nn::find_architecture("cifar");
       a.channels = shape.channels;
       a.height = a.width = std::max<std::size_t>(8, std::max(sizes.max_height, sizes.max_width));  // 3 pools of 2
@@ -107,9 +108,8 @@ struct data_options {
     } else {
       a = *nmhash::nn::find_architecture("cnnf");
       why = "default for images of any size (the paper's CNN-F at 224x224)";
-      if (const auto* list = dynamic_cast<const nmhash::data::image_list_source*>(split.pool.get());
-          list && list->measured_sizes().measured)
-        why += "; " + list->measured_sizes().str() + " in the list";
+      if (sizes.measured)
+        why += "; " + sizes.str() + " in the list";
       else if (list)
         why += "; the images were not measured (--no-verify)";
     }

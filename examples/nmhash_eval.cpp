@@ -68,7 +68,7 @@ int report(const nmhash::evaluation& ev, const nmhash::loo_map_result* la, const
 int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   CLI::App app{"nmhash_eval: retrieval metrics of binary codes (MAP, MAP@k, precision@N, "
                "precision/recall within a Hamming radius, leave-one-bit-out MAP)"};
-  std::string qc, dc, ql, dl, order = "lsb";
+  std::string qc, dc, ql, dl, order;
   std::size_t topk = 0, bits = 0;
   int radius = 2, threads = 0;
   bool loo = false, json = false;
@@ -82,8 +82,7 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
       ->check(nmhash_tool::integer_range(0, 65536));
   app.add_option("--bits", bits, "code length K of packed uint8 codes (0 or absent: 8 x columns)")
       ->check(nmhash_tool::integer_range(0, 65536));
-  app.add_option("--bit-order", order, "bit order of packed uint8 codes: lsb (default: FAISS's, numpy.packbits(..., bitorder=\"little\")) or msb (numpy.packbits' default bitorder=\"big\")")
-      ->check(CLI::IsMember({"msb", "lsb"}));
+  nmhash_tool::add_bit_order(app, order);
   app.add_option("--threads", threads, "threads, 1 to 1024 (0 or absent: all cores)")->check(nmhash_tool::integer_range(0, 1024));
   app.add_flag("--loo", loo, "leave-one-bit-out MAP, both tie conventions");
   app.add_flag("--json", json, "print one JSON object instead of a table");
@@ -96,7 +95,7 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   nmhash::packed_codes q, d;
   nmhash::labels qlab, dlab;
   auto load = [&] {
-    const auto bo = order == "lsb" ? nmhash::bit_order::lsb_first : nmhash::bit_order::msb_first;
+    const auto bo = nmhash_tool::bit_order_of(order);
     q = nmhash::io::load_codes_npy(qc, bits, bo);
     d = nmhash::io::load_codes_npy(dc, bits, bo);
     nmhash::require(q.bits() == d.bits(), "code length mismatch: ", qc, " has K = ", q.bits(),

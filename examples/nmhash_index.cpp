@@ -15,7 +15,6 @@
 
 namespace {
 
-
 void save_as(const nmhash::binary_index& idx, const std::string& path, const std::string& format) {
   if (format == "faiss")
     nmhash::io::write_faiss_index(idx, path);
@@ -35,15 +34,14 @@ void print_info(const std::string& path) {
 int run_tool(int argc, char** argv) {
   CLI::App app{"nmhash_index: binary index files (nmhash's format and FAISS's IndexBinaryFlat / IndexBinaryIDMap)"};
   app.require_subcommand(1);
-  std::string codes, ids, out, in, order = "lsb", format = "nmhash";
+  std::string codes, ids, out, in, order, format = "nmhash";
   std::size_t bits = 0;
   auto* build = app.add_subcommand("build", "build an index file from codes and optional ids");
   build->add_option("--codes", codes, "codes .npy (float, int8 +-1 or packed uint8)")->required();
   build->add_option("--ids", ids, "ids .npy: one integer per code (absent: codes are numbered 0 .. n-1)");
   build->add_option("--bits", bits, "code length K of packed uint8 codes (0 or absent: 8 x columns)")
       ->check(nmhash_tool::integer_range(0, 65536));
-  build->add_option("--bit-order", order, "bit order of packed uint8 codes: lsb (default: FAISS's, numpy.packbits(..., bitorder=\"little\")) or msb (numpy.packbits' default bitorder=\"big\")")
-      ->check(CLI::IsMember({"msb", "lsb"}));
+  nmhash_tool::add_bit_order(*build, order);
   build->add_option("--out", out, "index file to write (atomically)")->required();
   build->add_option("--format", format, "nmhash (default) or faiss (faiss.read_index_binary reads it)")
       ->check(CLI::IsMember({"nmhash", "faiss"}));
@@ -63,7 +61,7 @@ int run_tool(int argc, char** argv) {
   }
   try {
     if (*build) {
-      const auto bo = order == "lsb" ? nmhash::bit_order::lsb_first : nmhash::bit_order::msb_first;
+      const auto bo = nmhash_tool::bit_order_of(order);
       const auto c = nmhash::io::load_codes_npy(codes, bits, bo);
       nmhash::binary_index idx(c.bits());
       if (ids.empty())

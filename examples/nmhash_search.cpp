@@ -23,7 +23,7 @@ namespace {
 
 int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   CLI::App app{"nmhash_search: exact Hamming top-k search, results sorted by (distance, index)"};
-  std::string qf, df, out, order = "lsb", method = "flat";
+  std::string qf, df, out, order, method = "flat";
   std::string allow_file, deny_file;
   std::size_t k = 0, bits = 0, substrings = 0;
   int threads = 0;
@@ -51,15 +51,14 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
                  "that are not in the database are ignored)");
   app.add_option("--deny-ids", deny_file,
                  "never return the codes with these ids: .npy of integers (ids not in the database are ignored)");
-  app.add_option("--bit-order", order, "bit order of packed uint8 codes: lsb (default: FAISS's, numpy.packbits(..., bitorder=\"little\")) or msb (numpy.packbits' default bitorder=\"big\")")
-      ->check(CLI::IsMember({"msb", "lsb"}));
+  nmhash_tool::add_bit_order(app, order);
   try {
     app.parse(argc, argv);
     nmhash_tool::check_numbers(app);
   } catch (const CLI::ParseError& e) {
     return session.rank() == 0 ? app.exit(e) : e.get_exit_code();
   }
-  const auto bo = order == "lsb" ? nmhash::bit_order::lsb_first : nmhash::bit_order::msb_first;
+  const auto bo = nmhash_tool::bit_order_of(order);
   nmhash::packed_codes q;
   nmhash::binary_index idx(1);
   nmhash::search_filter filter;

@@ -20,6 +20,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "nmhash/codes/pack.hpp"
 #include "nmhash/core/checked.hpp"
 #include "nmhash/core/error.hpp"
 #include "nmhash/data/dataset.hpp"
@@ -225,12 +226,26 @@ inline CLI::Validator integer_range(std::uint64_t lo, std::uint64_t hi) {
   return CLI::Validator(
       [lo, hi](std::string& v) -> std::string {
         std::uint64_t x = 0;
-        if (!nmhash::parse_u64(v, x) || x < lo || x > hi || (v.size() > 1 && v[0] == '0'))
+        if (!nmhash::parse_u64(v, x) || x < lo || x > hi)
           return "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", found '" + v +
                  "'";
         return {};
       },
       "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
+}
+
+// --bit-order: the order of packed uint8 codes in .npy inputs (FAISS's by
+// default, design.md "The bit order of packed bytes").
+inline CLI::Option* add_bit_order(CLI::App& app, std::string& order) {
+  order = "lsb";
+  return app
+      .add_option("--bit-order", order,
+                  "bit order of packed uint8 codes: lsb (default: FAISS's, numpy.packbits(..., bitorder=\"little\")) "
+                  "or msb (numpy.packbits' default bitorder=\"big\")")
+      ->check(CLI::IsMember({"msb", "lsb"}));
+}
+inline nmhash::bit_order bit_order_of(const std::string& order) {
+  return order == "lsb" ? nmhash::bit_order::lsb_first : nmhash::bit_order::msb_first;
 }
 
 // --max-image-pixels: the decode budget of every image this process reads
