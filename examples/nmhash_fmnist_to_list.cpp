@@ -42,11 +42,11 @@ int run_tool(int argc, char** argv) {
   std::size_t train_limit = 0, query_limit = 0, db_limit = 0;
   app.add_option("--data", data, "Fashion-MNIST directory");
   app.add_option("--out", out, "output folder (images/ and the three lists)")->required();
-  app.add_option("--train-limit", train_limit, "only the first N training images (0: all 5,000)")
+  app.add_option("--train-limit", train_limit, "at most N training images, every ceil(5000 / N)-th (0: all 5,000)")
       ->check(nmhash_tool::integer_range(0, UINT32_MAX));
-  app.add_option("--query-limit", query_limit, "only the first N queries (0: all 1,000)")
+  app.add_option("--query-limit", query_limit, "at most N queries, every ceil(1000 / N)-th (0: all 1,000)")
       ->check(nmhash_tool::integer_range(0, UINT32_MAX));
-  app.add_option("--db-limit", db_limit, "only the first N database images (0: all 69,000)")
+  app.add_option("--db-limit", db_limit, "at most N database images, every ceil(69000 / N)-th (0: all 69,000)")
       ->check(nmhash_tool::integer_range(0, UINT32_MAX));
   try {
     app.parse(argc, argv);
@@ -66,9 +66,7 @@ int run_tool(int argc, char** argv) {
          {std::make_tuple("train.txt", &split.train, train_limit), std::make_tuple("database.txt", &split.database, db_limit),
           std::make_tuple("test.txt", &split.query, query_limit)}) {
       std::string text;
-      const std::size_t n = limit && limit < ids->size() ? limit : ids->size();
-      for (std::size_t k = 0; k < n; ++k) {
-        const std::size_t i = (*ids)[k];
+      for (const std::size_t i : nmhash::data::subsample(*ids, limit)) {
         const std::string rel = "images/" + std::to_string(i) + ".png";
         if (!written[i]) {
           write_png(out + "/" + rel, pool.pixels.data() + i * px, pool.rows, pool.cols);

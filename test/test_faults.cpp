@@ -231,7 +231,7 @@ TEST_CASE("nmhash_train: a rerun keeps the history, fewer --epochs than the chec
   REQUIRE(second["map_tie_aware"] == first["map_tie_aware"]);
   const auto fewer = run(tmp, cmd + " --epochs 1");
   REQUIRE(fewer.code == 1);
-  REQUIRE_THAT(fewer.err, Catch::Contains("checkpoint holds 2 epochs of training, --epochs is 1"));
+  REQUIRE_THAT(fewer.err, Catch::Contains("checkpoint holds 2 epochs of training, this run has 1"));
   REQUIRE(nlohmann::json::parse(read_bytes(out + "/summary.json")) == second);
   // Under a file-size limit the checkpoint cannot be written: EFBIG, and no
   // temporary file is left behind.

@@ -300,7 +300,7 @@ TEST_CASE("nmhash_train: every method trains and writes its summary, resumes onl
   REQUIRE_THAT(more.err, Catch::Contains("after epoch 1"));
   const auto other = run(tmp, cmd + " --epochs 3 --lr 0.001");
   REQUIRE(other.status != 0);
-  REQUIRE_THAT(other.err, Catch::Contains("checkpoint has settings"));
+  REQUIRE_THAT(other.err, Catch::Contains("checkpoint of another run: optimizer.lr = 0.0001 in the checkpoint, 0.001 here"));
 }
 
 TEST_CASE("nmhash_train --reduce-from: progressive NMLayer and Select runs write a model of --bits", "[tools][fmnist]") {
@@ -349,8 +349,8 @@ TEST_CASE("nmhash_train --reduce-from: progressive NMLayer and Select runs write
     INFO(r.out << r.err);
     REQUIRE(r.status == 0);
     const auto rule = [&](const std::string& dir) {
-      return nlohmann::json::parse(read_bytes(tmp.file(dir + "/summary.json")))["settings"]["progressive"]
-          ["bank_after_truncation"].get<std::string>();
+      return nlohmann::json::parse(read_bytes(tmp.file(dir + "/summary.json")))["settings"]["schedule"]
+          ["progressive"]["bank_after_truncation"].get<std::string>();
     };
     REQUIRE(rule("threads-1") == "recompute");
     REQUIRE(rule("mean-cols") == "mean_columns");
@@ -403,6 +403,47 @@ TEST_CASE("nmhash_train --device cuda trains on a GPU, or says why it cannot", "
                             Catch::Contains("--device cuda: this nmhash_train was built without CUDA"));
     REQUIRE_FALSE(std::filesystem::exists(out + "/summary.json"));
   }
+}
+
+TEST_CASE("nmhash_train and nmhash_reproduce resume each other's checkpoints of one configuration", "[tools][fmnist]") {
+  if (!std::filesystem::exists(std::string("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
+    WARN("Fashion-MNIST is not installed (dataset-fashion-mnist); skipped");
+    return;
+  }
+  namespace fs = std::filesystem;
+  temp_dir tmp;
+  const std::string limits = " --train-limit 260 --query-limit 40 --db-limit 400";
+  const std::string train = std::string(NMHASH_TRAIN_BIN) + limits + " --method eq7 --bits 32 --out ";
+  const std::string trained = tmp.file("train"), repro = tmp.file("repro"), ref = tmp.file("ref");
+  REQUIRE(run(tmp, train + trained + " --epochs 1").status == 0);
+  // nmhash_reproduce's baseline-32 is the same run (eq7, Adam 1e-4, batch
+  // 128, 32 bits, the same 260 training images): it continues nmhash_train's
+  // checkpoint.
+  const std::string run_dir = repro + "/seed-1/runs/baseline-32";
+  fs::create_directories(run_dir);
+  fs::copy_file(trained + "/checkpoint.safetensors", run_dir + "/checkpoint.safetensors");
+  const auto r = run(tmp, std::string(NMHASH_REPRODUCE_BIN) + limits +
+                              " --variants baseline --baseline-epochs 2 --out " + repro);
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  REQUIRE_THAT(r.out, Catch::Contains("[baseline-32] resuming after epoch 1 of 2"));
+  REQUIRE_THAT(r.out, Catch::Contains("[baseline-32] epoch 2/2"));
+  REQUIRE_THAT(r.out, !Catch::Contains("[baseline-32] epoch 1/2"));
+  // And back: nmhash_train continues nmhash_reproduce's checkpoint, and ends
+  // where an uninterrupted nmhash_train run ends.
+  fs::copy_file(run_dir + "/checkpoint.safetensors", trained + "/checkpoint.safetensors",
+                fs::copy_options::overwrite_existing);
+  const auto back = run(tmp, train + trained + " --epochs 3");
+  INFO(back.out << back.err);
+  REQUIRE(back.status == 0);
+  REQUIRE_THAT(back.err, Catch::Contains("after epoch 2"));
+  REQUIRE(run(tmp, train + ref + " --epochs 3").status == 0);
+  REQUIRE(read_bytes(trained + "/db_codes.npy") == read_bytes(ref + "/db_codes.npy"));
+  REQUIRE(read_bytes(trained + "/query_codes.npy") == read_bytes(ref + "/query_codes.npy"));
+  // Another configuration is refused with the field named.
+  const auto other = run(tmp, std::string(NMHASH_TRAIN_BIN) + limits + " --method dpsh --bits 32 --epochs 4 --out " + trained);
+  REQUIRE(other.status == 1);
+  REQUIRE_THAT(other.err, Catch::Contains("checkpoint of another run: method.name = \"eq7\" in the checkpoint, \"dpsh\" here"));
 }
 
 TEST_CASE("nmhash_lsh_fmnist: ITQ beats random hyperplanes on fmnist-dpsh, and a missing data set is one clear error",
@@ -582,7 +623,7 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
   std::filesystem::remove(result);
   const auto other = run(tmp, cmd + " --variants nmlayer --merges 6");
   REQUIRE(other.status == 1);
-  REQUIRE(other.err.find("checkpoint of another run, seed, preset, data set or architecture") != std::string::npos);
+  REQUIRE_THAT(other.err, Catch::Contains("checkpoint of another run: schedule.progressive.m = 8 in the checkpoint, 6 here"));
 
   // Equal-time baselines: as many epochs as fit in the nmlayer run's time to
   // reach each length; and every run's backbone from a model file.
@@ -603,7 +644,7 @@ TEST_CASE("nmhash_reproduce: a smoke-sized run writes every table, skips finishe
                                  "/seed-1/runs/nmlayer/model-32.safetensors");
   INFO(init.out << init.err);
   REQUIRE(init.status == 0);
-  REQUIRE(init.out.find("backbone tensors loaded") != std::string::npos);
+  REQUIRE_THAT(init.out, Catch::Contains("model-32.safetensors: loaded 6 tensors, skipped 3"));
 
   // The NMLayer on top of other hashing losses (HashNet with its scaled tanh).
   for (const std::string method : {"dhn", "hashnet"}) {

@@ -1,4 +1,12 @@
-// Umbrella header: the CPU half of nmhash (codes, ranking, metrics, I/O).
+// Umbrella header of the retrieval core (target nmhash::retrieval, no
+// dependency): packed codes and their bit operations (codes/), the core
+// utilities (core/bits, config, device, error, parallel), the flat index
+// (index/binary_index.hpp, with its filters, index/filter.hpp, and byte
+// scan), and Hamming ranking, top-k, radius search, labels and the metrics
+// (retrieval/). It does not include the multi-index (index/mih.hpp), file
+// I/O (io/), data sets (data/), networks (nn/), losses (loss/), optimizers
+// (optim/), the NMLayer and trainers (hashing/, train/), nor the CUDA
+// (cuda/) and MPI (mpi.hpp) halves: include those headers where needed.
 #pragma once
 
 #include "nmhash/codes/bit_ops.hpp"

@@ -141,6 +141,17 @@ struct retrieval_split {
   std::vector<std::size_t> train, query, database, train_nm, validation;
 };
 
+// Every ceil(n / limit)-th entry of v (all when limit is 0): a subset of at
+// most `limit` that keeps the class balance of class-ordered splits (the
+// meaning of every tool's --train-limit, --query-limit and --db-limit).
+inline std::vector<std::size_t> subsample(const std::vector<std::size_t>& v, std::size_t limit) {
+  if (!limit || limit >= v.size()) return v;
+  const std::size_t step = (v.size() + limit - 1) / limit;
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < v.size(); i += step) out.push_back(v[i]);
+  return out;
+}
+
 // From a decoded image to a network input.
 struct transform_options {
   std::size_t channels = 1;        // network input channels (1 or 3)

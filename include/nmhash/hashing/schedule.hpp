@@ -11,6 +11,7 @@
 #include "nmhash/core/error.hpp"
 #include "nmhash/hashing/active_phase.hpp"
 #include "nmhash/hashing/partition.hpp"
+#include "nmhash/optim/groups.hpp"
 
 namespace nmhash::hashing {
 
@@ -55,7 +56,7 @@ struct progressive_schedule {
   std::size_t active_epochs = 5;                 // N0
   std::size_t frozen_epochs = 40;                // N1
   std::size_t batch = 128;
-  std::string optimizer = "adam";                // backbone: sgd, adam or rmsprop
+  optim::optimizer_kind optimizer = optim::optimizer_kind::adam;  // of the backbone
   double backbone_lr = 1e-4;
   double weight_decay = 1e-5;
   double momentum = 0.9;

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "nmhash/core/error.hpp"
@@ -28,5 +29,19 @@ struct group_table {
                                                                   : fallback;
   }
 };
+
+// The optimizers a training run chooses from (adam.hpp, sgd.hpp,
+// rmsprop.hpp); names as on the command line and in checkpoints.
+enum class optimizer_kind { adam, sgd, rmsprop };
+
+inline const char* to_string(optimizer_kind k) {
+  return k == optimizer_kind::adam ? "adam" : k == optimizer_kind::sgd ? "sgd" : "rmsprop";
+}
+
+inline optimizer_kind parse_optimizer_kind(const std::string& s) {
+  for (optimizer_kind k : {optimizer_kind::adam, optimizer_kind::sgd, optimizer_kind::rmsprop})
+    if (s == to_string(k)) return k;
+  nmhash::detail::fail("optimizer '", s, "' is not one of adam, sgd, rmsprop");
+}
 
 }  // namespace nmhash::optim
