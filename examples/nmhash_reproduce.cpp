@@ -1,25 +1,18 @@
 // nmhash_reproduce: the NMLayer paper's experiments on fmnist-dpsh (or any
-// data set of nmhash_train's --dataset, with any --arch backbone).
-//
-// Runs (each a training run of the library, nmhash::train::run, in
-// OUT/seed-S/runs/<id>/, skipped when its result.json exists, and resumed
-// from its checkpoint after every epoch otherwise):
-//   nmlayer          progressive NMLayer from B_in bits, evaluated at every
-//                    stage (MAP against code length, Fig. 4b) and fully at
-//                    the reported lengths (Table 1, Fig. 5)
-//   baseline-K       fixed-length lenet at K bits, as many epochs as the
-//                    progressive run spent to reach K (Table 1, Fig. 4)
-//   random, select   the ablations without active / frozen phase (Fig. 5)
-//   dropout-K        dropout (0.5) before the hashing layer (Fig. 5)
-//   fclayer-K        a fully connected B_in -> K layer instead of NMLayer
-//   ours_star-K      the paper's Ours*: an NMLayer run from B_in = K bits,
-//                    reduced to round(0.8 K) (the ratio of 60 -> 48), with the
-//                    epochs of baseline-K; reported in the K-bit column
-// Writes OUT/results.json, OUT/table.csv and the curve CSVs that
-// scripts/plot_reproduction.py turns into PNG plots.
-// Under mpirun (built with MPI) every run is data parallel: each rank
-// trains on its share of every batch, rank 0 prints and writes, and
-// checkpoints resume on any number of ranks.
+// --dataset and --arch of nmhash_train). Each run is a training run of the
+// library (nmhash::train::run) in OUT/seed-S/runs/<id>/, skipped when its
+// result.json exists and resumed from its checkpoint otherwise:
+//   nmlayer        progressive NMLayer from B_in bits, evaluated after every
+//                  stage (Fig. 4b) and fully at the reported lengths (Table 1)
+//   baseline-K     fixed-length at K bits, the epochs the nmlayer run spent
+//                  to reach K (Table 1, Fig. 4); timed-K: its training time
+//   random, select ablations without active / frozen phase (Fig. 5)
+//   dropout-K      dropout (0.5) before the hashing layer (Fig. 5)
+//   fclayer-K      a fully connected B_in -> K layer instead of the NMLayer
+//   ours_star-K    the paper's Ours*: B_in = K bits reduced to round(0.8 K)
+// OUT/results.json, table.csv, differences.csv and the curve CSVs (mean and
+// sd over --seeds) feed scripts/plot_reproduction.py. Under mpirun every run
+// is data parallel (rank 0 prints and writes).
 #include <unistd.h>
 
 #include <chrono>
@@ -27,7 +20,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -56,11 +48,7 @@ struct options {
   std::vector<std::size_t> ablation_lengths;  // default: 32 (quick) or every length (paper)
   std::size_t loo_bits = 32, baseline_epochs = 0;
   std::string gradient, truncation, method = "eq7", vote_tie, bank;
-  bool reset_optimizer = false;
-  long validation_refresh = -1;
-  // Overrides of the preset (negative: keep the preset's value).
-  long merges = -1, warmup = -1, n0 = -1, n1 = -1;
-  double lr = -1, nm_lr = -1, eta = -1, frozen_weight = -1;
+  h::progressive_schedule over;  // the values of the preset's overrides
   std::size_t seeds = 1;  // --seeds N runs seed, seed + 1, ..., seed + N - 1
   bool reported_only = false;  // evaluate the nmlayer run at the reported lengths only
 };
@@ -110,15 +98,10 @@ void evaluate(context& cx, const run_spec& r, tr::run& run, std::size_t epochs_d
   const auto ev = run.evaluate(cx.map_at ? std::vector<std::size_t>{cx.map_at} : std::vector<std::size_t>{},
                                {1, 10, 50, 100, 200, 500, 1000, 2000, 5000});
   const auto& m = ev.metrics;
-  json rep = {{"bits", k},
-              {"epochs", epochs_done},
-              {"train_seconds", train_seconds},
-              {"map_tie_aware", m.map.tie_aware},
-              {"map_index_order", m.map.index_order},
-              {"precision_r2", m.within_radius.precision},
-              {"recall_r2", m.within_radius.recall},
-              {"distinct_database_codes", ev.spread.distinct},
-              {"largest_code_share", ev.spread.largest_share},
+  json rep = {{"bits", k}, {"epochs", epochs_done}, {"train_seconds", train_seconds},
+              {"map_tie_aware", m.map.tie_aware}, {"map_index_order", m.map.index_order},
+              {"precision_r2", m.within_radius.precision}, {"recall_r2", m.within_radius.recall},
+              {"distinct_database_codes", ev.spread.distinct}, {"largest_code_share", ev.spread.largest_share},
               {"grouping", run.grouping().str()}};
   if (cx.map_at)
     rep["map_at"] = {{"k", m.map_at_k[0]}, {"tie_aware", m.map_at[0].tie_aware}, {"index_order", m.map_at[0].index_order}};
@@ -134,19 +117,13 @@ void evaluate(context& cx, const run_spec& r, tr::run& run, std::size_t epochs_d
       rep["loo"] = {{"full", loo.full}, {"without_bit", loo.without_bit}, {"mean", sp.mean},
                     {"variance", sp.sd * sp.sd * static_cast<double>(k - 1) / static_cast<double>(k)}};
     }
-    if (!r.head.fc_from && cx.rk.root()) {  // the fclayer variant's extra layer is not an architecture spec
-      nmhash::io::atomic_file f(run.directory() + "/model-" + std::to_string(k) + ".safetensors");
-      run.write_model(f, {{"run", r.id}});
-      f.commit();
-    }
+    if (!r.head.fc_from)  // the fclayer variant's extra layer is not an architecture spec
+      run.save_model(run.directory() + "/model-" + std::to_string(k) + ".safetensors", {{"run", r.id}});
   }
   rep["eval_seconds"] = ev.seconds;
   json& reports = run.notes()["reports"];
-  for (auto it = reports.begin(); it != reports.end(); ++it)
-    if ((*it)["bits"] == k) {
-      reports.erase(it);
-      break;
-    }
+  reports.erase(std::remove_if(reports.begin(), reports.end(), [&](const json& x) { return x["bits"] == k; }),
+                reports.end());
   reports.push_back(rep);
   if (isatty(fileno(stderr))) std::fprintf(stderr, "\n");
   std::printf("[%s] %zu bits after %zu epochs: MAP tie-aware %.4f index-order %.4f, precision r<=2 %.4f (eval %.0f s)\n",
@@ -196,30 +173,15 @@ json run_one(context& cx, const run_spec& r) {
       active_s += e["seconds"].get<double>();
       scoring_s += e["scoring_seconds"].get<double>();
     }
-  const json result = {{"id", r.id},
-                       {"variant", r.variant},
-                       {"reduction", to_string(r.mode)},
-                       {"schedule", r.sched.name},
-                       {"b_in", r.sched.b_in},
-                       {"bits", r.bits},
-                       {"seed", cx.cur.seed},
-                       {"schedule_json", tr::to_json(r.sched)},
-                       {"config", run.identity()},
-                       {"machine", machine_json()},
-                       {"train_images", run.train_ids().size()},
-                       {"epochs", epochs},
-                       {"train_seconds", run.train_seconds()},
-                       {"active_seconds", active_s},
+  const json result = {{"id", r.id}, {"variant", r.variant}, {"reduction", to_string(r.mode)},
+                       {"schedule", r.sched.name}, {"b_in", r.sched.b_in}, {"bits", r.bits}, {"seed", cx.cur.seed},
+                       {"schedule_json", tr::to_json(r.sched)}, {"config", run.identity()}, {"machine", machine_json()},
+                       {"train_images", run.train_ids().size()}, {"epochs", epochs},
+                       {"train_seconds", run.train_seconds()}, {"active_seconds", active_s},
                        {"scoring_seconds", scoring_s},
                        {"scoring_share_of_active_epochs", active_s > 0 ? scoring_s / active_s : 0.0},
-                       {"reports", reports},
-                       {"history", run.history()}};
-  if (cx.rk.root()) {
-    nmhash::io::atomic_file f(run.directory() + "/result.json");
-    const std::string text = result.dump(2) + "\n";
-    f.write(text.data(), text.size());
-    f.commit();
-  }
+                       {"reports", reports}, {"history", run.history()}};
+  if (cx.rk.root()) nmhash::io::write_file(run.directory() + "/result.json", result.dump(2) + "\n");
   // Rank 0's result (its timings) on every rank: later runs depend on it.
   return cx.rk.size > 1 ? json::parse(cx.rk.share(result.dump())) : result;
 }
@@ -228,13 +190,9 @@ json run_one(context& cx, const run_spec& r) {
 json run_or_skip(context& cx, const run_spec& r) {
   const std::string result_path = cx.seed_dir + "/runs/" + r.id + "/result.json";
   if (!cx.cur.resume || !cx.rk.exists(result_path)) return run_one(cx, r);
-  json res;
   const std::vector<unsigned char> bytes = cx.rk.read(result_path);
-  try {
-    res = json::parse(bytes.begin(), bytes.end());
-  } catch (const json::exception& e) {
-    nmhash::detail::fail(result_path, ": not valid JSON (", e.what(), ")");
-  }
+  const json res = json::parse(bytes.begin(), bytes.end(), nullptr, false);
+  nmhash::require(!res.is_discarded(), result_path, ": not valid JSON");
   const tr::run_config c = config_of(cx, r);
   const bool same = res.value("config", json()) == tr::run_identity(c, cx.data) &&
                     res.value("epochs", json()) == h::plan_epochs(c.schedule).size();
@@ -359,12 +317,6 @@ std::vector<run_spec> make_runs(const options& o, const h::progressive_schedule&
   return runs;
 }
 
-std::string protocol_name(const options& o) {
-  const auto& d = o.base.data;
-  return d.train_limit || d.query_limit || d.db_limit ? d.dataset + " subset (smoke test)" : d.dataset;
-}
-
-std::string model_name(const options& o) { return o.base.data.arch.empty() ? "default" : o.base.data.arch; }
 
 // ---- statistics over seeds ---------------------------------------------
 
@@ -485,10 +437,7 @@ void write_tables(const options& o, const std::string& dir, const h::progressive
       pn << v << ',' << bits << ',' << first["precision_at_n"][i][0] << ',' << sp.n << ',' << sp.mean << ',' << sp.sd
          << '\n';
     }
-    json jc = {{"variant", v},
-               {"bits", bits},
-               {"code_bits", first["bits"]},
-               {"epochs", first["epochs"]},
+    json jc = {{"variant", v}, {"bits", bits}, {"code_bits", first["bits"]}, {"epochs", first["epochs"]},
                {"map_tie_aware", spread_json(map)},
                {"map_index_order", spread_json(seed_cells::field(cell, "map_index_order"))},
                {"precision_r2", spread_json(seed_cells::field(cell, "precision_r2"))},
@@ -522,31 +471,24 @@ void write_tables(const options& o, const std::string& dir, const h::progressive
     const auto s = spread_of(d);
     diff << a.first << ',' << b.first << ',' << a.second << ',' << s.n << ',' << s.mean << ',' << s.sd << ','
          << (beyond_2sd(s) ? "yes" : "no") << ',' << join_values(d) << '\n';
-    diffs.push_back({{"variant", a.first},
-                     {"versus", b.first},
-                     {"bits", a.second},
-                     {"map_tie_aware_difference", spread_json(d)},
-                     {"beyond_2sd", beyond_2sd(s)}});
+    diffs.push_back({{"variant", a.first}, {"versus", b.first}, {"bits", a.second},
+                     {"map_tie_aware_difference", spread_json(d)}, {"beyond_2sd", beyond_2sd(s)}});
   }
   nmhash::io::atomic_group outputs;
   const auto add_text = [&](const std::string& name, const std::string& text) {
     outputs.add(dir + "/" + name).write(text.data(), text.size());
   };
-  add_text("table.csv", table.str());
-  add_text("differences.csv", diff.str());
-  add_text("map_vs_length.csv", curve.str());
-  add_text("loo_per_bit.csv", loo.str());
-  add_text("pr_curves.csv", pr.str());
-  add_text("precision_at_n.csv", pn.str());
-  add_text("precision_r2.csv", r2.str());
-  all.update({{"protocol", protocol_name(o)},
-              {"model", model_name(o)},
-              {"loss", o.method},
+  for (const auto& [name, text] : {std::pair{"table.csv", &table}, {"differences.csv", &diff},
+                                    {"map_vs_length.csv", &curve}, {"loo_per_bit.csv", &loo}, {"pr_curves.csv", &pr},
+                                    {"precision_at_n.csv", &pn}, {"precision_r2.csv", &r2}})
+    add_text(name, text->str());
+  const auto& d = o.base.data;
+  const bool subset = d.train_limit || d.query_limit || d.db_limit;
+  all.update({{"protocol", subset ? d.dataset + " subset (smoke test)" : d.dataset},
+              {"model", d.arch.empty() ? "default" : d.arch}, {"loss", o.method},
               {"statistics", "mean and sample standard deviation (n - 1) over the seeds; a difference is "
                              "paired by seed and beyond_2sd when |mean| > 2 sd of the per-seed differences"},
-              {"schedule", tr::to_json(sched)},
-              {"machine", machine_json()},
-              {"cells", cells},
+              {"schedule", tr::to_json(sched)}, {"machine", machine_json()}, {"cells", cells},
               {"differences", diffs}});
   add_text("results.json", all.dump(2) + "\n");
   outputs.commit();
@@ -614,31 +556,29 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
                  "dropout fclayer ours_star (the paper's Ours*: B_in = K bits reduced to round(0.8 K), in the K column)")
       ->check(CLI::IsMember({"nmlayer", "baseline", "timed", "random", "select", "dropout", "fclayer", "ours_star"}))
       ->delimiter(',');
-  app.add_option("--ablation-lengths", o.ablation_lengths,
-                 "code lengths of the ablations (default: 32 for quick, all for paper)")
+  app.add_option("--ablation-lengths", o.ablation_lengths, "code lengths of the ablations (default: 32; paper: all)")
       ->delimiter(',');
   app.add_option("--baseline-epochs", o.baseline_epochs,
                  "epochs of fixed-length runs (default: those the progressive run spends to reach the length)");
   app.add_option("--loo-bits", o.loo_bits, "code length of the per-bit leave-one-bit-out MAP (Fig. 4a)");
-  app.add_option("--method", o.method,
-                 "hashing loss of every run: eq7 (the paper's), dpsh, dhn, dsh, hashnet (with its scaled tanh "
-                 "and continuation; sigmoid scale 0.1)")
+  app.add_option("--method", o.method, "hashing loss of every run: eq7 (the paper's), dpsh, dhn, dsh, hashnet")
       ->check(CLI::IsMember(nmhash::loss::loss_names()));
-  app.add_option("--alpha", o.base.loss_settings.alpha, "quantization weight of dpsh, dhn and dsh");
+  // Overrides of the preset's schedule (o.over), applied when given.
+  auto& v = o.over;
   app.add_option("--gradient", o.gradient, "gradient of A: paper_eq4 (default) or chain_rule")
       ->check(CLI::IsMember({"paper_eq4", "chain_rule"}));
   app.add_option("--truncation", o.truncation,
                  "entries of A a truncation merges: top_m (default, the paper's largest m) or one_per_node "
                  "(largest m with each node in at most one pair)")
       ->check(CLI::IsMember({"top_m", "one_per_node"}));
-  app.add_option("--merges", o.merges, "override m, nodes removed per truncation")->check(CLI::PositiveNumber);
-  app.add_option("--warmup-epochs", o.warmup, "override the warm-up epochs at B_in")->check(CLI::NonNegativeNumber);
-  app.add_option("--active-epochs", o.n0, "override N0")->check(CLI::PositiveNumber);
-  app.add_option("--frozen-epochs", o.n1, "override N1")->check(CLI::NonNegativeNumber);
-  app.add_option("--lr", o.lr, "override the backbone learning rate")->check(CLI::PositiveNumber);
-  app.add_option("--nm-lr", o.nm_lr, "override the learning rate of A")->check(CLI::PositiveNumber);
-  app.add_option("--eta", o.eta, "override eta of Eq. (7)")->check(CLI::NonNegativeNumber);
-  app.add_option("--frozen-weight", o.frozen_weight, "override the frozen-loss weight")->check(CLI::NonNegativeNumber);
+  app.add_option("--merges", v.merges, "override m, nodes removed per truncation")->check(CLI::PositiveNumber);
+  app.add_option("--warmup-epochs", v.warmup_epochs, "override the warm-up epochs at B_in")->check(CLI::NonNegativeNumber);
+  app.add_option("--active-epochs", v.active_epochs, "override N0")->check(CLI::PositiveNumber);
+  app.add_option("--frozen-epochs", v.frozen_epochs, "override N1")->check(CLI::NonNegativeNumber);
+  app.add_option("--lr", v.backbone_lr, "override the backbone learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--nm-lr", v.nm_lr, "override the learning rate of A")->check(CLI::PositiveNumber);
+  app.add_option("--eta", v.eta, "override eta of Eq. (7)")->check(CLI::NonNegativeNumber);
+  app.add_option("--frozen-weight", v.frozen_weight, "override the frozen-loss weight")->check(CLI::NonNegativeNumber);
   app.add_option("--vote-tie", o.vote_tie,
                  "tie rule of an even node's majority vote: first_child (default) or summed_output (the sign of the "
                  "summed children's outputs)")
@@ -647,26 +587,16 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
                  "memory bank after a truncation: recompute (default, re-encode every training image) or "
                  "mean_columns (the mean of the merged nodes' columns)")
       ->check(CLI::IsMember({"mean_columns", "recompute"}));
-  app.add_flag("--reset-optimizer", o.reset_optimizer, "clear the optimizer's state at every truncation");
-  app.add_option("--validation-refresh", o.validation_refresh,
+  app.add_flag("--reset-optimizer", v.reset_optimizer, "clear the optimizer's state at every truncation");
+  app.add_option("--validation-refresh", v.validation_refresh,
                  "override the batches between re-encodings of V in the active phase (1: every batch)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--init-from", o.base.init_from,
-                 "start every run's backbone from this safetensors file (a model file of nmhash_train or a "
-                 "PyTorch nn.Sequential export): tensors of the layers before the hashing layer whose name and "
-                 "shape match")
-      ->check(CLI::ExistingFile);
-  app.add_option("--seed", o.base.seed, "seed of initialisation, shuffling and child draws (the first, with --seeds)");
-  app.add_option("--seeds", o.seeds,
-                 "run every variant with N seeds (--seed, --seed + 1, ...), each in OUT/seed-S/, and report mean "
-                 "and standard deviation")
+  app.add_option("--seeds", o.seeds, "run every variant with seeds --seed to --seed + N - 1, in OUT/seed-S/; mean, sd")
       ->check(nmhash_tool::integer_range(1, 100));
   nmhash_tool::add_data_options(app, o.base.data);
-  app.add_flag_function("--no-resume", [&o](std::int64_t) { o.base.resume = false; },
-                        "ignore finished runs and checkpoints in --out");
+  nmhash_tool::add_run_options(app, o.base);
   app.add_flag("--reported-only", o.reported_only,
-               "evaluate the nmlayer run at the reported lengths only, not after every stage (no Fig. 4b points "
-               "between them; training is the same)");
+               "evaluate the nmlayer run at the reported lengths only (no Fig. 4b points between; same training)");
   try {
     app.parse(argc, argv);
     nmhash_tool::check_numbers(app);
@@ -678,23 +608,28 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
     rk = nmhash_tool::ranks_of(session);
     const auto t0 = clock_type::now();
     auto sched = h::preset(o.preset);
-    if (!o.gradient.empty()) sched.gradient = h::parse_active_gradient(o.gradient);
-    if (!o.truncation.empty()) sched.truncation = h::parse_truncation_rule(o.truncation);
-    if (!o.vote_tie.empty()) sched.tie = h::parse_vote_tie(o.vote_tie);
-    if (!o.bank.empty()) sched.bank_after_truncation = h::parse_bank_remap(o.bank);
-    if (o.reset_optimizer) sched.reset_optimizer = true;
-    if (o.validation_refresh >= 0) sched.validation_refresh = static_cast<std::size_t>(o.validation_refresh);
-    const bool custom = o.merges >= 0 || o.warmup >= 0 || o.n0 >= 0 || o.n1 >= 0 || o.lr >= 0 || o.nm_lr >= 0 ||
-                        o.eta >= 0 || o.frozen_weight >= 0 || !o.gradient.empty() || !o.truncation.empty() ||
-                        !o.vote_tie.empty() || !o.bank.empty() || o.reset_optimizer || o.validation_refresh >= 0;
-    if (o.merges >= 0) sched.merges = static_cast<std::size_t>(o.merges);
-    if (o.warmup >= 0) sched.warmup_epochs = static_cast<std::size_t>(o.warmup);
-    if (o.n0 >= 0) sched.active_epochs = static_cast<std::size_t>(o.n0);
-    if (o.n1 >= 0) sched.frozen_epochs = static_cast<std::size_t>(o.n1);
-    if (o.lr >= 0) sched.backbone_lr = o.lr;
-    if (o.nm_lr >= 0) sched.nm_lr = o.nm_lr;
-    if (o.eta >= 0) sched.eta = o.eta;
-    if (o.frozen_weight >= 0) sched.frozen_weight = o.frozen_weight;
+    bool custom = false;
+    const auto given = [&](const char* name) {
+      const bool is = app.get_option(name)->count() > 0;
+      custom = custom || is;
+      return is;
+    };
+    if (given("--gradient")) sched.gradient = h::parse_active_gradient(o.gradient);
+    if (given("--truncation")) sched.truncation = h::parse_truncation_rule(o.truncation);
+    if (given("--vote-tie")) sched.tie = h::parse_vote_tie(o.vote_tie);
+    if (given("--bank-after-truncation")) sched.bank_after_truncation = h::parse_bank_remap(o.bank);
+    for (const auto& [name, field] : {std::pair{"--merges", &h::progressive_schedule::merges},
+                                      {"--warmup-epochs", &h::progressive_schedule::warmup_epochs},
+                                      {"--active-epochs", &h::progressive_schedule::active_epochs},
+                                      {"--frozen-epochs", &h::progressive_schedule::frozen_epochs},
+                                      {"--validation-refresh", &h::progressive_schedule::validation_refresh}})
+      if (given(name)) sched.*field = v.*field;
+    for (const auto& [name, field] : {std::pair{"--lr", &h::progressive_schedule::backbone_lr},
+                                      {"--nm-lr", &h::progressive_schedule::nm_lr},
+                                      {"--eta", &h::progressive_schedule::eta},
+                                      {"--frozen-weight", &h::progressive_schedule::frozen_weight}})
+      if (given(name)) sched.*field = v.*field;
+    if (given("--reset-optimizer")) sched.reset_optimizer = true;
     if (o.method != "eq7") sched.name += "+" + o.method;
     if (custom) sched.name += "+custom";
     sched.validate();

@@ -160,13 +160,10 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   app.add_option("--lr", s.backbone_lr, "learning rate (positive)")->check(CLI::PositiveNumber);
   app.add_option("--weight-decay", s.weight_decay, "L2 weight decay (0 or more)")->check(CLI::NonNegativeNumber);
   app.add_option("--momentum", s.momentum, "SGD momentum, 0 to 1")->check(CLI::Range(0.0, 1.0));
-  app.add_option("--alpha", c.loss_settings.alpha, "quantization weight of dpsh, dhn and dsh (0 or more)")
-      ->check(CLI::NonNegativeNumber);
   app.add_option("--hashnet-alpha", c.loss_settings.hashnet_alpha, "HashNet's sigmoid scale (theta = alpha h . H)")
       ->check(CLI::PositiveNumber);
   app.add_option("--margin", c.loss_settings.margin, "DSH margin (0 or absent: 2 K)")->check(CLI::NonNegativeNumber);
   app.add_option("--eta", c.loss_settings.eta, "Eq. (7) quantization weight (0 or more)")->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", c.seed, "seed of initialisation and shuffling");
   auto* prog = app.add_option_group("progressive", "train from more bits down to --bits (the NMLayer or Select)");
   prog->add_option("--reduce-from", o.reduce_from,
                    "B_in: train --epochs warm-up epochs at this many bits on T', then reduce to --bits in stages "
@@ -192,13 +189,10 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
                    "mean_columns (the mean of the merged nodes' columns)")
       ->check(CLI::IsMember({"recompute", "mean_columns"}));
   nmhash_tool::add_data_options(app, c.data);
-  app.add_option("--init-from", c.init_from,
-                 "start the backbone from the tensors of this safetensors file whose nn.Sequential name and shape "
-                 "match (a pretrained backbone); the rest keep their initialisation and are listed");
+  nmhash_tool::add_run_options(app, c);
   app.add_option("--map-at", o.map_at, "also report MAP@k for this k (0: none; default 5000 on multi-label data)")
       ->check(nmhash_tool::integer_range(0, UINT32_MAX));
   app.add_option("--out", o.out, "output directory (default results/train-METHOD-KBITS)");
-  app.add_flag_function("--no-resume", [&c](std::int64_t) { c.resume = false; }, "ignore an existing checkpoint");
   try {
     app.parse(argc, argv);
     nmhash_tool::check_numbers(app);

@@ -52,6 +52,20 @@ inline void add_data_options(CLI::App& app, nmhash::train::data_config& d) {
         ->check(integer_range(0, UINT32_MAX));
 }
 
+// The options of a run both tools take: --seed, --init-from, --alpha and
+// --no-resume.
+inline void add_run_options(CLI::App& app, nmhash::train::run_config& c) {
+  app.add_option("--seed", c.seed, "seed of initialisation, shuffling and child draws (with --seeds: the first)");
+  app.add_option("--init-from", c.init_from,
+                 "start the backbone from the tensors of this safetensors file whose nn.Sequential name and shape "
+                 "match (a model file, or a PyTorch export); the head keeps its initialisation; all are listed")
+      ->check(CLI::ExistingFile);
+  app.add_option("--alpha", c.loss_settings.alpha, "quantization weight of dpsh, dhn and dsh (0 or more)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag_function("--no-resume", [&c](std::int64_t) { c.resume = false; },
+                        "ignore existing checkpoints (and nmhash_reproduce's finished runs) in --out");
+}
+
 // Prints what setup chose for the data.
 inline void print_prepared(const nmhash::train::prepared_data& d) {
   if (!d.verified.empty()) std::printf("%s\n", d.verified.c_str());

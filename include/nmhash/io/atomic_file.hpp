@@ -255,6 +255,13 @@ class atomic_file {
   std::vector<char> buf_;
 };
 
+// Writes `bytes` as the whole of `path`, atomically.
+inline void write_file(const std::string& path, const std::string& bytes) {
+  atomic_file f(path);
+  f.write(bytes.data(), bytes.size());
+  f.commit();
+}
+
 // Checks a program's outputs before it does its work: each may be written
 // (absent, or a regular file) and no two resolve to one file. Throws naming
 // the paths; atomic_file makes the same checks when the files are opened.

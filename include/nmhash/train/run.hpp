@@ -324,6 +324,14 @@ class run {
     hashing::write_model(f, net_, grouping(), md, meta);
   }
 
+  // Rank 0 writes the model file to `path` (write_model), atomically.
+  void save_model(const std::string& path, const std::map<std::string, std::string>& extra = {}) {
+    if (!rk_.root()) return;
+    io::atomic_file f(path);
+    write_model(f, extra);
+    f.commit();
+  }
+
   // Rank 0 writes, as one set (all or none): DIR/model.safetensors, the
   // codes and labels of the evaluation (query_codes.npy, db_codes.npy,
   // query_labels.npy, db_labels.npy) and DIR/summary.json (`summary`).
