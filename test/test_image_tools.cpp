@@ -3,6 +3,8 @@
 // CIFAR-10 batches, run as a user runs them.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <fstream>
 #include <sys/wait.h>
@@ -13,6 +15,7 @@
 #include "nmhash/data/cifar10.hpp"
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/io/npy.hpp"
+#include "nmhash/io/safetensors.hpp"
 #include "run_command.hpp"
 #include "temp_dir.hpp"
 
@@ -84,6 +87,39 @@ TEST_CASE("nmhash_train on an image list: every loss trains, nmhash_eval and nmh
   REQUIRE(ql.shape == std::vector<std::size_t>{24, 3});
   const auto ev = eval_json(tmp, tmp.file("q.npy"), tmp.file("db.npy"), tmp.file("ql.npy"), tmp.file("dbl.npy"));
   REQUIRE(ev["map"] == nlohmann::json::parse(read_bytes(out + "/summary.json"))["map"]);
+}
+
+TEST_CASE("a network with batch norm trains, and its model file (running statistics included) encodes to its codes",
+          "[tools][images]") {
+  temp_dir tmp;
+  const std::string data = tmp.file("ds");
+  test_images::write_synthetic_list_dataset(data, {});
+  const std::string out = tmp.file("bn");
+  const auto r = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + data +
+                              " --arch conv3p1-8,bn,relu,maxpool2,flatten,fc32,bn,relu --input-size 16 --bits 16"
+                              " --epochs 2 --batch 16 --lr 0.001 --out " + out);
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  const auto model = nmhash::io::load_safetensors(out + "/model.safetensors");
+  for (const char* name : {"1.running_mean", "1.running_var", "6.running_mean", "6.running_var"}) {
+    INFO(name);
+    REQUIRE(model.tensors.count(name) == 1);
+  }
+  // Trained statistics, not the initial zeros and ones.
+  std::vector<float> mean(8);
+  model.at("1.running_mean", {8}, "model").copy_to(mean.data(), 8);
+  REQUIRE(std::any_of(mean.begin(), mean.end(), [](float v) { return v != 0.0f; }));
+  const auto enc = run(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + out + "/model.safetensors --list " + data +
+                               "/database.txt --out " + tmp.file("db.npy") + " --packed");
+  INFO(enc.out << enc.err);
+  REQUIRE(enc.status == 0);
+  REQUIRE(read_bytes(tmp.file("db.npy")) == read_bytes(out + "/db_codes.npy"));
+  // The checkpoint carries them too: a rerun resumes and writes the same codes.
+  const auto again = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + data +
+                                  " --arch conv3p1-8,bn,relu,maxpool2,flatten,fc32,bn,relu --input-size 16 --bits 16"
+                                  " --epochs 2 --batch 16 --lr 0.001 --out " + out);
+  REQUIRE(again.status == 0);
+  REQUIRE(read_bytes(tmp.file("db.npy")) == read_bytes(out + "/db_codes.npy"));
 }
 
 TEST_CASE("nmhash_train on a multi-label list of grey PNGs: every loss, an RGB and a grey network, MAP@k",

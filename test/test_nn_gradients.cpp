@@ -4,6 +4,7 @@
 // parameter.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <random>
@@ -13,6 +14,7 @@
 #include <omp.h>
 #endif
 
+#include "nmhash/nn/batch_norm2d.hpp"
 #include "nmhash/nn/conv2d.hpp"
 #include "nmhash/nn/flatten.hpp"
 #include "nmhash/nn/linear.hpp"
@@ -168,4 +170,93 @@ TEST_CASE("relu, max_pool2d and flatten: gradients", "[nn][grad]") {
   check_gradients(p3, shape4{1, 2, 7, 5}, 10);
   nmhash::nn::flatten<double> f;
   check_gradients(f, shape4{2, 2, 3, 3}, 11);
+}
+
+TEST_CASE("batch_norm2d: gradients in training mode, over channels and over features", "[nn][grad]") {
+  nmhash::nn::batch_norm2d<double> b(3);
+  check_gradients(b, shape4{2, 3, 3, 2}, 12);
+  nmhash::nn::batch_norm2d<double> b1(4);
+  check_gradients(b1, shape4{5, 4}, 13);
+}
+
+TEST_CASE("batch_norm2d: PyTorch's running statistics, evaluation mode, and any thread count", "[nn]") {
+  const std::size_t n = 3, c = 2, hw = 4;
+  std::mt19937_64 g(14);
+  std::normal_distribution<double> normal;
+  std::vector<double> params(4), grads(4, 0.0);
+  nmhash::nn::batch_norm2d<double> b(c);
+  b.bind(params.data(), grads.data());
+  b.initialize(g);
+  params = {1.5, -0.5, 0.25, 2.0};  // weight, bias
+  tensor<double> x(shape4{n, c, 2, 2}), y;
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = 3 + 2 * normal(g);
+  // Two training steps: running = 0.9 running + 0.1 batch (unbiased variance).
+  double rm[2] = {0, 0}, rv[2] = {1, 1};
+  for (int step = 0; step < 2; ++step) {
+    b.forward(x, y, true);
+    for (std::size_t ch = 0; ch < c; ++ch) {
+      double sum = 0, sq = 0;
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < hw; ++j) sum += x[(i * c + ch) * hw + j];
+      const double mean = sum / (n * hw);
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < hw; ++j) sq += (x[(i * c + ch) * hw + j] - mean) * (x[(i * c + ch) * hw + j] - mean);
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < hw; ++j) {
+          const double want = (x[(i * c + ch) * hw + j] - mean) / std::sqrt(sq / (n * hw) + 1e-5) * params[ch] + params[c + ch];
+          REQUIRE(y[(i * c + ch) * hw + j] == Catch::Detail::Approx(want).epsilon(1e-12));
+        }
+      rm[ch] = 0.9 * rm[ch] + 0.1 * mean;
+      rv[ch] = 0.9 * rv[ch] + 0.1 * sq / (n * hw - 1);
+    }
+  }
+  const auto bufs = b.buffers();
+  REQUIRE(bufs.size() == 2);
+  REQUIRE(bufs[0].first == "running_mean");
+  REQUIRE(bufs[1].first == "running_var");
+  for (std::size_t ch = 0; ch < c; ++ch) {
+    REQUIRE((*bufs[0].second)[ch] == Catch::Detail::Approx(rm[ch]).epsilon(1e-12));
+    REQUIRE((*bufs[1].second)[ch] == Catch::Detail::Approx(rv[ch]).epsilon(1e-12));
+  }
+  // Evaluation: the running statistics, which it leaves alone; its input
+  // gradient is the per-channel scale.
+  b.forward(x, y, false);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const std::size_t ch = (i / hw) % c;
+    REQUIRE(y[i] == Catch::Detail::Approx((x[i] - rm[ch]) / std::sqrt(rv[ch] + 1e-5) * params[ch] + params[c + ch])
+                         .epsilon(1e-12));
+  }
+  REQUIRE((*bufs[0].second)[0] == Catch::Detail::Approx(rm[0]).epsilon(1e-12));
+  tensor<double> up(y.shape()), dx;
+  for (std::size_t i = 0; i < up.size(); ++i) up[i] = normal(g);
+  b.backward(up, dx);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const std::size_t ch = (i / hw) % c;
+    REQUIRE(dx[i] == Catch::Detail::Approx(up[i] * params[ch] / std::sqrt(rv[ch] + 1e-5)).epsilon(1e-12));
+  }
+#if defined(_OPENMP)
+  // float, 1 and 2 threads: the same bits.
+  const auto run = [&](int threads) {
+    omp_set_num_threads(threads);
+    std::vector<float> p(2 * 16), gr(2 * 16, 0.0f);
+    nmhash::nn::batch_norm2d<float> bf(16);
+    bf.bind(p.data(), gr.data());
+    std::mt19937_64 gf(15);
+    bf.initialize(gf);
+    tensor<float> xf(shape4{4, 16, 5, 5}), yf, df;
+    std::normal_distribution<float> nf;
+    for (std::size_t i = 0; i < xf.size(); ++i) xf[i] = nf(gf);
+    bf.forward(xf, yf, true);
+    bf.backward(xf, df);
+    std::vector<float> out(yf.data(), yf.data() + yf.size());
+    out.insert(out.end(), df.data(), df.data() + df.size());
+    out.insert(out.end(), gr.begin(), gr.end());
+    out.insert(out.end(), bf.buffers()[1].second->begin(), bf.buffers()[1].second->end());
+    return out;
+  };
+  const int keep = omp_get_max_threads();
+  const auto one = run(1), two = run(2);
+  omp_set_num_threads(keep);
+  REQUIRE(one == two);
+#endif
 }

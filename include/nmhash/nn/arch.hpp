@@ -4,6 +4,10 @@
 //
 //   conv<K>[s<S>][p<P>]-<OUT>   K x K convolution to OUT channels, stride S
 //                               (1), zero padding P (0)
+//   bn                          batch normalisation over the channels (or
+//                               features, after a flatten), as PyTorch's
+//                               BatchNorm2d / BatchNorm1d; its running
+//                               statistics are saved with the weights
 //   relu
 //   maxpool<K>[s<S>]            K x K max-pooling, stride S (K), floor mode
 //   lrn<N>                      local response normalisation over N channels
@@ -27,6 +31,7 @@
 
 #include "nmhash/core/checked.hpp"
 #include "nmhash/core/error.hpp"
+#include "nmhash/nn/batch_norm2d.hpp"
 #include "nmhash/nn/conv2d.hpp"
 #include "nmhash/nn/dropout.hpp"
 #include "nmhash/nn/flatten.hpp"
@@ -111,7 +116,7 @@ inline layer_token parse_layer_token(const std::string& t, const std::string& sp
     pos = end;
   };
   auto starts = [&](const char* p) { return t.rfind(p, 0) == 0; };
-  if (t == "relu" || t == "flatten") {
+  if (t == "relu" || t == "flatten" || t == "bn") {
     L.kind = t;
   } else if (starts("conv")) {
     const char* expect = "conv<K>[s<S>][p<P>]-<OUT>, e.g. conv3p1-64";
@@ -159,7 +164,7 @@ inline layer_token parse_layer_token(const std::string& t, const std::string& sp
       bad("dropout<P> with 0 <= P < 1, e.g. dropout0.5");
     }
   } else {
-    bad("one of conv, relu, maxpool, lrn, dropout, flatten, fc");
+    bad("one of conv, bn, relu, maxpool, lrn, dropout, flatten, fc");
   }
   return L;
 }
@@ -252,6 +257,9 @@ inline network_plan plan_hashing_network(const architecture& a, std::size_t bits
     p.parameter_count = add_fits(p.parameter_count, n, p.parameter_count) ? p.parameter_count : static_cast<std::size_t>(-1);
     p.parameters.emplace_back(std::to_string(index) + (shape.size() == 1 ? ".bias" : ".weight"), std::move(shape));
   };
+  auto add_named = [&](std::size_t index, const char* name, std::size_t n) {
+    p.parameters.emplace_back(std::to_string(index) + "." + name, std::vector<std::size_t>{n});
+  };
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const auto& L = layers[i];
     if (L.token.kind == "conv") {
@@ -260,6 +268,10 @@ inline network_plan plan_hashing_network(const architecture& a, std::size_t bits
     } else if (L.token.kind == "fc") {
       add(i, {L.token.out, L.in_c});
       add(i, {L.token.out});
+    } else if (L.token.kind == "bn") {  // parameters, then the running statistics
+      for (const char* name : {"weight", "bias", "running_mean", "running_var"}) add_named(i, name, L.in_c);
+      p.parameter_count = add_fits(p.parameter_count, 2 * L.in_c, p.parameter_count) ? p.parameter_count
+                                                                                   : static_cast<std::size_t>(-1);
     }
     std::size_t out = 0;
     if (!mul_fits(L.out_c, L.out_h, out) || !mul_fits(out, L.out_w, out) ||
@@ -288,6 +300,8 @@ std::size_t add_backbone(sequential<T>& net, const architecture& a) {
       net.add(local_response_norm<T>(L.k, 1e-4, 0.75, 2.0));
     } else if (L.kind == "relu") {
       net.add(relu<T>());
+    } else if (L.kind == "bn") {
+      net.add(batch_norm2d<T>(plan[index].in_c));
     } else if (L.kind == "dropout") {
       net.add(dropout<T>(L.p, 17 + index));
     } else if (L.kind == "flatten") {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "nmhash/core/aligned_allocator.hpp"
 #include "nmhash/core/tensor.hpp"
 
 namespace nmhash::nn {
@@ -31,6 +32,9 @@ class layer {
   virtual std::vector<std::pair<std::string, std::vector<std::size_t>>> parameter_layout() const {
     return {};
   }
+  // State that is saved and loaded with the parameters but not trained
+  // (batch norm's running statistics): names (PyTorch's) and 1-D buffers.
+  virtual std::vector<std::pair<std::string, aligned_vector<T>*>> buffers() { return {}; }
   // Draws the parameters from the seeded generator.
   virtual void initialize(std::mt19937_64& /*gen*/) {}
   virtual void forward(const tensor<T>& x, tensor<T>& y, bool training) = 0;

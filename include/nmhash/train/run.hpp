@@ -198,6 +198,9 @@ class run {
       lock_ = std::make_unique<io::directory_lock>(dir_);
     }
     tanh_ = build_network(net_, c_, d_.arch);
+    for (std::size_t i = 0; rk_.ranks > 1 && i < net_.size(); ++i)
+      require(net_.at(i).buffers().empty(), "layer ", i, " (", net_.at(i).name(), ") keeps batch statistics, which ",
+              "would differ between the ", rk_.ranks, " ranks of a data-parallel run: train this network in one process");
     net_.initialize(c_.seed);
     if (!c_.init_from.empty())
       init_report_ = load_backbone(net_, d_.arch, io::load_safetensors(c_.init_from), c_.init_from);
