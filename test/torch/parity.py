@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""nmhash's layers against PyTorch's own modules, with random weights and
+batch-norm statistics away from their defaults: the same nn.Sequential is
+built in PyTorch from an architecture spec, its state_dict written as
+safetensors, and test/torch/parity_net.cpp (nmhash) run on the same input.
+Checked: evaluation-mode outputs to 1e-4 of their scale, training-mode
+outputs to 1e-4, the parameter gradients of one training-mode backward pass
+to 1e-3 of each tensor's scale, and the running statistics after it.
+
+Usage: parity.py PARITY_BIN WORK_DIR
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+
+try:
+    import torch
+    import torch.nn as nn
+except ImportError:
+    print("nmhash-test-skipped: PyTorch is not installed for this interpreter (Debian: python3-torch)")
+    sys.exit(0)
+
+
+def build(spec, channels, height, width, bits):
+    layers, c, flat = [], channels, None
+    h, w = height, width
+    for t in spec.split(","):
+        if t.startswith("conv"):
+            k, rest = t[4:].split("-")[0], int(t.split("-")[1])
+            stride, pad = 1, 0
+            ks = k
+            if "p" in ks:
+                ks, pad = ks.split("p")
+                pad = int(pad)
+            if "s" in ks:
+                ks, stride = ks.split("s")
+                stride = int(stride)
+            ks = int(ks)
+            layers.append(nn.Conv2d(c, rest, ks, stride=stride, padding=pad))
+            c = rest
+            h, w = (h + 2 * pad - ks) // stride + 1, (w + 2 * pad - ks) // stride + 1
+        elif t == "bn":
+            layers.append(nn.BatchNorm1d(flat) if flat is not None else nn.BatchNorm2d(c))
+        elif t == "relu":
+            layers.append(nn.ReLU())
+        elif t.startswith("maxpool"):
+            k = int(t[7:])
+            layers.append(nn.MaxPool2d(k))
+            h, w = h // k, w // k
+        elif t == "flatten":
+            layers.append(nn.Flatten())
+            flat = c * h * w
+        elif t.startswith("fc"):
+            out = int(t[2:])
+            layers.append(nn.Linear(flat, out))
+            flat = out
+        else:
+            raise SystemExit(f"parity.py: layer {t!r} is not supported here")
+    layers.append(nn.Linear(flat, bits))
+    return nn.Sequential(*layers)
+
+
+def write_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name], dtype="<f4")
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        blobs.append(a.tobytes())
+        offset += a.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def read_safetensors(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        b, end = e["data_offsets"]
+        out[name] = np.frombuffer(data[8 + n + b:8 + n + end], dtype="<f4").reshape(e["shape"])
+    return out
+
+
+def close(name, ours, theirs, rel, floor=1e-12):
+    """max |ours - theirs| within rel of theirs' scale (at least floor: a
+    gradient that is zero in exact arithmetic, as a bias before batch norm,
+    is compared at the scale of the network's other gradients)."""
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    assert ours.shape == theirs.shape, f"{name}: shape {ours.shape} here, {theirs.shape} in PyTorch"
+    scale = max(np.abs(theirs).max(), floor)
+    err = np.abs(ours - theirs).max() / scale
+    print(f"{name}: max |difference| / scale = {err:.2e} (limit {rel:g})")
+    return err <= rel
+
+
+def check(binary, work, spec, input_shape, bits, batch, seed):
+    torch.manual_seed(seed)
+    c, h, w = (int(v) for v in input_shape.split("x"))
+    net = build(spec, c, h, w, bits)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+    state = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+    os.makedirs(work, exist_ok=True)
+    write_safetensors(os.path.join(work, "weights.safetensors"), state)
+    x = torch.randn(batch, c, h, w)
+    dy = torch.randn(batch, bits)
+    np.save(os.path.join(work, "x.npy"), x.numpy())
+    np.save(os.path.join(work, "dy.npy"), dy.numpy())
+    r = subprocess.run([binary, spec, input_shape, str(bits), os.path.join(work, "weights.safetensors"),
+                        os.path.join(work, "x.npy"), os.path.join(work, "dy.npy"), work],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"parity_net failed: {r.stderr}")
+    net.eval()
+    with torch.no_grad():
+        y_eval = net(x).numpy()
+    net.train()
+    y_train = net(x)
+    y_train.backward(dy)
+    after = read_safetensors(os.path.join(work, "after.safetensors"))
+    ok = close(f"{spec}: evaluation outputs", np.load(os.path.join(work, "eval.npy")), y_eval, 1e-4)
+    ok &= close(f"{spec}: training outputs", np.load(os.path.join(work, "train.npy")), y_train.detach().numpy(), 1e-4)
+    floor = 1e-3 * max(p.grad.abs().max().item() for p in net.parameters())
+    for name, p in net.named_parameters():
+        ok &= close(f"{spec}: gradient of {name}", after["grad." + name], p.grad.numpy(), 1e-3, floor)
+    for name, b in net.named_buffers():
+        if name.endswith("num_batches_tracked"):
+            continue
+        ok &= close(f"{spec}: {name} after the step", after[name], b.numpy(), 1e-4)
+    # The statistics must have moved away from the values loaded.
+    for name, b in net.named_buffers():
+        if name.endswith("running_mean"):
+            assert not np.allclose(after[name], state[name]), f"{name}: not updated by the training step"
+    return ok
+
+
+def main():
+    binary, work = sys.argv[1], sys.argv[2]
+    ok = check(binary, os.path.join(work, "a"), "conv3p1-8,bn,relu,maxpool2,conv3s2p1-16,bn,relu,flatten,fc32,bn,relu",
+               "3x16x16", 12, 6, 1)
+    ok &= check(binary, os.path.join(work, "b"), "conv5-6,relu,maxpool2,flatten,fc20,relu", "1x12x12", 8, 4, 2)
+    print("parity: " + ("every value within its limit" if ok else "FAILED"))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
