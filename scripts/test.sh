@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-bash scripts/install-deps.sh qemu-user libopenmpi-dev openmpi-bin python3-torch
+bash scripts/install-deps.sh qemu-user libopenmpi-dev openmpi-bin python3-torch python3-torchvision
 jobs=$(nproc)
 # Ninja for a new build directory (it builds the tree faster than make); one
 # configured before keeps its generator.

@@ -15,6 +15,7 @@
 #include "nmhash/hashing/encoder.hpp"
 #include "nmhash/hashing/nm_layer.hpp"
 #include "nmhash/nn/arch.hpp"
+#include "nmhash/nn/serialize.hpp"
 #include "nmhash/nn/lenet.hpp"
 #include "temp_dir.hpp"
 
@@ -277,7 +278,31 @@ TEST_CASE("Architecture specs: the lenet preset is build_lenet, bad specs name t
   fails("conv3-8,relu,fc10", 8, "layer 2 'fc10': a fully connected layer needs a flatten before it");
   fails("conv9-8,flatten", 8, "layer 0 'conv9-8': kernel 9 on a 8 x 8 input");
   fails("conv3x-8,flatten", 8, "layer 'conv3x-8': expected conv<K>[s<S>][p<P>]-<OUT>");
-  fails("pool2,flatten", 8, "expected one of conv, relu, maxpool");
+  fails("pool2,flatten", 8, "expected one of conv, bn, relu, maxpool, avgpool, res, lrn, dropout, flatten, fc");
+  fails("maxpool3p2,flatten", 8, "maxpool<K>[s<S>][p<P>] with P at most K / 2");
+  fails("conv3-8nx,flatten", 8, "layer 'conv3-8nx': expected conv<K>[s<S>][p<P>]-<OUT>[nb]");
+  fails("a=conv3-8,a=relu,flatten", 8, "layer 1 'a=relu': the name 'a' is taken by an earlier layer");
+  fails("x y=conv3-8,flatten", 8, "a name is letters, digits, '_' and inner '.'");
+  fails("flatten,res8", 8, "layer 1 'res8' follows a flatten");
+  // Named layers name their tensors (and the hashing layer "hash"), as
+  // torchvision's ResNets do.
+  nmhash::nn::sequential<float> r18;
+  nmhash::nn::build_hashing_network<float>(r18, {"r", nmhash::nn::find_architecture("resnet18")->layers, 3, 64, 64}, 16, 1);
+  REQUIRE(r18.output_shape()[1] == 16);
+  const auto names = nmhash::nn::parameter_tensors(r18);
+  for (const char* name : {"conv1.weight", "bn1.running_var", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
+                           "layer4.1.bn2.bias", "hash.weight", "hash.bias"}) {
+    INFO(name);
+    REQUIRE(names.count(name) == 1);
+  }
+  REQUIRE(names.count("conv1.bias") == 0);
+  REQUIRE(names.count("layer1.0.downsample.0.weight") == 0);
+  // 11,176,512 parameters (torchvision's resnet18 without its classifier)
+  // and the 512 x 16 hashing layer.
+  REQUIRE(r18.parameters().size() == 11176512 + 512 * 16 + 16);
+  const auto plan = nmhash::nn::plan_hashing_network({"r", nmhash::nn::find_architecture("resnet18")->layers, 3, 64, 64}, 16);
+  REQUIRE(plan.parameters.size() == names.size());
+  for (const auto& [name, shape] : plan.parameters) REQUIRE(names.at(name).shape == shape);
   fails("dropout1.5,flatten", 8, "dropout<P> with 0 <= P < 1");
   fails("conv3-8,relu", 8, "the backbone must end flat");
 }

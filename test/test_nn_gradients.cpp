@@ -14,7 +14,9 @@
 #include <omp.h>
 #endif
 
+#include "nmhash/nn/basic_block.hpp"
 #include "nmhash/nn/batch_norm2d.hpp"
+#include "nmhash/nn/global_avg_pool2d.hpp"
 #include "nmhash/nn/conv2d.hpp"
 #include "nmhash/nn/flatten.hpp"
 #include "nmhash/nn/linear.hpp"
@@ -259,4 +261,22 @@ TEST_CASE("batch_norm2d: PyTorch's running statistics, evaluation mode, and any 
   omp_set_num_threads(keep);
   REQUIRE(one == two);
 #endif
+}
+
+TEST_CASE("ResNet's pieces: gradients of the basic block (with and without its downsample path), padded max-pooling, "
+          "global average pooling and a convolution without bias",
+          "[nn][grad]") {
+  nmhash::nn::basic_block<double> same(3, 3);
+  check_gradients(same, shape4{2, 3, 4, 4}, 16);
+  nmhash::nn::basic_block<double> down(2, 4, 2);
+  check_gradients(down, shape4{3, 2, 5, 5}, 17);
+  REQUIRE(down.buffers().size() == 6);  // bn1, bn2, downsample.1: running mean and variance
+  nmhash::nn::max_pool2d<double> padded(3, 2, 1);
+  check_gradients(padded, shape4{2, 2, 5, 6}, 18);
+  REQUIRE(padded.output_shape(shape4{1, 1, 5, 6}) == shape4{1, 1, 3, 3});
+  nmhash::nn::global_avg_pool2d<double> gap;
+  check_gradients(gap, shape4{2, 3, 3, 4}, 19);
+  nmhash::nn::conv2d<double> nobias(2, 3, nmhash::nn::conv2d_options{3, 3, 2, 1, false});
+  REQUIRE(nobias.parameter_count() == 3 * 2 * 9);
+  check_gradients(nobias, shape4{2, 2, 5, 5}, 20);
 }

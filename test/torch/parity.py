@@ -26,10 +26,27 @@ except ImportError:
 
 
 def build(spec, channels, height, width, bits):
+    """The nn.Sequential of an unnamed architecture spec, or a torchvision
+    ResNet for a preset name (its classifier renamed "hash")."""
+    if spec in ("resnet18", "resnet34"):
+        import torchvision
+        net = getattr(torchvision.models, spec)(num_classes=bits)
+        net.hash = net.fc
+        del net.fc
+
+        def forward(x):  # torchvision's ResNet.forward, with "hash" for "fc"
+            x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+            x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+            return net.hash(torch.flatten(net.avgpool(x), 1))
+
+        net.forward = forward
+        return net
     layers, c, flat = [], channels, None
     h, w = height, width
     for t in spec.split(","):
         if t.startswith("conv"):
+            bias = not t.endswith("nb")
+            t = t[:-2] if not bias else t
             k, rest = t[4:].split("-")[0], int(t.split("-")[1])
             stride, pad = 1, 0
             ks = k
@@ -40,7 +57,7 @@ def build(spec, channels, height, width, bits):
                 ks, stride = ks.split("s")
                 stride = int(stride)
             ks = int(ks)
-            layers.append(nn.Conv2d(c, rest, ks, stride=stride, padding=pad))
+            layers.append(nn.Conv2d(c, rest, ks, stride=stride, padding=pad, bias=bias))
             c = rest
             h, w = (h + 2 * pad - ks) // stride + 1, (w + 2 * pad - ks) // stride + 1
         elif t == "bn":
@@ -48,9 +65,30 @@ def build(spec, channels, height, width, bits):
         elif t == "relu":
             layers.append(nn.ReLU())
         elif t.startswith("maxpool"):
-            k = int(t[7:])
-            layers.append(nn.MaxPool2d(k))
-            h, w = h // k, w // k
+            k, stride, pad = t[7:], None, 0
+            if "p" in k:
+                k, pad = k.split("p")
+                pad = int(pad)
+            if "s" in k:
+                k, stride = k.split("s")
+                stride = int(stride)
+            k = int(k)
+            stride = stride or k
+            layers.append(nn.MaxPool2d(k, stride=stride, padding=pad))
+            h, w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+        elif t == "avgpool":
+            layers.append(nn.AdaptiveAvgPool2d((1, 1)))
+            h = w = 1
+        elif t.startswith("res"):
+            from torchvision.models.resnet import BasicBlock
+            planes, stride = (t[3:].split("s") + ["1"])[:2]
+            planes, stride = int(planes), int(stride)
+            down = None
+            if stride != 1 or c != planes:
+                down = nn.Sequential(nn.Conv2d(c, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+            layers.append(BasicBlock(c, planes, stride, down))
+            c = planes
+            h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
         elif t == "flatten":
             layers.append(nn.Flatten())
             flat = c * h * w
@@ -154,6 +192,19 @@ def main():
     ok = check(binary, os.path.join(work, "a"), "conv3p1-8,bn,relu,maxpool2,conv3s2p1-16,bn,relu,flatten,fc32,bn,relu",
                "3x16x16", 12, 6, 1)
     ok &= check(binary, os.path.join(work, "b"), "conv5-6,relu,maxpool2,flatten,fc20,relu", "1x12x12", 8, 4, 2)
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        print("nmhash-test-skipped: torchvision is not installed for this interpreter (Debian: python3-torchvision)")
+        sys.exit(0 if ok else 1)
+    # Residual blocks (torchvision's BasicBlock, with and without the
+    # downsample path), padded max-pooling, convolutions without bias and
+    # global average pooling.
+    ok &= check(binary, os.path.join(work, "c"),
+                "conv3p1-8nb,bn,relu,maxpool3s2p1,res8,res16s2,res16,avgpool,flatten", "3x17x17", 10, 5, 3)
+    # torchvision's ResNets under their own names, at 3x64x64.
+    ok &= check(binary, os.path.join(work, "resnet18"), "resnet18", "3x64x64", 16, 3, 4)
+    ok &= check(binary, os.path.join(work, "resnet34"), "resnet34", "3x64x64", 16, 4, 5)
     print("parity: " + ("every value within its limit" if ok else "FAILED"))
     sys.exit(0 if ok else 1)
 

@@ -4,7 +4,7 @@
 // (.npy): the evaluation-mode outputs, the training-mode outputs, the
 // parameter gradients of one training-mode backward pass, and the running
 // statistics after it.
-// Usage: nmhash_torch_parity SPEC CxHxW BITS WEIGHTS X DY OUT_DIR
+// Usage: nmhash_torch_parity SPEC|PRESET CxHxW BITS WEIGHTS X DY OUT_DIR
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     nmhash::nn::architecture a;
     a.name = "parity";
     a.layers = argv[1];
+    if (const auto* preset = nmhash::nn::find_architecture(a.layers)) a.layers = preset->layers;
     nmhash::nn::parse_input_shape(argv[2], a.channels, a.height, a.width);
     const std::size_t bits = std::stoul(argv[3]);
     const auto xa = nmhash::io::read_npy(argv[5]), dya = nmhash::io::read_npy(argv[6]);
@@ -50,10 +51,10 @@ int main(int argc, char** argv) {
       for (const auto& [name, shape] : net.at(i).parameter_layout()) {
         auto t = nmhash::io::named_tensor::from(net.gradients().data() + off, shape);
         off += t.elements();
-        grads.emplace("grad." + std::to_string(i) + "." + name, std::move(t));
+        grads.emplace("grad." + net.layer_name(i) + "." + name, std::move(t));
       }
       for (const auto& [name, buf] : net.at(i).buffers())
-        grads.emplace(std::to_string(i) + "." + name, nmhash::io::named_tensor::from(buf->data(), {buf->size()}));
+        grads.emplace(net.layer_name(i) + "." + name, nmhash::io::named_tensor::from(buf->data(), {buf->size()}));
     }
     nmhash::io::save_safetensors(out + "/after.safetensors", grads);
     return 0;

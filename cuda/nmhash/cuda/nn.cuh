@@ -11,7 +11,7 @@
 //   dev.zero_grad();
 //   dev.backward(d_du);
 //
-// Layers: conv2d, linear, relu, max_pool2d, flatten and scaled_tanh (whose
+// Layers: conv2d (with bias), linear, relu, max_pool2d (unpadded), flatten and scaled_tanh (whose
 // beta is read from the host layer at every call); any other layer is
 // refused by name. Convolutions run in FP32 FMA math (no TF32) with
 // deterministic algorithms, as close to the CPU arithmetic as cuDNN goes.
@@ -318,13 +318,13 @@ class network {
     for (std::size_t i = 0; i < host.size(); ++i) {
       nn::layer<float>& l = host.at(i);
       std::unique_ptr<device_layer> d;
-      if (auto* c = dynamic_cast<nn::conv2d<float>*>(&l))
+      if (auto* c = dynamic_cast<nn::conv2d<float>*>(&l); c && c->options().bias)
         d = std::make_unique<detail::conv_layer>(c->in_channels(), c->out_channels(), c->options());
       else if (auto* f = dynamic_cast<nn::linear<float>*>(&l))
         d = std::make_unique<detail::linear_layer>(f->in_features(), f->out_features());
       else if (dynamic_cast<nn::relu<float>*>(&l))
         d = std::make_unique<detail::relu_layer>();
-      else if (auto* p = dynamic_cast<nn::max_pool2d<float>*>(&l))
+      else if (auto* p = dynamic_cast<nn::max_pool2d<float>*>(&l); p && p->padding() == 0)
         d = std::make_unique<detail::pool_layer>(p->kernel(), p->stride());
       else if (dynamic_cast<nn::flatten<float>*>(&l))
         d = std::make_unique<detail::flatten_layer>();

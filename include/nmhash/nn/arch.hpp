@@ -2,14 +2,20 @@
 // separated list of layers, that a model file stores in its metadata and
 // from which any program rebuilds the network.
 //
-//   conv<K>[s<S>][p<P>]-<OUT>   K x K convolution to OUT channels, stride S
-//                               (1), zero padding P (0)
+//   conv<K>[s<S>][p<P>]-<OUT>[nb]  K x K convolution to OUT channels, stride
+//                               S (1), zero padding P (0); nb: no bias
 //   bn                          batch normalisation over the channels (or
 //                               features, after a flatten), as PyTorch's
 //                               BatchNorm2d / BatchNorm1d; its running
 //                               statistics are saved with the weights
 //   relu
-//   maxpool<K>[s<S>]            K x K max-pooling, stride S (K), floor mode
+//   maxpool<K>[s<S>][p<P>]      K x K max-pooling, stride S (K), padding P
+//                               (0, at most K / 2), floor mode
+//   avgpool                     global average pooling to 1 x 1 (PyTorch's
+//                               AdaptiveAvgPool2d((1, 1)))
+//   res<OUT>[s<S>]              ResNet's basic block (torchvision's
+//                               BasicBlock) to OUT channels, stride S (1),
+//                               with the 1 x 1 downsample path where needed
 //   lrn<N>                      local response normalisation over N channels
 //                               (alpha 1e-4, beta 0.75, k 2: AlexNet, CNN-F)
 //   dropout<P>                  dropout with probability P in training
@@ -19,6 +25,10 @@
 // The hashing layer (fully connected to B_in outputs, Xavier-normal) follows
 // the backbone. Layers are numbered from 0 in spec order, as PyTorch's
 // nn.Sequential numbers the same layers, so weights move between the two.
+// A layer may be named instead, NAME=LAYER (letters, digits, '_' and '.'),
+// e.g. conv1=conv7s2p3-64nb or layer1.0=res64: its tensors are then
+// NAME.weight, ..., as in a torchvision model, and in a network that names
+// any layer the hashing layer is named "hash".
 #pragma once
 
 #include <algorithm>
@@ -31,8 +41,10 @@
 
 #include "nmhash/core/checked.hpp"
 #include "nmhash/core/error.hpp"
+#include "nmhash/nn/basic_block.hpp"
 #include "nmhash/nn/batch_norm2d.hpp"
 #include "nmhash/nn/conv2d.hpp"
+#include "nmhash/nn/global_avg_pool2d.hpp"
 #include "nmhash/nn/dropout.hpp"
 #include "nmhash/nn/flatten.hpp"
 #include "nmhash/nn/linear.hpp"
@@ -54,9 +66,27 @@ struct architecture {
 };
 
 // The presets: lenet (the fmnist-dpsh backbone, 1 x 28 x 28), cifar (a VGG-
-// style network for 3 x 32 x 32) and cnnf (Chatfield et al. 2014's CNN-F,
+// style network for 3 x 32 x 32), cnnf (Chatfield et al. 2014's CNN-F,
 // 3 x 224 x 224: five convolutions, LRN and max-pooling, two 4,096-wide
-// fully connected layers).
+// fully connected layers), and resnet18 and resnet34 (torchvision's, with
+// its parameter names; the hashing layer "hash" replaces the classifier).
+namespace detail {
+
+// torchvision's ResNet with basic blocks (blocks per stage), under its
+// names: conv1, bn1, layer<S>.<B>, and the hashing layer "hash" in place of
+// its classifier fc.
+inline std::string resnet_basic_spec(const std::vector<int>& blocks) {
+  std::string s = "conv1=conv7s2p3-64nb,bn1=bn,relu,maxpool3s2p1";
+  int planes = 64;
+  for (std::size_t stage = 0; stage < blocks.size(); ++stage, planes *= 2)
+    for (int b = 0; b < blocks[stage]; ++b)
+      s += ",layer" + std::to_string(stage + 1) + "." + std::to_string(b) + "=res" + std::to_string(planes) +
+           (stage > 0 && b == 0 ? "s2" : "");
+  return s + ",avgpool,flatten";
+}
+
+}  // namespace detail
+
 inline const std::vector<architecture>& architecture_presets() {
   static const std::vector<architecture> presets = {
       {"lenet", "conv5-32,relu,maxpool2,conv5-64,relu,maxpool2,flatten,fc500,relu", 1, 28, 28},
@@ -68,6 +98,8 @@ inline const std::vector<architecture>& architecture_presets() {
        "conv11s4-64,relu,lrn5,maxpool3s2,conv5p2-256,relu,lrn5,maxpool3s2,conv3p1-256,relu,conv3p1-256,relu,"
        "conv3p1-256,relu,maxpool3s2,flatten,fc4096,relu,dropout0.5,fc4096,relu,dropout0.5",
        3, 224, 224},
+      {"resnet18", detail::resnet_basic_spec({2, 2, 2, 2}), 3, 224, 224},
+      {"resnet34", detail::resnet_basic_spec({3, 4, 6, 3}), 3, 224, 224},
   };
   return presets;
 }
@@ -97,13 +129,21 @@ inline void parse_input_shape(const std::string& s, std::size_t& c, std::size_t&
 namespace detail {
 
 struct layer_token {
-  std::string kind;
+  std::string kind, name;  // name: "" for the layer's index
   std::size_t k = 0, stride = 0, pad = 0, out = 0;
   double p = 0;
+  bool bias = true;
 };
 
-inline layer_token parse_layer_token(const std::string& t, const std::string& spec) {
+inline layer_token parse_layer_token(std::string t, const std::string& spec) {
   layer_token L;
+  if (const auto eq = t.find('='); eq != std::string::npos) {
+    L.name = t.substr(0, eq);
+    require(!L.name.empty() && L.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
+                                   std::string::npos && L.name.front() != '.' && L.name.back() != '.',
+            "architecture '", spec, "': layer '", t, "': a name is letters, digits, '_' and inner '.'");
+    t = t.substr(eq + 1);
+  }
   auto bad = [&](const char* expect) {
     nmhash::detail::fail("architecture '", spec, "': layer '", t, "': expected ", expect);
   };
@@ -116,10 +156,10 @@ inline layer_token parse_layer_token(const std::string& t, const std::string& sp
     pos = end;
   };
   auto starts = [&](const char* p) { return t.rfind(p, 0) == 0; };
-  if (t == "relu" || t == "flatten" || t == "bn") {
+  if (t == "relu" || t == "flatten" || t == "bn" || t == "avgpool") {
     L.kind = t;
   } else if (starts("conv")) {
-    const char* expect = "conv<K>[s<S>][p<P>]-<OUT>, e.g. conv3p1-64";
+    const char* expect = "conv<K>[s<S>][p<P>]-<OUT>[nb], e.g. conv3p1-64";
     L.kind = "conv";
     std::size_t pos = 4;
     number(pos, L.k, expect);
@@ -135,13 +175,26 @@ inline layer_token parse_layer_token(const std::string& t, const std::string& sp
     }
     if (pos >= t.size() || t[pos] != '-') bad(expect);
     number(++pos, L.out, expect);
+    if (t.compare(pos, std::string::npos, "nb") == 0) {
+      L.bias = false;
+      pos += 2;
+    }
     if (pos != t.size()) bad(expect);
   } else if (starts("maxpool")) {
-    const char* expect = "maxpool<K>[s<S>], e.g. maxpool3s2";
+    const char* expect = "maxpool<K>[s<S>][p<P>] with P at most K / 2, e.g. maxpool3s2p1";
     L.kind = "maxpool";
     std::size_t pos = 7;
     number(pos, L.k, expect);
     L.stride = L.k;
+    if (pos < t.size() && t[pos] == 's') number(++pos, L.stride, expect);
+    if (pos < t.size() && t[pos] == 'p') number(++pos, L.pad, expect);
+    if (pos != t.size() || 2 * L.pad > L.k) bad(expect);
+  } else if (starts("res")) {
+    const char* expect = "res<OUT>[s<S>], e.g. res128s2";
+    L.kind = "res";
+    std::size_t pos = 3;
+    number(pos, L.out, expect);
+    L.stride = 1;
     if (pos < t.size() && t[pos] == 's') number(++pos, L.stride, expect);
     if (pos != t.size()) bad(expect);
   } else if (starts("lrn")) {
@@ -164,7 +217,7 @@ inline layer_token parse_layer_token(const std::string& t, const std::string& sp
       bad("dropout<P> with 0 <= P < 1, e.g. dropout0.5");
     }
   } else {
-    bad("one of conv, bn, relu, maxpool, lrn, dropout, flatten, fc");
+    bad("one of conv, bn, relu, maxpool, avgpool, res, lrn, dropout, flatten, fc");
   }
   return L;
 }
@@ -204,7 +257,11 @@ inline std::vector<planned_layer> plan_backbone(const architecture& a, std::size
     const auto& L = P.token;
     const std::size_t index = plan.size();
     auto where = [&] { return "architecture '" + a.layers + "': layer " + std::to_string(index) + " '" + t + "'"; };
-    if (L.kind == "conv" || L.kind == "maxpool" || L.kind == "lrn") require(!is_flat, where(), " follows a flatten");
+    if (L.kind == "conv" || L.kind == "maxpool" || L.kind == "lrn" || L.kind == "res" || L.kind == "avgpool")
+      require(!is_flat, where(), " follows a flatten");
+    if (!L.name.empty())
+      for (const auto& q : plan)
+        require(q.token.name != L.name, where(), ": the name '", L.name, "' is taken by an earlier layer");
     P.in_c = is_flat ? flat : c;
     P.in_h = is_flat ? 1 : h;
     P.in_w = is_flat ? 1 : w;
@@ -215,9 +272,16 @@ inline std::vector<planned_layer> plan_backbone(const architecture& a, std::size
       h = (h + 2 * L.pad - L.k) / L.stride + 1;
       w = (w + 2 * L.pad - L.k) / L.stride + 1;
     } else if (L.kind == "maxpool") {
-      require(h >= L.k && w >= L.k, where(), ": window ", L.k, " on a ", h, " x ", w, " input");
-      h = (h - L.k) / L.stride + 1;
-      w = (w - L.k) / L.stride + 1;
+      require(h + 2 * L.pad >= L.k && w + 2 * L.pad >= L.k, where(), ": window ", L.k, " on a ", h, " x ", w,
+              " input with padding ", L.pad);
+      h = (h + 2 * L.pad - L.k) / L.stride + 1;
+      w = (w + 2 * L.pad - L.k) / L.stride + 1;
+    } else if (L.kind == "res") {
+      c = L.out;
+      h = (h - 1) / L.stride + 1;
+      w = (w - 1) / L.stride + 1;
+    } else if (L.kind == "avgpool") {
+      h = w = 1;
     } else if (L.kind == "flatten") {
       require(!is_flat, where(), ": the input is already flat");
       require(mul_fits(c, h, flat) && mul_fits(flat, w, flat), where(), ": ", c, " x ", h, " x ", w,
@@ -247,39 +311,63 @@ struct network_plan {
   std::size_t activations_per_image = 0;  // saturates at SIZE_MAX
 };
 
+// The name of layer `index` of a backbone plan ("" when its layers are
+// numbered), and of the hashing layer after it.
+inline std::string hash_layer_name(const std::vector<planned_layer>& plan) {
+  for (const auto& L : plan)
+    if (!L.token.name.empty()) return "hash";
+  return std::to_string(plan.size());
+}
+
 inline network_plan plan_hashing_network(const architecture& a, std::size_t bits) {
   std::size_t features = 0;
   const auto layers = plan_backbone(a, features);
   network_plan p;
-  auto add = [&](std::size_t index, std::vector<std::size_t> shape) {
-    std::size_t n = 1;
-    for (const auto d : shape) n = mul_fits(n, d, n) ? n : static_cast<std::size_t>(-1);
-    p.parameter_count = add_fits(p.parameter_count, n, p.parameter_count) ? p.parameter_count : static_cast<std::size_t>(-1);
-    p.parameters.emplace_back(std::to_string(index) + (shape.size() == 1 ? ".bias" : ".weight"), std::move(shape));
+  const auto saturate = [](bool fits, std::size_t& v) {
+    if (!fits) v = static_cast<std::size_t>(-1);
   };
-  auto add_named = [&](std::size_t index, const char* name, std::size_t n) {
-    p.parameters.emplace_back(std::to_string(index) + "." + name, std::vector<std::size_t>{n});
+  // A tensor of the layer named `prefix`; buffers are not parameters.
+  const auto tensor = [&](const std::string& prefix, const char* name, std::vector<std::size_t> shape, bool param) {
+    std::size_t n = 1;
+    for (const auto d : shape) saturate(mul_fits(n, d, n), n);
+    if (param) saturate(add_fits(p.parameter_count, n, p.parameter_count), p.parameter_count);
+    p.parameters.emplace_back(prefix + "." + name, std::move(shape));
+  };
+  const auto bn = [&](const std::string& prefix, std::size_t c) {
+    tensor(prefix, "weight", {c}, true);
+    tensor(prefix, "bias", {c}, true);
+    tensor(prefix, "running_mean", {c}, false);
+    tensor(prefix, "running_var", {c}, false);
   };
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const auto& L = layers[i];
+    const std::string name = L.token.name.empty() ? std::to_string(i) : L.token.name;
+    std::size_t out = 0, copies = 1;
     if (L.token.kind == "conv") {
-      add(i, {L.token.out, L.in_c, L.token.k, L.token.k});
-      add(i, {L.token.out});
+      tensor(name, "weight", {L.token.out, L.in_c, L.token.k, L.token.k}, true);
+      if (L.token.bias) tensor(name, "bias", {L.token.out}, true);
     } else if (L.token.kind == "fc") {
-      add(i, {L.token.out, L.in_c});
-      add(i, {L.token.out});
-    } else if (L.token.kind == "bn") {  // parameters, then the running statistics
-      for (const char* name : {"weight", "bias", "running_mean", "running_var"}) add_named(i, name, L.in_c);
-      p.parameter_count = add_fits(p.parameter_count, 2 * L.in_c, p.parameter_count) ? p.parameter_count
-                                                                                   : static_cast<std::size_t>(-1);
+      tensor(name, "weight", {L.token.out, L.in_c}, true);
+      tensor(name, "bias", {L.token.out}, true);
+    } else if (L.token.kind == "bn") {
+      bn(name, L.in_c);
+    } else if (L.token.kind == "res") {  // torchvision's BasicBlock
+      tensor(name, "conv1.weight", {L.token.out, L.in_c, 3, 3}, true);
+      bn(name + ".bn1", L.token.out);
+      tensor(name, "conv2.weight", {L.token.out, L.token.out, 3, 3}, true);
+      bn(name + ".bn2", L.token.out);
+      if (L.token.stride != 1 || L.in_c != L.token.out) {
+        tensor(name, "downsample.0.weight", {L.token.out, L.in_c, 1, 1}, true);
+        bn(name + ".downsample.1", L.token.out);
+      }
+      copies = 8;  // the block's intermediate tensors, about eight of the output's size
     }
-    std::size_t out = 0;
-    if (!mul_fits(L.out_c, L.out_h, out) || !mul_fits(out, L.out_w, out) ||
-        !add_fits(p.activations_per_image, out, p.activations_per_image))
-      p.activations_per_image = static_cast<std::size_t>(-1);
+    saturate(mul_fits(L.out_c, L.out_h, out) && mul_fits(out, L.out_w, out) && mul_fits(out, copies, out), out);
+    saturate(add_fits(p.activations_per_image, out, p.activations_per_image), p.activations_per_image);
   }
-  add(layers.size(), {bits, features});
-  add(layers.size(), {bits});
+  const std::string hash = hash_layer_name(layers);
+  tensor(hash, "weight", {bits, features}, true);
+  tensor(hash, "bias", {bits}, true);
   return p;
 }
 
@@ -293,21 +381,25 @@ std::size_t add_backbone(sequential<T>& net, const architecture& a) {
   for (std::size_t index = 0; index < plan.size(); ++index) {
     const auto& L = plan[index].token;
     if (L.kind == "conv") {
-      net.add(conv2d<T>(plan[index].in_c, L.out, conv2d_options{L.k, L.k, L.stride, L.pad}));
+      net.add(conv2d<T>(plan[index].in_c, L.out, conv2d_options{L.k, L.k, L.stride, L.pad, L.bias}), 0, L.name);
     } else if (L.kind == "maxpool") {
-      net.add(max_pool2d<T>(L.k, L.stride));
+      net.add(max_pool2d<T>(L.k, L.stride, L.pad), 0, L.name);
+    } else if (L.kind == "avgpool") {
+      net.add(global_avg_pool2d<T>(), 0, L.name);
+    } else if (L.kind == "res") {
+      net.add(basic_block<T>(plan[index].in_c, L.out, L.stride), 0, L.name);
     } else if (L.kind == "lrn") {
-      net.add(local_response_norm<T>(L.k, 1e-4, 0.75, 2.0));
+      net.add(local_response_norm<T>(L.k, 1e-4, 0.75, 2.0), 0, L.name);
     } else if (L.kind == "relu") {
-      net.add(relu<T>());
+      net.add(relu<T>(), 0, L.name);
     } else if (L.kind == "bn") {
-      net.add(batch_norm2d<T>(plan[index].in_c));
+      net.add(batch_norm2d<T>(plan[index].in_c), 0, L.name);
     } else if (L.kind == "dropout") {
-      net.add(dropout<T>(L.p, 17 + index));
+      net.add(dropout<T>(L.p, 17 + index), 0, L.name);
     } else if (L.kind == "flatten") {
-      net.add(flatten<T>());
+      net.add(flatten<T>(), 0, L.name);
     } else {  // fc
-      net.add(linear<T>(plan[index].in_c, L.out));
+      net.add(linear<T>(plan[index].in_c, L.out), 0, L.name);
     }
   }
   return features;
@@ -320,8 +412,10 @@ template <class T>
 void build_hashing_network(sequential<T>& net, const architecture& a, std::size_t bits, std::size_t batch,
                            int hash_group = 0, const std::function<void(sequential<T>&)>& head = {}) {
   try {
-    const std::size_t features = add_backbone(net, a);
-    net.add(linear<T>(features, bits, init_scheme::xavier_normal), hash_group);
+    std::size_t features = 0;
+    const std::string hash = hash_layer_name(plan_backbone(a, features));
+    add_backbone(net, a);
+    net.add(linear<T>(features, bits, init_scheme::xavier_normal), hash_group, hash == "hash" ? hash : std::string());
     if (head) head(net);
     net.build(shape4{batch, a.channels, a.height, a.width});
   } catch (const std::bad_alloc&) {

@@ -21,6 +21,7 @@ struct conv2d_options {
   std::size_t kernel_h = 3, kernel_w = 3;
   std::size_t stride = 1;
   std::size_t padding = 0;
+  bool bias = true;  // false: no bias (as before a batch norm; PyTorch's bias=False)
 };
 
 template <class T>
@@ -40,7 +41,7 @@ class conv2d : public layer<T> {
   std::string name() const override {
     return "conv2d(" + std::to_string(cin_) + " -> " + std::to_string(cout_) + ", " +
            std::to_string(o_.kernel_h) + "x" + std::to_string(o_.kernel_w) + ", stride " +
-           std::to_string(o_.stride) + ", padding " + std::to_string(o_.padding) + ")";
+           std::to_string(o_.stride) + ", padding " + std::to_string(o_.padding) + (o_.bias ? "" : ", no bias") + ")";
   }
 
   shape4 output_shape(const shape4& in) const override {
@@ -52,8 +53,9 @@ class conv2d : public layer<T> {
     return shape4{in[0], cout_, (hp - o_.kernel_h) / o_.stride + 1, (wp - o_.kernel_w) / o_.stride + 1};
   }
 
-  std::size_t parameter_count() const override { return cout_ * patch() + cout_; }
+  std::size_t parameter_count() const override { return cout_ * patch() + (o_.bias ? cout_ : 0); }
   std::vector<std::pair<std::string, std::vector<std::size_t>>> parameter_layout() const override {
+    if (!o_.bias) return {{"weight", {cout_, cin_, o_.kernel_h, o_.kernel_w}}};
     return {{"weight", {cout_, cin_, o_.kernel_h, o_.kernel_w}}, {"bias", {cout_}}};
   }
   void bind(T* params, T* grads) override {
@@ -64,7 +66,7 @@ class conv2d : public layer<T> {
   }
   void initialize(std::mt19937_64& gen) override {
     init_weights(w_, cout_ * patch(), patch(), cout_ * o_.kernel_h * o_.kernel_w, init_, gen);
-    for (std::size_t o = 0; o < cout_; ++o) b_[o] = T(0);
+    for (std::size_t o = 0; o < cout_ && o_.bias; ++o) b_[o] = T(0);
   }
 
   std::size_t in_channels() const { return cin_; }
@@ -87,7 +89,7 @@ class conv2d : public layer<T> {
       im2col(x.data() + s * x.shape().row_size(), x.shape(), os, col);
       map Y(y.data() + s * os.row_size(), co, px);
       Y.noalias() = cmap(w_, co, pa) * cmap(col, pa, px);
-      Y.colwise() += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(b_, co);
+      if (o_.bias) Y.colwise() += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(b_, co);
     });
   }
 
@@ -100,18 +102,19 @@ class conv2d : public layer<T> {
                px = static_cast<Eigen::Index>(pix);
     const bool want_dx = this->input_gradient();
     if (want_dx) dx.resize(x_->shape());
-    const std::size_t blocks = (n + kBlock - 1) / kBlock, wsize = cout_ * patch() + cout_;
+    const std::size_t blocks = (n + kBlock - 1) / kBlock, wsize = parameter_count();
     partial_.assign(blocks * wsize, T(0));
     if (want_dx) dcol_.resize(blocks * patch() * pix);
     parallel_blocks(static_cast<std::int64_t>(blocks), 1, [&](std::int64_t bi, std::int64_t) {
       const auto b = static_cast<std::size_t>(bi);
       map DW(partial_.data() + b * wsize, co, pa);
-      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> DB(partial_.data() + b * wsize + cout_ * patch(), co);
+      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> DB(partial_.data() + b * wsize + cout_ * patch(),
+                                                         o_.bias ? co : 0);
       T* dcol = want_dx ? dcol_.data() + b * patch() * pix : nullptr;
       for (std::size_t s = b * kBlock; s < std::min(n, (b + 1) * kBlock); ++s) {
         cmap DY(dy.data() + s * os.row_size(), co, px);
         DW.noalias() += DY * cmap(cols_.data() + s * patch() * pix, pa, px).transpose();
-        DB += DY.rowwise().sum();
+        if (o_.bias) DB += DY.rowwise().sum();
         if (!want_dx) continue;
         map(dcol, pa, px).noalias() = cmap(w_, co, pa).transpose() * DY;
         T* d = dx.data() + s * in_row;

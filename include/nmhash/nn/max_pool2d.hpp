@@ -1,8 +1,10 @@
-// 2-D max pooling over NCHW input (no padding; windows that would run past
-// the edge are dropped, as PyTorch's default floor mode does). The gradient
-// goes to the first maximum of each window.
+// 2-D max pooling over NCHW input, with implicit padding of -infinity on
+// every side (at most half the kernel, as PyTorch requires); windows that
+// would run past the padded edge are dropped, as PyTorch's default floor
+// mode does. The gradient goes to the first maximum of each window.
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "nmhash/nn/layer.hpp"
@@ -12,19 +14,22 @@ namespace nmhash::nn {
 template <class T>
 class max_pool2d : public layer<T> {
  public:
-  explicit max_pool2d(std::size_t kernel, std::size_t stride = 0)
-      : k_(kernel), s_(stride ? stride : kernel) {
+  explicit max_pool2d(std::size_t kernel, std::size_t stride = 0, std::size_t padding = 0)
+      : k_(kernel), s_(stride ? stride : kernel), p_(padding) {
     require(k_ >= 1, "max_pool2d: kernel must be positive");
+    require(2 * p_ <= k_, "max_pool2d: padding ", p_, " exceeds half the kernel ", k_);
   }
   std::string name() const override {
-    return "max_pool2d(" + std::to_string(k_) + ", stride " + std::to_string(s_) + ")";
+    return "max_pool2d(" + std::to_string(k_) + ", stride " + std::to_string(s_) +
+           (p_ ? ", padding " + std::to_string(p_) : std::string()) + ")";
   }
   std::size_t kernel() const { return k_; }
   std::size_t stride() const { return s_; }
+  std::size_t padding() const { return p_; }
   shape4 output_shape(const shape4& in) const override {
-    require(in.rank() == 4 && in[2] >= k_ && in[3] >= k_, name(), ": input ", in.str(),
-            " is not (N, C, H, W) with H, W >= ", k_);
-    return shape4{in[0], in[1], (in[2] - k_) / s_ + 1, (in[3] - k_) / s_ + 1};
+    require(in.rank() == 4 && in[2] + 2 * p_ >= k_ && in[3] + 2 * p_ >= k_, name(), ": input ", in.str(),
+            " is not (N, C, H, W) with H, W >= ", k_ - 2 * p_);
+    return shape4{in[0], in[1], (in[2] + 2 * p_ - k_) / s_ + 1, (in[3] + 2 * p_ - k_) / s_ + 1};
   }
   void forward(const tensor<T>& x, tensor<T>& y, bool) override {
     const shape4 os = output_shape(x.shape());
@@ -36,10 +41,14 @@ class max_pool2d : public layer<T> {
       const T* xp = x.data() + p * H * W;
       for (std::size_t oi = 0; oi < OH; ++oi)
         for (std::size_t oj = 0; oj < OW; ++oj) {
-          std::size_t best = (oi * s_) * W + oj * s_;
-          for (std::size_t a = 0; a < k_; ++a)
-            for (std::size_t b = 0; b < k_; ++b) {
-              const std::size_t idx = (oi * s_ + a) * W + oj * s_ + b;
+          // The window's rows and columns inside the input (never empty:
+          // the padding is at most half the kernel).
+          const std::size_t i0 = oi * s_ >= p_ ? oi * s_ - p_ : 0, i1 = std::min(H, oi * s_ + k_ - p_);
+          const std::size_t j0 = oj * s_ >= p_ ? oj * s_ - p_ : 0, j1 = std::min(W, oj * s_ + k_ - p_);
+          std::size_t best = i0 * W + j0;
+          for (std::size_t i = i0; i < i1; ++i)
+            for (std::size_t j = j0; j < j1; ++j) {
+              const std::size_t idx = i * W + j;
               if (xp[idx] > xp[best]) best = idx;
             }
           const std::size_t o = (p * OH + oi) * OW + oj;
@@ -56,7 +65,7 @@ class max_pool2d : public layer<T> {
   }
 
  private:
-  std::size_t k_, s_;
+  std::size_t k_, s_, p_;
   shape4 in_{};
   std::vector<std::size_t> argmax_;
 };

@@ -23,16 +23,22 @@ struct parameter_range {
 template <class T>
 class sequential {
  public:
-  // Appends a layer whose parameters belong to `group` (0 by default).
+  // Appends a layer whose parameters belong to `group` (0 by default),
+  // named `name` in files (default: its index, as PyTorch's nn.Sequential
+  // names its layers; a name such as "layer1.0" gives torchvision's).
   template <class L>
-  L& add(L layer, int group = 0) {
+  L& add(L layer, int group = 0, std::string name = {}) {
     require(!built_, "sequential: add() after build()");
     auto p = std::make_unique<L>(std::move(layer));
     L& ref = *p;
     layers_.push_back(std::move(p));
     groups_.push_back(group);
+    names_.push_back(std::move(name));
     return ref;
   }
+
+  // The name of layer i's tensors ("<name>.weight"): its name, or its index.
+  std::string layer_name(std::size_t i) const { return names_.at(i).empty() ? std::to_string(i) : names_[i]; }
 
   // Checks the shapes along the chain for `input` and allocates and binds
   // the parameter and gradient buffers.
@@ -111,6 +117,7 @@ class sequential {
  private:
   std::vector<std::unique_ptr<layer<T>>> layers_;
   std::vector<int> groups_;
+  std::vector<std::string> names_;
   aligned_vector<T> params_, grads_;
   std::vector<parameter_range> ranges_;
   std::vector<tensor<T>> acts_;

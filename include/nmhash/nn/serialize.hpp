@@ -24,10 +24,10 @@ io::tensor_map parameter_tensors(sequential<T>& net) {
     for (const auto& [name, shape] : net.at(i).parameter_layout()) {
       io::named_tensor t = io::named_tensor::from(net.parameters().data() + off, shape);
       off += t.elements();
-      out.emplace(std::to_string(i) + "." + name, std::move(t));
+      out.emplace(net.layer_name(i) + "." + name, std::move(t));
     }
     for (const auto& [name, buf] : net.at(i).buffers())
-      out.emplace(std::to_string(i) + "." + name, io::named_tensor::from(buf->data(), {buf->size()}));
+      out.emplace(net.layer_name(i) + "." + name, io::named_tensor::from(buf->data(), {buf->size()}));
   }
   return out;
 }
@@ -45,12 +45,12 @@ void load_parameters(const io::safetensors_file& file, const std::string& path, 
   std::size_t off = 0;
   for (std::size_t i = 0; i < net.size(); ++i) {
     for (const auto& [name, shape] : net.at(i).parameter_layout()) {
-      const io::named_tensor& t = file.at(std::to_string(i) + "." + name, shape, path);
+      const io::named_tensor& t = file.at(net.layer_name(i) + "." + name, shape, path);
       t.copy_to(net.parameters().data() + off, t.elements());
       off += t.elements();
     }
     for (const auto& [name, buf] : net.at(i).buffers())
-      file.at(std::to_string(i) + "." + name, {buf->size()}, path).copy_to(buf->data(), buf->size());
+      file.at(net.layer_name(i) + "." + name, {buf->size()}, path).copy_to(buf->data(), buf->size());
   }
 }
 
@@ -89,8 +89,8 @@ load_report load_matching_parameters(const io::safetensors_file& file, sequentia
   std::size_t off = 0;
   for (std::size_t i = 0; i < net.size(); ++i) {
     for (const auto& [name, shape] : net.at(i).parameter_layout())
-      off += match(std::to_string(i) + "." + name, shape, net.parameters().data() + off);
-    for (const auto& [name, buf] : net.at(i).buffers()) match(std::to_string(i) + "." + name, {buf->size()}, buf->data());
+      off += match(net.layer_name(i) + "." + name, shape, net.parameters().data() + off);
+    for (const auto& [name, buf] : net.at(i).buffers()) match(net.layer_name(i) + "." + name, {buf->size()}, buf->data());
   }
   for (const auto& [name, t] : file.tensors)
     if (!used.count(name)) r.skipped.push_back(name + ": the network has no such parameter");

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -191,20 +192,23 @@ nn::scaled_tanh<T>* build_network(nn::sequential<T>& net, const run_config& c, c
 template <class T>
 nn::load_report load_backbone(nn::sequential<T>& net, const nn::architecture& a, io::safetensors_file file,
                               const std::string& path) {
+  // The tensor names (parameters and buffers) of a network.
+  const auto names_of = [](nn::sequential<T>& n) {
+    std::set<std::string> out;
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      for (const auto& [name, shape] : n.at(i).parameter_layout()) out.insert(n.layer_name(i) + "." + name);
+      for (const auto& [name, buf] : n.at(i).buffers()) out.insert(n.layer_name(i) + "." + name);
+    }
+    return out;
+  };
   nn::sequential<T> probe;
   nn::add_backbone(probe, a);
-  const std::size_t layers = probe.size();
-  const auto layer_of = [](const std::string& name) {
-    const auto dot = name.find('.');
-    if (dot == std::string::npos || dot == 0 || name.find_first_not_of("0123456789") != dot)
-      return std::string::npos;
-    return static_cast<std::size_t>(std::stoull(name.substr(0, dot)));
-  };
-  std::vector<std::string> head;
+  const std::set<std::string> backbone = names_of(probe), all = names_of(net);
+  const auto head = [&](const std::string& name) { return all.count(name) && !backbone.count(name); };
+  std::vector<std::string> skipped_head;
   for (auto it = file.tensors.begin(); it != file.tensors.end();) {
-    const std::size_t index = layer_of(it->first);
-    if (index != std::string::npos && index >= layers) {
-      head.push_back(it->first + ": not a backbone tensor (the head keeps its initialisation)");
+    if (head(it->first)) {
+      skipped_head.push_back(it->first + ": not a backbone tensor (the head keeps its initialisation)");
       it = file.tensors.erase(it);
     } else {
       ++it;
@@ -213,12 +217,11 @@ nn::load_report load_backbone(nn::sequential<T>& net, const nn::architecture& a,
   nn::load_report r = nn::load_matching_parameters(file, net);
   r.skipped.erase(std::remove_if(r.skipped.begin(), r.skipped.end(),
                                  [&](const std::string& s) {
-                                   const std::size_t index = layer_of(s.substr(0, s.find(':')));
-                                   return index != std::string::npos && index >= layers &&
+                                   return head(s.substr(0, s.find(": "))) &&
                                           s.find(": not in the file") != std::string::npos;
                                  }),
                   r.skipped.end());
-  r.skipped.insert(r.skipped.end(), head.begin(), head.end());
+  r.skipped.insert(r.skipped.end(), skipped_head.begin(), skipped_head.end());
   require(!r.loaded.empty(), path, ": no tensor matches a backbone parameter of the ", a.name,
           " network by name and shape");
   return r;
