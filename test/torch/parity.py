@@ -105,8 +105,10 @@ def build(spec, channels, height, width, bits):
 def write_safetensors(path, tensors):
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype="<f4")
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        integer = np.issubdtype(tensors[name].dtype, np.integer)
+        a = np.ascontiguousarray(tensors[name], dtype="<i8" if integer else "<f4")
+        header[name] = {"dtype": "I64" if integer else "F32", "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
         blobs.append(a.tobytes())
         offset += a.nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -151,8 +153,9 @@ def check(binary, work, spec, input_shape, bits, batch, seed):
                 m.bias.uniform_(-0.5, 0.5)
                 m.running_mean.uniform_(-0.3, 0.3)
                 m.running_var.uniform_(0.5, 2.0)
-    state = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()
-             if not k.endswith("num_batches_tracked")}
+    # The whole state_dict, as safetensors.torch.save_file writes it (the
+    # int64 num_batches_tracked counters included).
+    state = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
     os.makedirs(work, exist_ok=True)
     write_safetensors(os.path.join(work, "weights.safetensors"), state)
     x = torch.randn(batch, c, h, w)

@@ -32,7 +32,12 @@ int main(int argc, char** argv) {
     const std::size_t n = xa.rows();
     nmhash::nn::sequential<float> net;
     nmhash::nn::build_hashing_network<float>(net, a, bits, n);
-    nmhash::nn::load_parameters(nmhash::io::load_safetensors(argv[4]), argv[4], net);
+    // The state_dict as PyTorch saves it: every tensor of the network must
+    // load, and only the batch-norm counters (int64) are left over.
+    const auto report = nmhash::nn::load_matching_parameters(nmhash::io::load_safetensors(argv[4]), net);
+    for (const auto& skipped : report.skipped)
+      nmhash::require(skipped.find(".num_batches_tracked: the network has no such parameter") != std::string::npos,
+                      argv[4], ": ", skipped);
     nmhash::tensor<float> x(nmhash::shape4{n, a.channels, a.height, a.width}), dy(nmhash::shape4{n, bits}), dx;
     const auto xv = xa.to_vector<float>(), dyv = dya.to_vector<float>();
     nmhash::require(xv.size() == x.size() && dyv.size() == dy.size(), "x or dy has the wrong size");

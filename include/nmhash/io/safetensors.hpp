@@ -26,9 +26,10 @@
 
 namespace nmhash::io {
 
-// One named tensor: float32 or float64 values with a shape.
+// One named tensor: float32 or float64 values with a shape (or int64 ones,
+// read only: PyTorch's batch-norm counter num_batches_tracked).
 struct named_tensor {
-  std::string dtype;  // "F32" or "F64"
+  std::string dtype;  // "F32", "F64", or "I64" as read
   std::vector<std::size_t> shape;
   std::vector<unsigned char> bytes;
 
@@ -50,11 +51,18 @@ struct named_tensor {
     if (!t.bytes.empty()) std::memcpy(t.bytes.data(), data, t.bytes.size());
     return t;
   }
-  // Copies the values into out (n elements), converting F32 <-> F64.
+  // Copies the values into out (n elements), converting F32 <-> F64 (and
+  // I64 to either).
   template <class T>
   void copy_to(T* out, std::size_t n) const {
     require(n == elements(), "safetensors: tensor has ", elements(), " values, expected ", n);
-    if (dtype == "F32") {
+    if (dtype == "I64") {
+      for (std::size_t i = 0; i < n; ++i) {
+        std::int64_t v;
+        std::memcpy(&v, bytes.data() + 8 * i, 8);
+        out[i] = static_cast<T>(v);
+      }
+    } else if (dtype == "F32") {
       for (std::size_t i = 0; i < n; ++i) {
         float v;
         std::memcpy(&v, bytes.data() + 4 * i, 4);
@@ -251,8 +259,8 @@ inline safetensors_file parse_safetensors(const unsigned char* file, std::size_t
     named_tensor t;
     require(entry["dtype"].is_string(), path, ": tensor '", tname, "': field 'dtype' is not a string");
     t.dtype = entry["dtype"].get<std::string>();
-    require(t.dtype == "F32" || t.dtype == "F64", path, ": tensor '", tname, "' has unsupported dtype ", t.dtype,
-            " (F32 or F64 expected)");
+    require(t.dtype == "F32" || t.dtype == "F64" || t.dtype == "I64", path, ": tensor '", tname,
+            "' has unsupported dtype ", t.dtype, " (F32, F64 or I64 expected)");
     const auto& shape = entry["shape"];
     require(shape.is_array(), path, ": tensor '", tname, "': field 'shape' is not an array");
     for (const auto& d : shape) {
