@@ -332,6 +332,42 @@ TEST_CASE("load_matching_parameters loads matching tensors and reports the rest"
   REQUIRE(std::equal(dst.parameters().begin(), dst.parameters().begin() + 4 * 27 + 4, src.parameters().begin()));
 }
 
+TEST_CASE("The encoder restores batch-norm statistics in every network it makes, from several threads", "[encoder]") {
+  temp_dir tmp;
+  const nmhash::nn::architecture arch{"custom", "conv3p1-6,bn,relu,maxpool2,flatten,fc24,bn,relu", 3, 12, 12};
+  nmhash::nn::sequential<float> net;
+  nmhash::nn::build_hashing_network<float>(net, arch, 10, 1);
+  net.initialize(6);
+  // Statistics far from the defaults, so that defaults would change codes.
+  for (std::size_t i = 0; i < net.size(); ++i)
+    for (const auto& [name, buf] : net.at(i).buffers())
+      for (std::size_t c = 0; c < buf->size(); ++c) (*buf)[c] = name == "running_mean" ? 0.3f * float(c % 3) : 2.0f + float(c % 5);
+  nmhash::hashing::model_description md;
+  md.arch = arch;
+  md.b_in = 10;
+  md.transform.channels = 3;
+  md.transform.height = md.transform.width = 12;
+  md.transform.mean = {0.5f, 0.5f, 0.5f};
+  md.transform.stddev = {0.25f, 0.25f, 0.25f};
+  {
+    nmhash::io::atomic_file f(tmp.file("model.safetensors"));
+    nmhash::hashing::write_model(f, net, nmhash::hashing::neuron_partition(10), md);
+    f.commit();
+  }
+  nmhash::hashing::encoder<float> enc(tmp.file("model.safetensors"));
+  std::vector<d::image8> images;
+  for (int i = 0; i < 16; ++i) images.push_back(noise_image(3, 12, 12, 200 + i));
+  nmhash::tensor<float> x(nmhash::shape4{16, 3, 12, 12});
+  d::image8 work[2];
+  for (int i = 0; i < 16; ++i) d::transform_image(images[i], md.transform, false, 0, x.data() + i * 432, work, "");
+  const auto expect = nmhash::pack_signs(net.forward(x, false).data(), 16, 10);
+  nmhash::packed_codes c1, c2;
+  std::thread t1([&] { c1 = enc.encode(images); }), t2([&] { c2 = enc.encode(images); });
+  t1.join();
+  t2.join();
+  for (const auto* c : {&c1, &c2}) REQUIRE(std::equal(c->data(), c->data() + 16 * c->words_per_code(), expect.data()));
+}
+
 TEST_CASE("The encoder rebuilds a model from its file and encodes like the network, from several threads",
           "[encoder]") {
   temp_dir tmp;

@@ -203,9 +203,13 @@ class encoder {
     } catch (const error& e) {
       nmhash::detail::fail(e.what(), " (the architecture in the metadata does not match the weights)");
     }
+    // Parameters and buffers (batch norm's running statistics), which every
+    // network the encoder makes receives; the file's own network is not
+    // kept, so every network takes the one path.
     params_.assign(net->parameters().begin(), net->parameters().end());
+    for (std::size_t i = 0; i < net->size(); ++i)
+      for (const auto& [name, buf] : net->at(i).buffers()) buffers_.emplace_back(buf->begin(), buf->end());
     grouping_ = detail::read_node_of(f, desc_.b_in, path);
-    free_.push_back(std::move(net));
   }
 
   const model_description& description() const { return desc_; }
@@ -288,6 +292,12 @@ class encoder {
       if (!net) {
         net = e.make_network();
         std::copy(e.params_.begin(), e.params_.end(), net->parameters().begin());
+        std::size_t b = 0;
+        for (std::size_t i = 0; i < net->size(); ++i)
+          for (const auto& [name, buf] : net->at(i).buffers()) {
+            std::copy(e.buffers_[b].begin(), e.buffers_[b].end(), buf->begin());
+            ++b;
+          }
       }
     }
     ~lease() {
@@ -300,6 +310,7 @@ class encoder {
   std::string path_;
   model_description desc_;
   std::vector<T> params_;
+  std::vector<std::vector<T>> buffers_;
   neuron_partition grouping_{1};
   std::mutex mutex_;
   std::vector<std::unique_ptr<nn::sequential<T>>> free_;
