@@ -114,6 +114,18 @@ TEST_CASE("a network with batch norm trains, and its model file (running statist
   INFO(enc.out << enc.err);
   REQUIRE(enc.status == 0);
   REQUIRE(read_bytes(tmp.file("db.npy")) == read_bytes(out + "/db_codes.npy"));
+  // nmhash_model describes the file; its export holds the statistics (and
+  // PyTorch's counters), not the grouping.
+  const auto info = run(tmp, std::string(NMHASH_MODEL_BIN) + " info " + out + "/model.safetensors");
+  INFO(info.out << info.err);
+  REQUIRE(info.status == 0);
+  REQUIRE_THAT(info.out, Catch::Contains("B_in 16, 16 bits (no merges)"));
+  REQUIRE(run(tmp, std::string(NMHASH_MODEL_BIN) + " export --model " + out + "/model.safetensors --out " +
+                       tmp.file("sd.safetensors")).status == 0);
+  const auto sd = nmhash::io::load_safetensors(tmp.file("sd.safetensors"));
+  REQUIRE(sd.tensors.count("6.running_var") == 1);
+  REQUIRE(sd.tensors.at("1.num_batches_tracked").dtype == "I64");
+  REQUIRE(sd.tensors.count("nm.node_of") == 0);
   // The checkpoint carries them too: a rerun resumes and writes the same codes.
   const auto again = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + data +
                                   " --arch conv3p1-8,bn,relu,maxpool2,flatten,fc32,bn,relu --input-size 16 --bits 16"

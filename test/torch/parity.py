@@ -117,16 +117,17 @@ def write_safetensors(path, tensors):
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
-def read_safetensors(path):
+def read_safetensors(path, keep_ints=False):
     data = open(path, "rb").read()
     n = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8:8 + n])
     out = {}
     for name, e in header.items():
-        if name == "__metadata__":
+        if name == "__metadata__" or (e["dtype"] == "I64" and not keep_ints):
             continue
         b, end = e["data_offsets"]
-        out[name] = np.frombuffer(data[8 + n + b:8 + n + end], dtype="<f4").reshape(e["shape"])
+        dtype = {"F32": "<f4", "F64": "<f8", "I64": "<i8"}[e["dtype"]]
+        out[name] = np.frombuffer(data[8 + n + b:8 + n + end], dtype=dtype).reshape(e["shape"])
     return out
 
 
@@ -190,8 +191,65 @@ def check(binary, work, spec, input_shape, bits, batch, seed):
     return ok
 
 
+def round_trip(model_bin, work):
+    """nmhash_model import of a torchvision resnet18 hashing network's
+    state_dict, export back, and PyTorch's strict load of the result: every
+    tensor comes back unchanged. A state_dict with a missing, an unexpected
+    and a mis-shaped tensor is refused naming each, and nothing is written."""
+    import torchvision
+    os.makedirs(work, exist_ok=True)
+    torch.manual_seed(7)
+    net = build("resnet18", 3, 64, 64, 16)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+    state = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+    weights, model, back = (os.path.join(work, f) for f in ("w.safetensors", "m.safetensors", "back.safetensors"))
+    write_safetensors(weights, state)
+    common = ["--arch", "resnet18", "--input", "3x64x64", "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"]
+    r = subprocess.run([model_bin, "import", *common, "--weights", weights, "--out", model], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([model_bin, "export", "--model", model, "--out", back], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    info = subprocess.run([model_bin, "info", model], capture_output=True, text=True)
+    assert info.returncode == 0 and "B_in 16, 16 bits (no merges)" in info.stdout, info.stdout + info.stderr
+    fresh = torchvision.models.resnet18(num_classes=16)
+    fresh.hash = fresh.fc
+    del fresh.fc
+    data = read_safetensors(back, keep_ints=True)
+    fresh.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in data.items()}, strict=True)
+    ok = True
+    for k, v in fresh.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        same = np.array_equal(v.numpy(), state[k])
+        ok &= same
+        if not same:
+            print(f"round trip: {k} changed")
+    print("round trip: import, export and load_state_dict(strict=True) " + ("give every tensor back" if ok else "FAILED"))
+    # Bad state_dicts: every fault named, nothing written.
+    bad = dict(state)
+    del bad["layer2.0.conv1.weight"]
+    bad["layer9.extra"] = np.zeros(3, dtype=np.float32)
+    bad["bn1.weight"] = np.zeros(65, dtype=np.float32)
+    write_safetensors(weights, bad)
+    refused = os.path.join(work, "refused.safetensors")
+    r = subprocess.run([model_bin, "import", *common, "--weights", weights, "--out", refused], capture_output=True,
+                       text=True)
+    for want in ("missing layer2.0.conv1.weight", "unexpected layer9.extra", "mis-shaped bn1.weight [65] (expected [64])",
+                 "nothing written"):
+        if want not in r.stderr:
+            print(f"import of a bad state_dict: {want!r} not in: {r.stderr}")
+            ok = False
+    ok &= r.returncode == 1 and not os.path.exists(refused)
+    return ok
+
+
 def main():
     binary, work = sys.argv[1], sys.argv[2]
+    model_bin = sys.argv[3] if len(sys.argv) > 3 else None
     ok = check(binary, os.path.join(work, "a"), "conv3p1-8,bn,relu,maxpool2,conv3s2p1-16,bn,relu,flatten,fc32,bn,relu",
                "3x16x16", 12, 6, 1)
     ok &= check(binary, os.path.join(work, "b"), "conv5-6,relu,maxpool2,flatten,fc20,relu", "1x12x12", 8, 4, 2)
@@ -208,6 +266,8 @@ def main():
     # torchvision's ResNets under their own names, at 3x64x64.
     ok &= check(binary, os.path.join(work, "resnet18"), "resnet18", "3x64x64", 16, 3, 4)
     ok &= check(binary, os.path.join(work, "resnet34"), "resnet34", "3x64x64", 16, 4, 5)
+    if model_bin:
+        ok &= round_trip(model_bin, os.path.join(work, "round-trip"))
     print("parity: " + ("every value within its limit" if ok else "FAILED"))
     sys.exit(0 if ok else 1)
 

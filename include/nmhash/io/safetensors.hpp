@@ -26,8 +26,8 @@
 
 namespace nmhash::io {
 
-// One named tensor: float32 or float64 values with a shape (or int64 ones,
-// read only: PyTorch's batch-norm counter num_batches_tracked).
+// One named tensor: float32 or float64 values with a shape (or int64 ones:
+// PyTorch's batch-norm counter num_batches_tracked).
 struct named_tensor {
   std::string dtype;  // "F32", "F64", or "I64" as read
   std::vector<std::size_t> shape;
@@ -43,9 +43,10 @@ struct named_tensor {
   }
   template <class T>
   static named_tensor from(const T* data, std::vector<std::size_t> shape) {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "F32 or F64 only");
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, std::int64_t>,
+                  "F32, F64 or I64 only");
     named_tensor t;
-    t.dtype = std::is_same_v<T, float> ? "F32" : "F64";
+    t.dtype = std::is_same_v<T, float> ? "F32" : std::is_same_v<T, double> ? "F64" : "I64";
     t.shape = std::move(shape);
     t.bytes.resize(checked_mul(t.elements(), sizeof(T), "safetensors: tensor size"));
     if (!t.bytes.empty()) std::memcpy(t.bytes.data(), data, t.bytes.size());
@@ -138,7 +139,8 @@ inline void write_safetensors(atomic_file& f, const tensor_map& tensors,
   std::size_t offset = 0;
   detail::tensor_entries entries;
   for (const auto& [name, t] : tensors) {
-    require(t.dtype == "F32" || t.dtype == "F64", path, ": tensor '", name, "' has dtype ", t.dtype);
+    require(t.dtype == "F32" || t.dtype == "F64" || t.dtype == "I64", path, ": tensor '", name, "' has dtype ",
+            t.dtype);
     require(t.bytes.size() == t.elements() * (t.dtype == "F32" ? 4 : 8), path, ": tensor '", name,
             "' holds ", t.bytes.size(), " bytes for shape of ", t.elements(), " values");
     header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
