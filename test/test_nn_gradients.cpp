@@ -263,14 +263,21 @@ TEST_CASE("batch_norm2d: PyTorch's running statistics, evaluation mode, and any 
 #endif
 }
 
-TEST_CASE("ResNet's pieces: gradients of the basic block (with and without its downsample path), padded max-pooling, "
+TEST_CASE("ResNet's pieces: gradients of the basic and bottleneck blocks (with and without the downsample path), "
+          "padded max-pooling, "
           "global average pooling and a convolution without bias",
           "[nn][grad]") {
-  nmhash::nn::basic_block<double> same(3, 3);
+  auto same = nmhash::nn::basic_block<double>(3, 3);
   check_gradients(same, shape4{2, 3, 4, 4}, 16);
-  nmhash::nn::basic_block<double> down(2, 4, 2);
+  auto down = nmhash::nn::basic_block<double>(2, 4, 2);
   check_gradients(down, shape4{3, 2, 5, 5}, 17);
   REQUIRE(down.buffers().size() == 6);  // bn1, bn2, downsample.1: running mean and variance
+  auto bottle = nmhash::nn::bottleneck_block<double>(3, 2, 2);  // to 8 channels
+  check_gradients(bottle, shape4{2, 3, 5, 5}, 21);
+  REQUIRE(bottle.output_shape(shape4{2, 3, 5, 5}) == shape4{2, 8, 3, 3});
+  auto bottle_same = nmhash::nn::bottleneck_block<double>(8, 2);  // no downsample path
+  check_gradients(bottle_same, shape4{2, 8, 3, 3}, 22);
+  REQUIRE(bottle_same.buffers().size() == 6);
   nmhash::nn::max_pool2d<double> padded(3, 2, 1);
   check_gradients(padded, shape4{2, 2, 5, 6}, 18);
   REQUIRE(padded.output_shape(shape4{1, 1, 5, 6}) == shape4{1, 1, 3, 3});

@@ -4,7 +4,8 @@
 // (.npy): the evaluation-mode outputs, the training-mode outputs, the
 // parameter gradients of one training-mode backward pass, and the running
 // statistics after it.
-// Usage: nmhash_torch_parity SPEC|PRESET CxHxW BITS WEIGHTS X DY OUT_DIR
+// Usage: nmhash_torch_parity SPEC|PRESET CxHxW BITS WEIGHTS X DY OUT_DIR [double]
+// (double: the network in double precision, against PyTorch's in double).
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -15,54 +16,63 @@
 #include "nmhash/nn/arch.hpp"
 #include "nmhash/nn/serialize.hpp"
 
+namespace {
+
+template <class T>
+int run(char** argv) {
+  nmhash::nn::architecture a;
+  a.name = "parity";
+  a.layers = argv[1];
+  if (const auto* preset = nmhash::nn::find_architecture(a.layers)) a.layers = preset->layers;
+  nmhash::nn::parse_input_shape(argv[2], a.channels, a.height, a.width);
+  const std::size_t bits = std::stoul(argv[3]);
+  const auto xa = nmhash::io::read_npy(argv[5]), dya = nmhash::io::read_npy(argv[6]);
+  const std::string out = argv[7];
+  const std::size_t n = xa.rows();
+  nmhash::nn::sequential<T> net;
+  nmhash::nn::build_hashing_network<T>(net, a, bits, n);
+  // The state_dict as PyTorch saves it: every tensor of the network must
+  // load, and only the batch-norm counters (int64) are left over.
+  const auto report = nmhash::nn::load_matching_parameters(nmhash::io::load_safetensors(argv[4]), net);
+  for (const auto& skipped : report.skipped)
+    nmhash::require(skipped.find(".num_batches_tracked: the network has no such parameter") != std::string::npos,
+                    argv[4], ": ", skipped);
+  nmhash::tensor<T> x(nmhash::shape4{n, a.channels, a.height, a.width}), dy(nmhash::shape4{n, bits});
+  const auto xv = xa.to_vector<T>(), dyv = dya.to_vector<T>();
+  nmhash::require(xv.size() == x.size() && dyv.size() == dy.size(), "x or dy has the wrong size");
+  std::copy(xv.begin(), xv.end(), x.data());
+  std::copy(dyv.begin(), dyv.end(), dy.data());
+  const auto eval = net.forward(x, false);
+  nmhash::io::write_npy(out + "/eval.npy", eval.data(), {n, bits});
+  const auto train = net.forward(x, true);
+  nmhash::io::write_npy(out + "/train.npy", train.data(), {n, bits});
+  net.zero_grad();
+  net.backward(dy);
+  // Gradients and the buffers after the training step, by name.
+  nmhash::io::tensor_map grads;
+  std::size_t off = 0;
+  for (std::size_t i = 0; i < net.size(); ++i) {
+    for (const auto& [name, shape] : net.at(i).parameter_layout()) {
+      auto t = nmhash::io::named_tensor::from(net.gradients().data() + off, shape);
+      off += t.elements();
+      grads.emplace("grad." + net.layer_name(i) + "." + name, std::move(t));
+    }
+    for (const auto& [name, buf] : net.at(i).buffers())
+      grads.emplace(net.layer_name(i) + "." + name, nmhash::io::named_tensor::from(buf->data(), {buf->size()}));
+  }
+  nmhash::io::save_safetensors(out + "/after.safetensors", grads);
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  if (argc != 8) {
-    std::fprintf(stderr, "usage: %s SPEC CxHxW BITS WEIGHTS X DY OUT_DIR\n", argv[0]);
+  if (argc != 8 && argc != 9) {
+    std::fprintf(stderr, "usage: %s SPEC CxHxW BITS WEIGHTS X DY OUT_DIR [double]\n", argv[0]);
     return 2;
   }
   try {
-    nmhash::nn::architecture a;
-    a.name = "parity";
-    a.layers = argv[1];
-    if (const auto* preset = nmhash::nn::find_architecture(a.layers)) a.layers = preset->layers;
-    nmhash::nn::parse_input_shape(argv[2], a.channels, a.height, a.width);
-    const std::size_t bits = std::stoul(argv[3]);
-    const auto xa = nmhash::io::read_npy(argv[5]), dya = nmhash::io::read_npy(argv[6]);
-    const std::string out = argv[7];
-    const std::size_t n = xa.rows();
-    nmhash::nn::sequential<float> net;
-    nmhash::nn::build_hashing_network<float>(net, a, bits, n);
-    // The state_dict as PyTorch saves it: every tensor of the network must
-    // load, and only the batch-norm counters (int64) are left over.
-    const auto report = nmhash::nn::load_matching_parameters(nmhash::io::load_safetensors(argv[4]), net);
-    for (const auto& skipped : report.skipped)
-      nmhash::require(skipped.find(".num_batches_tracked: the network has no such parameter") != std::string::npos,
-                      argv[4], ": ", skipped);
-    nmhash::tensor<float> x(nmhash::shape4{n, a.channels, a.height, a.width}), dy(nmhash::shape4{n, bits}), dx;
-    const auto xv = xa.to_vector<float>(), dyv = dya.to_vector<float>();
-    nmhash::require(xv.size() == x.size() && dyv.size() == dy.size(), "x or dy has the wrong size");
-    std::copy(xv.begin(), xv.end(), x.data());
-    std::copy(dyv.begin(), dyv.end(), dy.data());
-    const auto eval = net.forward(x, false);
-    nmhash::io::write_npy(out + "/eval.npy", eval.data(), {n, bits});
-    const auto train = net.forward(x, true);
-    nmhash::io::write_npy(out + "/train.npy", train.data(), {n, bits});
-    net.zero_grad();
-    net.backward(dy);
-    // Gradients and the buffers after the training step, by name.
-    nmhash::io::tensor_map grads;
-    std::size_t off = 0;
-    for (std::size_t i = 0; i < net.size(); ++i) {
-      for (const auto& [name, shape] : net.at(i).parameter_layout()) {
-        auto t = nmhash::io::named_tensor::from(net.gradients().data() + off, shape);
-        off += t.elements();
-        grads.emplace("grad." + net.layer_name(i) + "." + name, std::move(t));
-      }
-      for (const auto& [name, buf] : net.at(i).buffers())
-        grads.emplace(net.layer_name(i) + "." + name, nmhash::io::named_tensor::from(buf->data(), {buf->size()}));
-    }
-    nmhash::io::save_safetensors(out + "/after.safetensors", grads);
-    return 0;
+    return argc == 9 && std::string(argv[8]) == "double" ? run<double>(argv) : run<float>(argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nmhash_torch_parity: error: %s\n", e.what());
     return 1;

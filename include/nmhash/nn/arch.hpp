@@ -16,6 +16,8 @@
 //   res<OUT>[s<S>]              ResNet's basic block (torchvision's
 //                               BasicBlock) to OUT channels, stride S (1),
 //                               with the 1 x 1 downsample path where needed
+//   bottle<P>[s<S>]             ResNet's bottleneck block (torchvision's
+//                               Bottleneck) of P planes, to 4 P channels
 //   lrn<N>                      local response normalisation over N channels
 //                               (alpha 1e-4, beta 0.75, k 2: AlexNet, CNN-F)
 //   dropout<P>                  dropout with probability P in training
@@ -68,19 +70,20 @@ struct architecture {
 // The presets: lenet (the fmnist-dpsh backbone, 1 x 28 x 28), cifar (a VGG-
 // style network for 3 x 32 x 32), cnnf (Chatfield et al. 2014's CNN-F,
 // 3 x 224 x 224: five convolutions, LRN and max-pooling, two 4,096-wide
-// fully connected layers), and resnet18 and resnet34 (torchvision's, with
-// its parameter names; the hashing layer "hash" replaces the classifier).
+// fully connected layers), and resnet18, resnet34 and resnet50
+// (torchvision's, with its parameter names; the hashing layer "hash"
+// replaces the classifier).
 namespace detail {
 
-// torchvision's ResNet with basic blocks (blocks per stage), under its
+// torchvision's ResNet with `block`s (res or bottle; blocks per stage), under its
 // names: conv1, bn1, layer<S>.<B>, and the hashing layer "hash" in place of
 // its classifier fc.
-inline std::string resnet_basic_spec(const std::vector<int>& blocks) {
+inline std::string resnet_spec(const std::vector<int>& blocks, const char* block) {
   std::string s = "conv1=conv7s2p3-64nb,bn1=bn,relu,maxpool3s2p1";
   int planes = 64;
   for (std::size_t stage = 0; stage < blocks.size(); ++stage, planes *= 2)
     for (int b = 0; b < blocks[stage]; ++b)
-      s += ",layer" + std::to_string(stage + 1) + "." + std::to_string(b) + "=res" + std::to_string(planes) +
+      s += ",layer" + std::to_string(stage + 1) + "." + std::to_string(b) + "=" + block + std::to_string(planes) +
            (stage > 0 && b == 0 ? "s2" : "");
   return s + ",avgpool,flatten";
 }
@@ -98,8 +101,9 @@ inline const std::vector<architecture>& architecture_presets() {
        "conv11s4-64,relu,lrn5,maxpool3s2,conv5p2-256,relu,lrn5,maxpool3s2,conv3p1-256,relu,conv3p1-256,relu,"
        "conv3p1-256,relu,maxpool3s2,flatten,fc4096,relu,dropout0.5,fc4096,relu,dropout0.5",
        3, 224, 224},
-      {"resnet18", detail::resnet_basic_spec({2, 2, 2, 2}), 3, 224, 224},
-      {"resnet34", detail::resnet_basic_spec({3, 4, 6, 3}), 3, 224, 224},
+      {"resnet18", detail::resnet_spec({2, 2, 2, 2}, "res"), 3, 224, 224},
+      {"resnet34", detail::resnet_spec({3, 4, 6, 3}, "res"), 3, 224, 224},
+      {"resnet50", detail::resnet_spec({3, 4, 6, 3}, "bottle"), 3, 224, 224},
   };
   return presets;
 }
@@ -189,10 +193,11 @@ inline layer_token parse_layer_token(std::string t, const std::string& spec) {
     if (pos < t.size() && t[pos] == 's') number(++pos, L.stride, expect);
     if (pos < t.size() && t[pos] == 'p') number(++pos, L.pad, expect);
     if (pos != t.size() || 2 * L.pad > L.k) bad(expect);
-  } else if (starts("res")) {
-    const char* expect = "res<OUT>[s<S>], e.g. res128s2";
-    L.kind = "res";
-    std::size_t pos = 3;
+  } else if (starts("res") || starts("bottle")) {
+    const bool bottle = starts("bottle");
+    const char* expect = bottle ? "bottle<P>[s<S>], e.g. bottle128s2" : "res<OUT>[s<S>], e.g. res128s2";
+    L.kind = bottle ? "bottle" : "res";
+    std::size_t pos = bottle ? 6 : 3;
     number(pos, L.out, expect);
     L.stride = 1;
     if (pos < t.size() && t[pos] == 's') number(++pos, L.stride, expect);
@@ -217,7 +222,7 @@ inline layer_token parse_layer_token(std::string t, const std::string& spec) {
       bad("dropout<P> with 0 <= P < 1, e.g. dropout0.5");
     }
   } else {
-    bad("one of conv, bn, relu, maxpool, avgpool, res, lrn, dropout, flatten, fc");
+    bad("one of conv, bn, relu, maxpool, avgpool, res, bottle, lrn, dropout, flatten, fc");
   }
   return L;
 }
@@ -257,7 +262,8 @@ inline std::vector<planned_layer> plan_backbone(const architecture& a, std::size
     const auto& L = P.token;
     const std::size_t index = plan.size();
     auto where = [&] { return "architecture '" + a.layers + "': layer " + std::to_string(index) + " '" + t + "'"; };
-    if (L.kind == "conv" || L.kind == "maxpool" || L.kind == "lrn" || L.kind == "res" || L.kind == "avgpool")
+    if (L.kind == "conv" || L.kind == "maxpool" || L.kind == "lrn" || L.kind == "res" || L.kind == "bottle" ||
+        L.kind == "avgpool")
       require(!is_flat, where(), " follows a flatten");
     if (!L.name.empty())
       for (const auto& q : plan)
@@ -276,8 +282,8 @@ inline std::vector<planned_layer> plan_backbone(const architecture& a, std::size
               " input with padding ", L.pad);
       h = (h + 2 * L.pad - L.k) / L.stride + 1;
       w = (w + 2 * L.pad - L.k) / L.stride + 1;
-    } else if (L.kind == "res") {
-      c = L.out;
+    } else if (L.kind == "res" || L.kind == "bottle") {
+      c = L.kind == "res" ? L.out : 4 * L.out;
       h = (h - 1) / L.stride + 1;
       w = (w - 1) / L.stride + 1;
     } else if (L.kind == "avgpool") {
@@ -361,6 +367,19 @@ inline network_plan plan_hashing_network(const architecture& a, std::size_t bits
         bn(name + ".downsample.1", L.token.out);
       }
       copies = 8;  // the block's intermediate tensors, about eight of the output's size
+    } else if (L.token.kind == "bottle") {  // torchvision's Bottleneck
+      const std::size_t p4 = 4 * L.token.out;
+      tensor(name, "conv1.weight", {L.token.out, L.in_c, 1, 1}, true);
+      bn(name + ".bn1", L.token.out);
+      tensor(name, "conv2.weight", {L.token.out, L.token.out, 3, 3}, true);
+      bn(name + ".bn2", L.token.out);
+      tensor(name, "conv3.weight", {p4, L.token.out, 1, 1}, true);
+      bn(name + ".bn3", p4);
+      if (L.token.stride != 1 || L.in_c != p4) {
+        tensor(name, "downsample.0.weight", {p4, L.in_c, 1, 1}, true);
+        bn(name + ".downsample.1", p4);
+      }
+      copies = 8;
     }
     saturate(mul_fits(L.out_c, L.out_h, out) && mul_fits(out, L.out_w, out) && mul_fits(out, copies, out), out);
     saturate(add_fits(p.activations_per_image, out, p.activations_per_image), p.activations_per_image);
@@ -388,6 +407,8 @@ std::size_t add_backbone(sequential<T>& net, const architecture& a) {
       net.add(global_avg_pool2d<T>(), 0, L.name);
     } else if (L.kind == "res") {
       net.add(basic_block<T>(plan[index].in_c, L.out, L.stride), 0, L.name);
+    } else if (L.kind == "bottle") {
+      net.add(bottleneck_block<T>(plan[index].in_c, L.out, L.stride), 0, L.name);
     } else if (L.kind == "lrn") {
       net.add(local_response_norm<T>(L.k, 1e-4, 0.75, 2.0), 0, L.name);
     } else if (L.kind == "relu") {

@@ -1,12 +1,18 @@
-// ResNet's basic block (torchvision.models.resnet.BasicBlock, expansion 1):
-//   out = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))
-// conv1: 3 x 3, stride S, padding 1; conv2: 3 x 3, padding 1; both without
-// bias. The shortcut is x itself, or, when the stride is not 1 or the
-// channels change, the downsample path: a 1 x 1 convolution of stride S
-// without bias and a batch norm. Parameters and buffers carry
-// torchvision's names ("conv1.weight", "bn1.weight", "bn1.running_mean",
-// ..., "downsample.0.weight", "downsample.1.bias"), so a block's state
-// moves to and from PyTorch as it is.
+// ResNet's residual blocks, as torchvision.models.resnet builds them:
+//   basic block (BasicBlock, ResNet-18/34):
+//     out = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))
+//     conv1 3 x 3 of stride S, conv2 3 x 3, both to `planes` channels;
+//   bottleneck (Bottleneck, ResNet-50/101/152, torchvision's v1.5):
+//     out = relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))
+//     conv1 1 x 1 to `planes`, conv2 3 x 3 of stride S, conv3 1 x 1 to
+//     4 planes.
+// Convolutions have no bias (3 x 3 ones are padded by 1). The shortcut is x
+// itself, or, when the stride is not 1 or the channels change, the
+// downsample path: a 1 x 1 convolution of stride S without bias and a batch
+// norm. Parameters and buffers carry torchvision's names ("conv1.weight",
+// "bn1.weight", "bn1.running_mean", ..., "downsample.0.weight",
+// "downsample.1.bias"), so a block's state moves to and from PyTorch as it
+// is.
 #pragma once
 
 #include <memory>
@@ -21,77 +27,96 @@
 namespace nmhash::nn {
 
 template <class T>
-class basic_block : public layer<T> {
+class residual_block : public layer<T> {
  public:
-  basic_block(std::size_t in_channels, std::size_t planes, std::size_t stride = 1)
-      : in_(in_channels),
-        planes_(planes),
-        stride_(stride),
-        conv1_(in_channels, planes, conv2d_options{3, 3, stride, 1, false}),
-        bn1_(planes),
-        conv2_(planes, planes, conv2d_options{3, 3, 1, 1, false}),
-        bn2_(planes) {
-    if (stride != 1 || in_channels != planes) {
-      down_conv_ = std::make_unique<conv2d<T>>(in_channels, planes, conv2d_options{1, 1, stride, 0, false});
-      down_bn_ = std::make_unique<batch_norm2d<T>>(planes);
+  // One convolution of the main path: kernel (1 or 3), stride, channels out.
+  struct stage {
+    std::size_t kernel, stride, out;
+  };
+
+  residual_block(std::string kind, std::size_t in_channels, std::vector<stage> stages)
+      : kind_(std::move(kind)), in_(in_channels) {
+    require(!stages.empty(), "residual_block: no stage");
+    std::size_t c = in_channels, stride = 1;
+    for (const auto& s : stages) {
+      convs_.push_back(std::make_unique<conv2d<T>>(c, s.out, conv2d_options{s.kernel, s.kernel, s.stride, s.kernel / 2, false}));
+      bns_.push_back(std::make_unique<batch_norm2d<T>>(s.out));
+      c = s.out;
+      stride *= s.stride;
     }
+    out_ = c;
+    stride_ = stride;
+    if (stride != 1 || in_channels != c) {
+      down_conv_ = std::make_unique<conv2d<T>>(in_channels, c, conv2d_options{1, 1, stride, 0, false});
+      down_bn_ = std::make_unique<batch_norm2d<T>>(c);
+    }
+    h_.resize(stages.size());
+    g_.resize(stages.size());
+    relu_out_.resize(stages.size());
   }
 
   std::string name() const override {
-    return "basic_block(" + std::to_string(in_) + " -> " + std::to_string(planes_) + ", stride " +
-           std::to_string(stride_) + ")";
+    return kind_ + "(" + std::to_string(in_) + " -> " + std::to_string(out_) + ", stride " + std::to_string(stride_) +
+           ")";
   }
-  shape4 output_shape(const shape4& in) const override { return conv2_.output_shape(conv1_.output_shape(in)); }
+  shape4 output_shape(const shape4& in) const override {
+    shape4 s = in;
+    for (const auto& c : convs_) s = c->output_shape(s);
+    return s;
+  }
 
   std::size_t parameter_count() const override {
     std::size_t n = 0;
-    for (const layer<T>* l : parts()) n += l->parameter_count();
+    for (const auto& [name, l] : parts()) n += l->parameter_count();
     return n;
   }
   std::vector<std::pair<std::string, std::vector<std::size_t>>> parameter_layout() const override {
     std::vector<std::pair<std::string, std::vector<std::size_t>>> out;
-    const auto names = part_names();
-    const auto ls = parts();
-    for (std::size_t i = 0; i < ls.size(); ++i)
-      for (auto [n, s] : ls[i]->parameter_layout()) out.emplace_back(names[i] + "." + n, std::move(s));
+    for (const auto& [prefix, l] : parts())
+      for (auto [n, s] : l->parameter_layout()) out.emplace_back(prefix + "." + n, std::move(s));
     return out;
   }
   std::vector<std::pair<std::string, aligned_vector<T>*>> buffers() override {
     std::vector<std::pair<std::string, aligned_vector<T>*>> out;
-    const auto names = part_names();
-    auto ls = parts();
-    for (std::size_t i = 0; i < ls.size(); ++i)
-      for (auto [n, b] : ls[i]->buffers()) out.emplace_back(names[i] + "." + n, b);
+    for (const auto& [prefix, l] : parts())
+      for (auto [n, b] : l->buffers()) out.emplace_back(prefix + "." + n, b);
     return out;
   }
   void bind(T* params, T* grads) override {
-    for (layer<T>* l : parts()) {
+    for (const auto& [prefix, l] : parts()) {
       l->bind(params, grads);
       params += l->parameter_count();
       grads += l->parameter_count();
     }
   }
   void initialize(std::mt19937_64& gen) override {
-    for (layer<T>* l : parts()) l->initialize(gen);
+    for (const auto& [prefix, l] : parts()) l->initialize(gen);
   }
 
   void forward(const tensor<T>& x, tensor<T>& y, bool training) override {
     x_ = &x;
-    conv1_.forward(x, h1_, training);
-    bn1_.forward(h1_, h2_, training);
-    relu(h2_, h3_);
-    conv2_.forward(h3_, h4_, training);
-    bn2_.forward(h4_, h5_, training);
+    const tensor<T>* in = &x;
+    for (std::size_t i = 0; i < convs_.size(); ++i) {
+      convs_[i]->forward(*in, h_[i].conv, training);
+      bns_[i]->forward(h_[i].conv, h_[i].bn, training);
+      in = &h_[i].bn;
+      if (i + 1 < convs_.size()) {  // relu between the stages
+        relu_out_[i].resize(h_[i].bn.shape());
+        for (std::size_t j = 0; j < h_[i].bn.size(); ++j)
+          relu_out_[i].data()[j] = h_[i].bn.data()[j] > T(0) ? h_[i].bn.data()[j] : T(0);
+        in = &relu_out_[i];
+      }
+    }
     const tensor<T>* shortcut = &x;
     if (down_conv_) {
       down_conv_->forward(x, d1_, training);
       down_bn_->forward(d1_, d2_, training);
       shortcut = &d2_;
     }
-    sum_.resize(h5_.shape());
-    y.resize(h5_.shape());
+    sum_.resize(in->shape());
+    y.resize(in->shape());
     for (std::size_t i = 0; i < sum_.size(); ++i) {
-      sum_.data()[i] = h5_.data()[i] + shortcut->data()[i];
+      sum_.data()[i] = in->data()[i] + shortcut->data()[i];
       y.data()[i] = sum_.data()[i] > T(0) ? sum_.data()[i] : T(0);
     }
   }
@@ -103,13 +128,20 @@ class basic_block : public layer<T> {
     ds_.resize(sum_.shape());
     for (std::size_t i = 0; i < ds_.size(); ++i) ds_.data()[i] = sum_.data()[i] > T(0) ? dy.data()[i] : T(0);
     const bool want_dx = this->input_gradient();
-    bn2_.backward(ds_, g4_);
-    conv2_.backward(g4_, g3_);
-    for (std::size_t i = 0; i < g3_.size(); ++i)
-      if (!(h2_.data()[i] > T(0))) g3_.data()[i] = T(0);
-    bn1_.backward(g3_, g1_);
-    conv1_.set_input_gradient(want_dx);
-    conv1_.backward(g1_, dx);
+    const tensor<T>* g = &ds_;
+    for (std::size_t i = convs_.size(); i-- > 0;) {
+      bns_[i]->backward(*g, g_[i].bn);
+      if (i == 0) {
+        convs_[0]->set_input_gradient(want_dx);
+        convs_[0]->backward(g_[0].bn, dx);
+        break;
+      }
+      convs_[i]->backward(g_[i].bn, g_[i].conv);
+      // Through the relu after stage i - 1.
+      for (std::size_t j = 0; j < g_[i].conv.size(); ++j)
+        if (!(h_[i - 1].bn.data()[j] > T(0))) g_[i].conv.data()[j] = T(0);
+      g = &g_[i].conv;
+    }
     if (down_conv_) {
       down_bn_->backward(ds_, gd_);
       down_conv_->set_input_gradient(want_dx);
@@ -122,33 +154,45 @@ class basic_block : public layer<T> {
   }
 
  private:
-  static void relu(const tensor<T>& x, tensor<T>& y) {
-    y.resize(x.shape());
-    for (std::size_t i = 0; i < x.size(); ++i) y.data()[i] = x.data()[i] > T(0) ? x.data()[i] : T(0);
-  }
-  std::vector<layer<T>*> parts() {
-    std::vector<layer<T>*> v{&conv1_, &bn1_, &conv2_, &bn2_};
-    if (down_conv_) v.insert(v.end(), {down_conv_.get(), down_bn_.get()});
+  // The sub-layers with their torchvision names, in parameter order.
+  std::vector<std::pair<std::string, layer<T>*>> parts() const {
+    std::vector<std::pair<std::string, layer<T>*>> v;
+    for (std::size_t i = 0; i < convs_.size(); ++i) {
+      v.emplace_back("conv" + std::to_string(i + 1), convs_[i].get());
+      v.emplace_back("bn" + std::to_string(i + 1), bns_[i].get());
+    }
+    if (down_conv_) {
+      v.emplace_back("downsample.0", down_conv_.get());
+      v.emplace_back("downsample.1", down_bn_.get());
+    }
     return v;
-  }
-  std::vector<const layer<T>*> parts() const {
-    std::vector<const layer<T>*> v{&conv1_, &bn1_, &conv2_, &bn2_};
-    if (down_conv_) v.insert(v.end(), {down_conv_.get(), down_bn_.get()});
-    return v;
-  }
-  std::vector<std::string> part_names() const {
-    return {"conv1", "bn1", "conv2", "bn2", "downsample.0", "downsample.1"};
   }
 
-  std::size_t in_, planes_, stride_;
-  conv2d<T> conv1_;
-  batch_norm2d<T> bn1_;
-  conv2d<T> conv2_;
-  batch_norm2d<T> bn2_;
+  struct activations {
+    tensor<T> conv, bn;
+  };
+  std::string kind_;
+  std::size_t in_, out_ = 0, stride_ = 1;
+  std::vector<std::unique_ptr<conv2d<T>>> convs_;
+  std::vector<std::unique_ptr<batch_norm2d<T>>> bns_;
   std::unique_ptr<conv2d<T>> down_conv_;
   std::unique_ptr<batch_norm2d<T>> down_bn_;
   const tensor<T>* x_ = nullptr;
-  tensor<T> h1_, h2_, h3_, h4_, h5_, d1_, d2_, sum_, ds_, g4_, g3_, g1_, gd_, gx_;
+  std::vector<activations> h_, g_;
+  std::vector<tensor<T>> relu_out_;
+  tensor<T> d1_, d2_, sum_, ds_, gd_, gx_;
 };
+
+// torchvision's BasicBlock(in_channels, planes, stride).
+template <class T>
+residual_block<T> basic_block(std::size_t in_channels, std::size_t planes, std::size_t stride = 1) {
+  return residual_block<T>("basic_block", in_channels, {{3, stride, planes}, {3, 1, planes}});
+}
+
+// torchvision's Bottleneck(in_channels, planes, stride): 4 planes out.
+template <class T>
+residual_block<T> bottleneck_block(std::size_t in_channels, std::size_t planes, std::size_t stride = 1) {
+  return residual_block<T>("bottleneck", in_channels, {{1, 1, planes}, {3, stride, planes}, {1, 1, 4 * planes}});
+}
 
 }  // namespace nmhash::nn
