@@ -114,6 +114,20 @@ TEST_CASE("a network with batch norm trains, and its model file (running statist
   INFO(enc.out << enc.err);
   REQUIRE(enc.status == 0);
   REQUIRE(read_bytes(tmp.file("db.npy")) == read_bytes(out + "/db_codes.npy"));
+  // --raw: the network's outputs, whose signs are the codes (no merges here).
+  const auto raw = run(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + out + "/model.safetensors --list " + data +
+                               "/database.txt --out " + tmp.file("raw.npy") + " --raw");
+  INFO(raw.out << raw.err);
+  REQUIRE(raw.status == 0);
+  const auto y = nmhash::io::read_npy(tmp.file("raw.npy"));
+  REQUIRE(y.shape == std::vector<std::size_t>{60, 16});
+  const auto yv = y.to_vector<float>();
+  REQUIRE(std::any_of(yv.begin(), yv.end(), [](float v) { return v != 1.0f && v != -1.0f; }));
+  const auto dbc = nmhash::io::load_codes_npy(out + "/db_codes.npy", 16);
+  for (std::size_t i = 0; i < 60; ++i)
+    for (std::size_t k = 0; k < 16; ++k) REQUIRE(dbc.bit(i, k) == (yv[i * 16 + k] > 0));
+  REQUIRE(run(tmp, std::string(NMHASH_ENCODE_BIN) + " --model " + out + "/model.safetensors --list " + data +
+                       "/database.txt --out " + tmp.file("x.npy") + " --raw --packed").status != 0);
   // nmhash_model describes the file; its export holds the statistics (and
   // PyTorch's counters), not the grouping.
   const auto info = run(tmp, std::string(NMHASH_MODEL_BIN) + " info " + out + "/model.safetensors");

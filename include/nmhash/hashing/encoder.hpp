@@ -241,6 +241,32 @@ class encoder {
     return grouping_.is_identity() ? raw : merge_majority(raw, grouping_.groups());
   }
 
+  // The network's outputs for x, (n, C, H, W) already transformed: n x B_in
+  // values before the sign and the NMLayer's vote (for parity checks, and
+  // for re-ranking by the continuous embedding).
+  tensor<T> outputs(const tensor<T>& x) {
+    require(x.shape().rank() == 4 && x.shape()[1] == desc_.arch.channels && x.shape()[2] == desc_.arch.height &&
+                x.shape()[3] == desc_.arch.width,
+            path_, ": inputs ", x.shape().str(), " do not match the model's input ", desc_.arch.input_str());
+    lease net(*this);
+    return net->forward(x, false);
+  }
+
+  // The outputs of images ids of a source, `chunk` at a time: ids.size() x B_in.
+  std::vector<T> outputs(std::shared_ptr<const data::image_source> source, const std::vector<std::size_t>& ids,
+                         std::size_t chunk = 256) {
+    data::batch_loader<T> loader(std::move(source), desc_.transform);
+    std::vector<T> out;
+    out.reserve(ids.size() * desc_.b_in);
+    tensor<T> x;
+    for (std::size_t b = 0; b < ids.size(); b += chunk) {
+      loader.load(ids, b, std::min(chunk, ids.size() - b), x);
+      const tensor<T> y = outputs(x);
+      out.insert(out.end(), y.data(), y.data() + y.size());
+    }
+    return out;
+  }
+
   // Codes of decoded images, through the model's evaluation transform.
   packed_codes encode(const std::vector<data::image8>& images) {
     tensor<T> x(input_shape(images.size()));
