@@ -48,7 +48,7 @@ def save(tensors, path):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--arch", required=True, help="a torchvision model: resnet18, resnet34, ...")
+    p.add_argument("--arch", required=True, help="a torchvision model: alexnet, vgg16, resnet18, resnet34, resnet50")
     p.add_argument("--weights", help="a PyTorch state_dict file (.pth) for that model")
     p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (without --weights)")
     p.add_argument("--out", required=True, help="the safetensors file to write")

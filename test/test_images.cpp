@@ -278,7 +278,7 @@ TEST_CASE("Architecture specs: the lenet preset is build_lenet, bad specs name t
   fails("conv3-8,relu,fc10", 8, "layer 2 'fc10': a fully connected layer needs a flatten before it");
   fails("conv9-8,flatten", 8, "layer 0 'conv9-8': kernel 9 on a 8 x 8 input");
   fails("conv3x-8,flatten", 8, "layer 'conv3x-8': expected conv<K>[s<S>][p<P>]-<OUT>");
-  fails("pool2,flatten", 8, "expected one of conv, bn, relu, maxpool, avgpool, res, lrn, dropout, flatten, fc");
+  fails("pool2,flatten", 8, "expected one of conv, bn, relu, maxpool, avgpool, res, bottle, lrn, dropout, flatten, fc");
   fails("maxpool3p2,flatten", 8, "maxpool<K>[s<S>][p<P>] with P at most K / 2");
   fails("conv3-8nx,flatten", 8, "layer 'conv3-8nx': expected conv<K>[s<S>][p<P>]-<OUT>[nb]");
   fails("a=conv3-8,a=relu,flatten", 8, "layer 1 'a=relu': the name 'a' is taken by an earlier layer");

@@ -16,7 +16,7 @@
 
 #include "nmhash/nn/basic_block.hpp"
 #include "nmhash/nn/batch_norm2d.hpp"
-#include "nmhash/nn/global_avg_pool2d.hpp"
+#include "nmhash/nn/adaptive_avg_pool2d.hpp"
 #include "nmhash/nn/conv2d.hpp"
 #include "nmhash/nn/flatten.hpp"
 #include "nmhash/nn/linear.hpp"
@@ -264,8 +264,8 @@ TEST_CASE("batch_norm2d: PyTorch's running statistics, evaluation mode, and any 
 }
 
 TEST_CASE("ResNet's pieces: gradients of the basic and bottleneck blocks (with and without the downsample path), "
-          "padded max-pooling, "
-          "global average pooling and a convolution without bias",
+          "padded max-pooling, adaptive average pooling, "
+          "and a convolution without bias",
           "[nn][grad]") {
   auto same = nmhash::nn::basic_block<double>(3, 3);
   check_gradients(same, shape4{2, 3, 4, 4}, 16);
@@ -281,8 +281,12 @@ TEST_CASE("ResNet's pieces: gradients of the basic and bottleneck blocks (with a
   nmhash::nn::max_pool2d<double> padded(3, 2, 1);
   check_gradients(padded, shape4{2, 2, 5, 6}, 18);
   REQUIRE(padded.output_shape(shape4{1, 1, 5, 6}) == shape4{1, 1, 3, 3});
-  nmhash::nn::global_avg_pool2d<double> gap;
+  nmhash::nn::adaptive_avg_pool2d<double> gap;
   check_gradients(gap, shape4{2, 3, 3, 4}, 19);
+  nmhash::nn::adaptive_avg_pool2d<double> uneven(3, 3);  // bins of 1 and 2 rows, overlapping columns
+  check_gradients(uneven, shape4{2, 2, 5, 4}, 23);
+  nmhash::nn::adaptive_avg_pool2d<double> spread(4, 4);  // a 2 x 3 map over 4 x 4 cells
+  check_gradients(spread, shape4{1, 2, 2, 3}, 24);
   nmhash::nn::conv2d<double> nobias(2, 3, nmhash::nn::conv2d_options{3, 3, 2, 1, false});
   REQUIRE(nobias.parameter_count() == 3 * 2 * 9);
   check_gradients(nobias, shape4{2, 2, 5, 5}, 20);

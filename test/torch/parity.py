@@ -29,6 +29,20 @@ except ImportError:
 def build(spec, channels, height, width, bits):
     """The nn.Sequential of an unnamed architecture spec, or a torchvision
     ResNet for a preset name (its classifier renamed "hash")."""
+    if spec in ("alexnet/nodropout", "vgg16/nodropout"):
+        import torchvision
+        net = getattr(torchvision.models, spec.split("/")[0])(num_classes=bits)
+        net.hash = net.classifier[6]
+        net.classifier[6] = nn.Identity()
+        for m in net.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = 0.0
+
+        def forward_classifier(x):  # torchvision's forward, with "hash" for classifier.6
+            return net.hash(net.classifier(torch.flatten(net.avgpool(net.features(x)), 1)))
+
+        net.forward = forward_classifier
+        return net
     if spec in ("resnet18", "resnet34", "resnet50"):
         import torchvision
         net = getattr(torchvision.models, spec)(num_classes=bits)
@@ -287,6 +301,11 @@ def main():
     # float gradients differ from its double ones by 3e-2 of their scale.
     # So it is compared in double precision, where every value must agree.
     ok &= check(binary, os.path.join(work, "resnet50"), "resnet50", "3x64x64", 16, 4, 7, double=True)
+    # AlexNet and VGG-16 (dropout at p = 0 on both sides), at sizes where
+    # the adaptive average pooling spreads 2 x 2 and 1 x 1 maps over 6 x 6
+    # and 7 x 7 cells.
+    ok &= check(binary, os.path.join(work, "alexnet"), "alexnet/nodropout", "3x96x96", 16, 2, 8)
+    ok &= check(binary, os.path.join(work, "vgg16"), "vgg16/nodropout", "3x32x32", 16, 2, 9)
     if model_bin:
         ok &= round_trip(model_bin, os.path.join(work, "round-trip"))
     print("parity: " + ("every value within its limit" if ok else "FAILED"))

@@ -23,7 +23,15 @@ int run(char** argv) {
   nmhash::nn::architecture a;
   a.name = "parity";
   a.layers = argv[1];
+  // PRESET/nodropout: the preset with its dropout layers at p = 0 (training
+  // outputs are then comparable; the names stay the preset's).
+  const std::string suffix = "/nodropout";
+  const bool nodropout = a.layers.size() > suffix.size() &&
+                         a.layers.compare(a.layers.size() - suffix.size(), suffix.size(), suffix) == 0;
+  if (nodropout) a.layers.resize(a.layers.size() - suffix.size());
   if (const auto* preset = nmhash::nn::find_architecture(a.layers)) a.layers = preset->layers;
+  for (std::size_t at; nodropout && (at = a.layers.find("dropout0.5")) != std::string::npos;)
+    a.layers.replace(at, 10, "dropout0");
   nmhash::nn::parse_input_shape(argv[2], a.channels, a.height, a.width);
   const std::size_t bits = std::stoul(argv[3]);
   const auto xa = nmhash::io::read_npy(argv[5]), dya = nmhash::io::read_npy(argv[6]);

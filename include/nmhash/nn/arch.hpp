@@ -11,8 +11,8 @@
 //   relu
 //   maxpool<K>[s<S>][p<P>]      K x K max-pooling, stride S (K), padding P
 //                               (0, at most K / 2), floor mode
-//   avgpool                     global average pooling to 1 x 1 (PyTorch's
-//                               AdaptiveAvgPool2d((1, 1)))
+//   avgpool[<N>]                adaptive average pooling to N x N (1), as
+//                               PyTorch's AdaptiveAvgPool2d((N, N))
 //   res<OUT>[s<S>]              ResNet's basic block (torchvision's
 //                               BasicBlock) to OUT channels, stride S (1),
 //                               with the 1 x 1 downsample path where needed
@@ -46,7 +46,7 @@
 #include "nmhash/nn/basic_block.hpp"
 #include "nmhash/nn/batch_norm2d.hpp"
 #include "nmhash/nn/conv2d.hpp"
-#include "nmhash/nn/global_avg_pool2d.hpp"
+#include "nmhash/nn/adaptive_avg_pool2d.hpp"
 #include "nmhash/nn/dropout.hpp"
 #include "nmhash/nn/flatten.hpp"
 #include "nmhash/nn/linear.hpp"
@@ -70,9 +70,9 @@ struct architecture {
 // The presets: lenet (the fmnist-dpsh backbone, 1 x 28 x 28), cifar (a VGG-
 // style network for 3 x 32 x 32), cnnf (Chatfield et al. 2014's CNN-F,
 // 3 x 224 x 224: five convolutions, LRN and max-pooling, two 4,096-wide
-// fully connected layers), and resnet18, resnet34 and resnet50
-// (torchvision's, with its parameter names; the hashing layer "hash"
-// replaces the classifier).
+// fully connected layers), and alexnet, vgg16, resnet18, resnet34 and
+// resnet50 (torchvision's, with its parameter names; the hashing layer
+// "hash" replaces the classifier's last layer).
 namespace detail {
 
 // torchvision's ResNet with `block`s (res or bottle; blocks per stage), under its
@@ -88,6 +88,23 @@ inline std::string resnet_spec(const std::vector<int>& blocks, const char* block
   return s + ",avgpool,flatten";
 }
 
+// torchvision's VGG-16 under its names (features.<i>, classifier.<i>), the
+// hashing layer "hash" in place of classifier.6 (AlexNet likewise, below).
+inline std::string vgg16_spec() {
+  std::string s;
+  int index = 0;
+  for (int v : {64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0}) {
+    if (v == 0) {
+      s += "maxpool2,";
+      index += 1;
+    } else {
+      s += "features." + std::to_string(index) + "=conv3p1-" + std::to_string(v) + ",relu,";
+      index += 2;
+    }
+  }
+  return s + "avgpool7,flatten,classifier.0=fc4096,relu,dropout0.5,classifier.3=fc4096,relu,dropout0.5";
+}
+
 }  // namespace detail
 
 inline const std::vector<architecture>& architecture_presets() {
@@ -101,6 +118,12 @@ inline const std::vector<architecture>& architecture_presets() {
        "conv11s4-64,relu,lrn5,maxpool3s2,conv5p2-256,relu,lrn5,maxpool3s2,conv3p1-256,relu,conv3p1-256,relu,"
        "conv3p1-256,relu,maxpool3s2,flatten,fc4096,relu,dropout0.5,fc4096,relu,dropout0.5",
        3, 224, 224},
+      {"alexnet",
+       "features.0=conv11s4p2-64,relu,maxpool3s2,features.3=conv5p2-192,relu,maxpool3s2,features.6=conv3p1-384,relu,"
+       "features.8=conv3p1-256,relu,features.10=conv3p1-256,relu,maxpool3s2,avgpool6,flatten,dropout0.5,"
+       "classifier.1=fc4096,relu,dropout0.5,classifier.4=fc4096,relu",
+       3, 224, 224},
+      {"vgg16", detail::vgg16_spec(), 3, 224, 224},
       {"resnet18", detail::resnet_spec({2, 2, 2, 2}, "res"), 3, 224, 224},
       {"resnet34", detail::resnet_spec({3, 4, 6, 3}, "res"), 3, 224, 224},
       {"resnet50", detail::resnet_spec({3, 4, 6, 3}, "bottle"), 3, 224, 224},
@@ -160,8 +183,14 @@ inline layer_token parse_layer_token(std::string t, const std::string& spec) {
     pos = end;
   };
   auto starts = [&](const char* p) { return t.rfind(p, 0) == 0; };
-  if (t == "relu" || t == "flatten" || t == "bn" || t == "avgpool") {
+  if (t == "relu" || t == "flatten" || t == "bn") {
     L.kind = t;
+  } else if (starts("avgpool")) {
+    L.kind = "avgpool";
+    std::size_t pos = 7;
+    L.k = 1;
+    if (pos < t.size()) number(pos, L.k, "avgpool[<N>], e.g. avgpool6");
+    if (pos != t.size()) bad("avgpool[<N>], e.g. avgpool6");
   } else if (starts("conv")) {
     const char* expect = "conv<K>[s<S>][p<P>]-<OUT>[nb], e.g. conv3p1-64";
     L.kind = "conv";
@@ -287,7 +316,7 @@ inline std::vector<planned_layer> plan_backbone(const architecture& a, std::size
       h = (h - 1) / L.stride + 1;
       w = (w - 1) / L.stride + 1;
     } else if (L.kind == "avgpool") {
-      h = w = 1;
+      h = w = L.k;
     } else if (L.kind == "flatten") {
       require(!is_flat, where(), ": the input is already flat");
       require(mul_fits(c, h, flat) && mul_fits(flat, w, flat), where(), ": ", c, " x ", h, " x ", w,
@@ -404,7 +433,7 @@ std::size_t add_backbone(sequential<T>& net, const architecture& a) {
     } else if (L.kind == "maxpool") {
       net.add(max_pool2d<T>(L.k, L.stride, L.pad), 0, L.name);
     } else if (L.kind == "avgpool") {
-      net.add(global_avg_pool2d<T>(), 0, L.name);
+      net.add(adaptive_avg_pool2d<T>(L.k, L.k), 0, L.name);
     } else if (L.kind == "res") {
       net.add(basic_block<T>(plan[index].in_c, L.out, L.stride), 0, L.name);
     } else if (L.kind == "bottle") {
