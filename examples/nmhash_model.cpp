@@ -49,26 +49,12 @@ void import_model(nn::architecture a, const std::string& weights, const std::vec
                   weights, ": no hashing layer '", hash, ".weight' of shape [K, ", features, "] (K from 1 to 4096) for the ",
                   a.name, " backbone");
   const std::size_t bits = it->second.shape[0];
-  std::vector<std::string> missing, unexpected, misshaped;
-  std::map<std::string, bool> expected;
-  for (const auto& [name, shape] : nn::plan_hashing_network(a, bits).parameters) {
-    expected[name] = true;
-    const auto t = file.tensors.find(name);
-    if (t == file.tensors.end())
-      missing.push_back(name);
-    else if (t->second.shape != shape)
-      misshaped.push_back(name + " " + nlohmann::json(t->second.shape).dump() + " (expected " +
-                          nlohmann::json(shape).dump() + ")");
-  }
-  for (const auto& [name, t] : file.tensors) {
-    const bool counter = name.size() > 20 && name.compare(name.size() - 20, 20, ".num_batches_tracked") == 0;
-    if (!expected.count(name) && !counter) unexpected.push_back(name);
-  }
-  nmhash::require(missing.empty() && unexpected.empty() && misshaped.empty(), weights, ": not a state_dict of the ",
-                  a.name, " hashing network (", a.input_str(), ", K = ", bits, "): ",
-                  missing.empty() ? "" : "missing " + list(missing) + "; ",
-                  unexpected.empty() ? "" : "unexpected " + list(unexpected) + "; ",
-                  misshaped.empty() ? "" : "mis-shaped " + list(misshaped) + "; ", "nothing written");
+  const auto plan = nn::plan_hashing_network(a, bits);
+  const nn::tensor_mismatch m = nn::compare_tensors(plan.parameters, file, [](const std::string& name) {
+    return name.size() > 20 && name.compare(name.size() - 20, 20, ".num_batches_tracked") == 0;
+  });
+  nmhash::require(m.empty(), weights, ": not a state_dict of the ", a.name, " hashing network (", a.input_str(),
+                  ", K = ", bits, "): ", m.str(), "; nothing written");
   nn::sequential<float> net;
   nn::build_hashing_network<float>(net, a, bits, 1);
   nn::load_parameters(file, weights, net);
@@ -87,7 +73,7 @@ void import_model(nn::architecture a, const std::string& weights, const std::vec
   h::write_model(f, net, h::neuron_partition(bits), md, {{"imported_from", weights}});
   f.commit();
   std::printf("wrote %s: %s (%s), input %s, K = %zu, %zu tensors\n", out.c_str(), a.name.c_str(), a.layers.c_str(),
-              a.input_str().c_str(), bits, expected.size());
+              a.input_str().c_str(), bits, plan.parameters.size());
 }
 
 // A model file as a state_dict: its network's tensors and, for every batch

@@ -56,18 +56,13 @@ int run(char** argv) {
   nmhash::io::write_npy(out + "/train.npy", train.data(), {n, bits});
   net.zero_grad();
   net.backward(dy);
-  // Gradients and the buffers after the training step, by name.
+  // The gradients ("grad.<name>", laid out as the parameters) and the
+  // buffers after the training step.
   nmhash::io::tensor_map grads;
-  std::size_t off = 0;
-  for (std::size_t i = 0; i < net.size(); ++i) {
-    for (const auto& [name, shape] : net.at(i).parameter_layout()) {
-      auto t = nmhash::io::named_tensor::from(net.gradients().data() + off, shape);
-      off += t.elements();
-      grads.emplace("grad." + net.layer_name(i) + "." + name, std::move(t));
-    }
-    for (const auto& [name, buf] : net.at(i).buffers())
-      grads.emplace(net.layer_name(i) + "." + name, nmhash::io::named_tensor::from(buf->data(), {buf->size()}));
-  }
+  nmhash::nn::for_each_tensor(net, net.gradients().data(),
+                              [&](const std::string& name, const std::vector<std::size_t>& shape, T* data, bool buffer) {
+                                grads.emplace(buffer ? name : "grad." + name, nmhash::io::named_tensor::from(data, shape));
+                              });
   nmhash::io::save_safetensors(out + "/after.safetensors", grads);
   return 0;
 }

@@ -94,43 +94,18 @@ inline void check_model_tensors(const io::safetensors_file& f, const model_descr
   require(plan.activations_per_image <= max_activations_per_image, path, ": the network of metadata 'arch' and 'input' (",
           d.arch.input_str(), ") passes ", plan.activations_per_image, " values per image, more than the limit of ",
           max_activations_per_image);
-  std::vector<std::string> missing, unexpected, misshaped;
-  std::map<std::string, bool> planned;
+  const nn::tensor_mismatch m =
+      nn::compare_tensors(plan.parameters, f, [](const std::string& name) { return name == "nm.node_of"; });
+  require(m.empty(), path, ": the weights do not fit the architecture in the metadata (", d.arch.layers, ", input ",
+          d.arch.input_str(), ", B_in ", d.b_in, "); ", m.str());
   for (const auto& [name, shape] : plan.parameters) {
-    planned[name] = true;
-    const auto it = f.tensors.find(name);
-    if (it == f.tensors.end())
-      missing.push_back(name);
-    else if (it->second.shape != shape)
-      misshaped.push_back(name + " " + nlohmann::json(it->second.shape).dump() + ", expected " +
-                          nlohmann::json(shape).dump());
+    const auto& t = f.tensors.at(name);
+    std::vector<double> v(t.elements());
+    t.copy_to(v.data(), v.size());
+    for (std::size_t i = 0; i < v.size(); ++i)
+      require(std::isfinite(v[i]), path, ": tensor '", name, "' holds ", v[i], " at value ", i,
+              " (the weights must be finite numbers)");
   }
-  for (const auto& [name, t] : f.tensors)
-    if (!planned.count(name) && name != "nm.node_of") unexpected.push_back(name);
-  if (missing.empty() && unexpected.empty() && misshaped.empty()) {
-    for (const auto& [name, shape] : plan.parameters) {
-      const auto& t = f.tensors.at(name);
-      std::vector<double> v(t.elements());
-      t.copy_to(v.data(), v.size());
-      for (std::size_t i = 0; i < v.size(); ++i)
-        require(std::isfinite(v[i]), path, ": tensor '", name, "' holds ", v[i], " at value ", i,
-                " (the weights must be finite numbers)");
-    }
-    return;
-  }
-  auto list = [](const std::vector<std::string>& v) {
-    std::string s;
-    for (std::size_t i = 0; i < v.size() && i < 20; ++i) s += (i ? ", " : "") + v[i];
-    if (v.size() > 20) s += ", ... (" + std::to_string(v.size()) + " in all)";
-    return s;
-  };
-  std::string msg = path + ": the weights do not fit the architecture in the metadata (" + d.arch.layers + ", input " +
-                    d.arch.input_str() + ", B_in " + std::to_string(d.b_in) + ");";
-  if (!missing.empty()) msg += " missing: " + list(missing) + ";";
-  if (!unexpected.empty()) msg += " unexpected: " + list(unexpected) + ";";
-  if (!misshaped.empty()) msg += " wrong shape: " + list(misshaped) + ";";
-  msg.pop_back();
-  throw error(msg);
 }
 
 // The description stored in a model file (read from `path`).
@@ -193,23 +168,11 @@ inline model_description read_model_description(const io::safetensors_file& f, c
 template <class T = float>
 class encoder {
  public:
-  explicit encoder(const std::string& path) : path_(path) {
-    const auto f = io::load_safetensors(path);
-    desc_ = read_model_description(f, path);
-    check_model_tensors(f, desc_, path);
-    auto net = make_network();
-    try {
-      nn::load_parameters(f, path, *net);
-    } catch (const error& e) {
-      nmhash::detail::fail(e.what(), " (the architecture in the metadata does not match the weights)");
-    }
-    // Parameters and buffers (batch norm's running statistics), which every
-    // network the encoder makes receives; the file's own network is not
-    // kept, so every network takes the one path.
-    params_.assign(net->parameters().begin(), net->parameters().end());
-    for (std::size_t i = 0; i < net->size(); ++i)
-      for (const auto& [name, buf] : net->at(i).buffers()) buffers_.emplace_back(buf->begin(), buf->end());
-    grouping_ = detail::read_node_of(f, desc_.b_in, path);
+  explicit encoder(const std::string& path) : path_(path), weights_(io::load_safetensors(path)) {
+    desc_ = read_model_description(weights_, path);
+    check_model_tensors(weights_, desc_, path);
+    free_.push_back(make_network());
+    grouping_ = detail::read_node_of(weights_, desc_.b_in, path);
   }
 
   const model_description& description() const { return desc_; }
@@ -294,12 +257,19 @@ class encoder {
   }
 
  private:
+  // A network of the file's architecture with its weights and buffers
+  // (batch norm's running statistics): every network the encoder uses.
   std::unique_ptr<nn::sequential<T>> make_network() const {
     auto net = std::make_unique<nn::sequential<T>>();
     try {
       nn::build_hashing_network(*net, desc_.arch, desc_.b_in, 1);
     } catch (const error& e) {
       nmhash::detail::fail(path_, ": metadata field 'arch': ", e.what());
+    }
+    try {
+      nn::load_parameters(weights_, path_, *net);
+    } catch (const error& e) {
+      nmhash::detail::fail(e.what(), " (the architecture in the metadata does not match the weights)");
     }
     return net;
   }
@@ -315,16 +285,7 @@ class encoder {
           e.free_.pop_back();
         }
       }
-      if (!net) {
-        net = e.make_network();
-        std::copy(e.params_.begin(), e.params_.end(), net->parameters().begin());
-        std::size_t b = 0;
-        for (std::size_t i = 0; i < net->size(); ++i)
-          for (const auto& [name, buf] : net->at(i).buffers()) {
-            std::copy(e.buffers_[b].begin(), e.buffers_[b].end(), buf->begin());
-            ++b;
-          }
-      }
+      if (!net) net = e.make_network();
     }
     ~lease() {
       std::lock_guard<std::mutex> lock(e.mutex_);
@@ -334,9 +295,8 @@ class encoder {
   };
 
   std::string path_;
+  io::safetensors_file weights_;  // the model file: every network loads its weights and buffers from it
   model_description desc_;
-  std::vector<T> params_;
-  std::vector<std::vector<T>> buffers_;
   neuron_partition grouping_{1};
   std::mutex mutex_;
   std::vector<std::unique_ptr<nn::sequential<T>>> free_;

@@ -195,10 +195,8 @@ nn::load_report load_backbone(nn::sequential<T>& net, const nn::architecture& a,
   // The tensor names (parameters and buffers) of a network.
   const auto names_of = [](nn::sequential<T>& n) {
     std::set<std::string> out;
-    for (std::size_t i = 0; i < n.size(); ++i) {
-      for (const auto& [name, shape] : n.at(i).parameter_layout()) out.insert(n.layer_name(i) + "." + name);
-      for (const auto& [name, buf] : n.at(i).buffers()) out.insert(n.layer_name(i) + "." + name);
-    }
+    nn::for_each_tensor(n, static_cast<T*>(nullptr),
+                        [&](std::string name, const std::vector<std::size_t>&, T*, bool) { out.insert(std::move(name)); });
     return out;
   };
   nn::sequential<T> probe;
