@@ -114,21 +114,15 @@ struct run_config {
   std::size_t bits() const { return progressive() ? schedule.lengths.back() : schedule.b_in; }
 };
 
-// The schedule's fields, every one (for reports).
-inline nlohmann::json to_json(const hashing::progressive_schedule& s) {
-  return {{"name", s.name},
-          {"b_in", s.b_in},
-          {"lengths", s.lengths},
+namespace detail {
+
+// The fields of a schedule's progressive stages.
+inline nlohmann::json stage_fields(const hashing::progressive_schedule& s) {
+  return {{"lengths", s.lengths},
           {"m", s.merges},
-          {"warmup_epochs", s.warmup_epochs},
           {"n0", s.active_epochs},
           {"n1", s.frozen_epochs},
-          {"batch", s.batch},
-          {"optimizer", optim::to_string(s.optimizer)},
-          {"backbone_lr", s.backbone_lr},
-          {"weight_decay", s.weight_decay},
           {"nm_lr", s.nm_lr},
-          {"eta", s.eta},
           {"frozen_weight", s.frozen_weight},
           {"gradient", to_string(s.gradient)},
           {"truncation", to_string(s.truncation)},
@@ -136,6 +130,22 @@ inline nlohmann::json to_json(const hashing::progressive_schedule& s) {
           {"vote_tie", to_string(s.tie)},
           {"bank_after_truncation", to_string(s.bank_after_truncation)},
           {"reset_optimizer", s.reset_optimizer}};
+}
+
+}  // namespace detail
+
+// The schedule's fields, every one (for reports).
+inline nlohmann::json to_json(const hashing::progressive_schedule& s) {
+  nlohmann::json j = detail::stage_fields(s);
+  j.update({{"name", s.name},
+            {"b_in", s.b_in},
+            {"warmup_epochs", s.warmup_epochs},
+            {"batch", s.batch},
+            {"optimizer", optim::to_string(s.optimizer)},
+            {"backbone_lr", s.backbone_lr},
+            {"weight_decay", s.weight_decay},
+            {"eta", s.eta}});
+  return j;
 }
 
 // What the trained state of a run depends on: the fields that change a
@@ -164,20 +174,10 @@ inline nlohmann::json to_json(const run_config& c, const std::string& arch_layer
                         {"batch", s.batch}};
   if (s.optimizer == optim::optimizer_kind::sgd) opt["momentum"] = s.momentum;
   nlohmann::json sched = {{"b_in", s.b_in}, {"warmup_epochs", s.warmup_epochs}};
-  if (c.progressive())
-    sched["progressive"] = {{"reduction", to_string(c.reduction)},
-                            {"lengths", s.lengths},
-                            {"m", s.merges},
-                            {"n0", s.active_epochs},
-                            {"n1", s.frozen_epochs},
-                            {"nm_lr", s.nm_lr},
-                            {"frozen_weight", s.frozen_weight},
-                            {"gradient", to_string(s.gradient)},
-                            {"truncation", to_string(s.truncation)},
-                            {"validation_refresh", s.validation_refresh},
-                            {"vote_tie", to_string(s.tie)},
-                            {"bank_after_truncation", to_string(s.bank_after_truncation)},
-                            {"reset_optimizer", s.reset_optimizer}};
+  if (c.progressive()) {
+    sched["progressive"] = detail::stage_fields(s);
+    sched["progressive"]["reduction"] = to_string(c.reduction);
+  }
   nlohmann::json head = nlohmann::json::object();
   if (c.head.dropout > 0) head["dropout"] = {{"p", c.head.dropout}, {"seed", c.head.dropout_seed}};
   if (c.head.fc_from) head["fc_from"] = c.head.fc_from;
