@@ -1,10 +1,13 @@
 // 2-D convolution (cross-correlation, as in PyTorch) over NCHW input with
-// a square or rectangular kernel, stride and zero padding. CPU, samples in
-// parallel: im2col into a (C kh kw) x (OH OW) matrix per sample, then an
-// Eigen GEMM with the (out, C kh kw) weight matrix straight into the output;
-// backward reuses the columns for the weight gradient (summed per block of
-// samples, then over the blocks in a fixed order, so the result does not
-// depend on the thread count) and scatters W^T dY back with col2im.
+// a square or rectangular kernel, stride and zero padding. CPU, groups of
+// samples in parallel: im2col into a (C kh kw) x (samples OH OW) matrix per
+// group, then one Eigen GEMM with the (out, C kh kw) weight matrix. A group
+// holds one sample, or enough samples for about 256 output pixels where the
+// feature maps are small, so that late layers still make wide products;
+// its size depends on the shapes only. Backward reuses the columns for the
+// weight gradient (summed per block of groups, then over the blocks in a
+// fixed order, so the result does not depend on the thread count) and
+// scatters W^T dY back with col2im.
 #pragma once
 
 #include <Eigen/Core>
@@ -77,19 +80,26 @@ class conv2d : public layer<T> {
     const shape4 os = output_shape(x.shape());
     y.resize(os);
     x_ = &x;
-    const std::size_t n = x.shape()[0], pix = os[2] * os[3];
-    const auto co = static_cast<Eigen::Index>(cout_), pa = static_cast<Eigen::Index>(patch()),
-               px = static_cast<Eigen::Index>(pix);
+    const std::size_t n = x.shape()[0], pix = os[2] * os[3], g = group(n, pix), groups = (n + g - 1) / g;
+    const auto co = static_cast<Eigen::Index>(cout_), pa = static_cast<Eigen::Index>(patch());
     cols_.resize(n * patch() * pix);
-    // One sample per block, always inside a parallel region: the same bits
-    // for every thread count (parallel_blocks).
-    parallel_blocks(static_cast<std::int64_t>(n), 1, [&](std::int64_t i, std::int64_t) {
-      const auto s = static_cast<std::size_t>(i);
-      T* col = cols_.data() + s * patch() * pix;
-      im2col(x.data() + s * x.shape().row_size(), x.shape(), os, col);
-      map Y(y.data() + s * os.row_size(), co, px);
+    if (g > 1) ytmp_.resize(groups * cout_ * g * pix);
+    // One group of samples per block, always inside a parallel region: the
+    // same bits for every thread count (parallel_blocks).
+    parallel_blocks(static_cast<std::int64_t>(groups), 1, [&](std::int64_t gi, std::int64_t) {
+      const auto first = static_cast<std::size_t>(gi) * g, count = std::min(g, n - first);
+      const auto px = static_cast<Eigen::Index>(count * pix);
+      T* col = cols_.data() + first * patch() * pix;
+      for (std::size_t s = 0; s < count; ++s)
+        im2col(x.data() + (first + s) * x.shape().row_size(), x.shape(), os, col + s * pix, count * pix);
+      T* out = g > 1 ? ytmp_.data() + static_cast<std::size_t>(gi) * cout_ * g * pix : y.data() + first * os.row_size();
+      map Y(out, co, px);
       Y.noalias() = cmap(w_, co, pa) * cmap(col, pa, px);
       if (o_.bias) Y.colwise() += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(b_, co);
+      if (g > 1)  // (C, samples, pixels) to (samples, C, pixels)
+        for (std::size_t s = 0; s < count; ++s)
+          for (std::size_t c = 0; c < cout_; ++c)
+            std::copy_n(out + (c * count + s) * pix, pix, y.data() + (first + s) * os.row_size() + c * pix);
     });
   }
 
@@ -97,29 +107,44 @@ class conv2d : public layer<T> {
     require(x_ != nullptr, name(), ": backward() before forward()");
     const shape4 os = output_shape(x_->shape());
     require(dy.shape() == os, name(), ": output gradient ", dy.shape().str(), " does not match ", os.str());
-    const std::size_t n = x_->shape()[0], pix = os[2] * os[3], in_row = x_->shape().row_size();
-    const auto co = static_cast<Eigen::Index>(cout_), pa = static_cast<Eigen::Index>(patch()),
-               px = static_cast<Eigen::Index>(pix);
+    const std::size_t n = x_->shape()[0], pix = os[2] * os[3], in_row = x_->shape().row_size(),
+                      g = group(n, pix), groups = (n + g - 1) / g;
+    const auto co = static_cast<Eigen::Index>(cout_), pa = static_cast<Eigen::Index>(patch());
     const bool want_dx = this->input_gradient();
     if (want_dx) dx.resize(x_->shape());
-    const std::size_t blocks = (n + kBlock - 1) / kBlock, wsize = parameter_count();
+    // Groups per partial weight gradient: about kBlock samples each.
+    const std::size_t per_block = std::max<std::size_t>(1, kBlock / g), blocks = (groups + per_block - 1) / per_block,
+                      wsize = parameter_count(), cols = g * pix;
     partial_.assign(blocks * wsize, T(0));
-    if (want_dx) dcol_.resize(blocks * patch() * pix);
+    if (want_dx) dcol_.resize(blocks * patch() * cols);
+    if (g > 1) dytmp_.resize(blocks * cout_ * cols);
     parallel_blocks(static_cast<std::int64_t>(blocks), 1, [&](std::int64_t bi, std::int64_t) {
       const auto b = static_cast<std::size_t>(bi);
       map DW(partial_.data() + b * wsize, co, pa);
       Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> DB(partial_.data() + b * wsize + cout_ * patch(),
                                                          o_.bias ? co : 0);
-      T* dcol = want_dx ? dcol_.data() + b * patch() * pix : nullptr;
-      for (std::size_t s = b * kBlock; s < std::min(n, (b + 1) * kBlock); ++s) {
-        cmap DY(dy.data() + s * os.row_size(), co, px);
-        DW.noalias() += DY * cmap(cols_.data() + s * patch() * pix, pa, px).transpose();
+      T* dcol = want_dx ? dcol_.data() + b * patch() * cols : nullptr;
+      for (std::size_t gi = b * per_block; gi < std::min(groups, (b + 1) * per_block); ++gi) {
+        const std::size_t first = gi * g, count = std::min(g, n - first);
+        const auto px = static_cast<Eigen::Index>(count * pix);
+        const T* dyg = dy.data() + first * os.row_size();
+        if (g > 1) {  // (samples, C, pixels) to (C, samples, pixels)
+          T* t = dytmp_.data() + b * cout_ * cols;
+          for (std::size_t s = 0; s < count; ++s)
+            for (std::size_t c = 0; c < cout_; ++c)
+              std::copy_n(dy.data() + (first + s) * os.row_size() + c * pix, pix, t + (c * count + s) * pix);
+          dyg = t;
+        }
+        cmap DY(dyg, co, px);
+        DW.noalias() += DY * cmap(cols_.data() + first * patch() * pix, pa, px).transpose();
         if (o_.bias) DB += DY.rowwise().sum();
         if (!want_dx) continue;
         map(dcol, pa, px).noalias() = cmap(w_, co, pa).transpose() * DY;
-        T* d = dx.data() + s * in_row;
-        std::fill(d, d + in_row, T(0));
-        col2im(dcol, x_->shape(), os, d);
+        for (std::size_t s = 0; s < count; ++s) {
+          T* d = dx.data() + (first + s) * in_row;
+          std::fill(d, d + in_row, T(0));
+          col2im(dcol + s * pix, count * pix, x_->shape(), os, d);
+        }
       }
     });
     const std::size_t total = wsize;
@@ -135,6 +160,13 @@ class conv2d : public layer<T> {
  private:
   std::size_t patch() const { return cin_ * o_.kernel_h * o_.kernel_w; }
 
+  // Samples per GEMM: enough output pixels (kColumns) that small feature
+  // maps still make one wide product. It depends on the shapes only, never
+  // on the thread count.
+  static std::size_t group(std::size_t n, std::size_t pix) {
+    return std::max<std::size_t>(1, std::min(n, (kColumns + pix - 1) / pix));
+  }
+
   // Output columns [lo, hi) whose input column oj * stride + kj - padding
   // lies inside [0, W).
   void valid_columns(std::size_t kj, std::size_t W, std::size_t OW, std::size_t& lo, std::size_t& hi) const {
@@ -144,9 +176,9 @@ class conv2d : public layer<T> {
     if (lo > hi) lo = hi;
   }
 
-  // Rows (c, ki, kj), columns (oi, oj): the input value under kernel tap
-  // (ki, kj) for output pixel (oi, oj), 0 in the padding.
-  void im2col(const T* x, const shape4& in, const shape4& os, T* col) const {
+  // Rows (c, ki, kj) of `ld` entries, columns (oi, oj): the input value
+  // under kernel tap (ki, kj) for output pixel (oi, oj), 0 in the padding.
+  void im2col(const T* x, const shape4& in, const shape4& os, T* col, std::size_t ld) const {
     const std::size_t H = in[2], W = in[3], OH = os[2], OW = os[3], st = o_.stride, pad = o_.padding;
     std::size_t r = 0;
     for (std::size_t c = 0; c < cin_; ++c)
@@ -154,7 +186,7 @@ class conv2d : public layer<T> {
         for (std::size_t kj = 0; kj < o_.kernel_w; ++kj, ++r) {
           std::size_t lo, hi;
           valid_columns(kj, W, OW, lo, hi);
-          T* out = col + r * OH * OW;
+          T* out = col + r * ld;
           for (std::size_t oi = 0; oi < OH; ++oi, out += OW) {
             const std::size_t i = oi * st + ki;
             if (i < pad || i - pad >= H) {
@@ -172,8 +204,9 @@ class conv2d : public layer<T> {
         }
   }
 
-  // Adds each column entry back to the input position it was read from.
-  void col2im(const T* col, const shape4& in, const shape4& os, T* dx) const {
+  // Adds each column entry (rows of `ld` entries) back to the input
+  // position it was read from.
+  void col2im(const T* col, std::size_t ld, const shape4& in, const shape4& os, T* dx) const {
     const std::size_t H = in[2], W = in[3], OH = os[2], OW = os[3], st = o_.stride, pad = o_.padding;
     std::size_t r = 0;
     for (std::size_t c = 0; c < cin_; ++c)
@@ -181,7 +214,7 @@ class conv2d : public layer<T> {
         for (std::size_t kj = 0; kj < o_.kernel_w; ++kj, ++r) {
           std::size_t lo, hi;
           valid_columns(kj, W, OW, lo, hi);
-          const T* src = col + r * OH * OW;
+          const T* src = col + r * ld;
           for (std::size_t oi = 0; oi < OH; ++oi, src += OW) {
             const std::size_t i = oi * st + ki;
             if (i < pad || i - pad >= H) continue;
@@ -194,13 +227,14 @@ class conv2d : public layer<T> {
         }
   }
 
-  static constexpr std::size_t kBlock = 16;  // samples per partial weight gradient
+  static constexpr std::size_t kBlock = 16;     // samples per partial weight gradient
+  static constexpr std::size_t kColumns = 256;  // output pixels per GEMM, at least
   std::size_t cin_, cout_;
   conv2d_options o_;
   init_scheme init_;
   T *w_ = nullptr, *b_ = nullptr, *dw_ = nullptr, *db_ = nullptr;
   const tensor<T>* x_ = nullptr;
-  aligned_vector<T> cols_, dcol_, partial_;
+  aligned_vector<T> cols_, dcol_, partial_, ytmp_, dytmp_;
 };
 
 }  // namespace nmhash::nn

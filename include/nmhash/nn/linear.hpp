@@ -53,10 +53,15 @@ class linear : public layer<T> {
     const auto in = static_cast<Eigen::Index>(in_), out = static_cast<Eigen::Index>(out_);
     map Y(y.data(), n, out);
     const cmap X(x.data(), n, in), W(w_, out, in);
-    // Fixed row blocks: the same bits for every thread count (parallel_blocks).
-    parallel_blocks(n, kRows, [&](Eigen::Index r0, Eigen::Index r1) {
-      Y.middleRows(r0, r1 - r0).noalias() = X.middleRows(r0, r1 - r0) * W.transpose();
-      Y.middleRows(r0, r1 - r0).rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(b_, out);
+    // Fixed blocks of rows and outputs: the same bits for every thread count
+    // (parallel_blocks), and work for every thread at small batches.
+    const Eigen::Index col_blocks = (out + kCols - 1) / kCols;
+    parallel_blocks(((n + kRows - 1) / kRows) * col_blocks, 1, [&](Eigen::Index bi, Eigen::Index) {
+      const Eigen::Index r0 = (bi / col_blocks) * kRows, r1 = std::min(n, r0 + kRows);
+      const Eigen::Index o0 = (bi % col_blocks) * kCols, o1 = std::min(out, o0 + kCols);
+      auto Yb = Y.block(r0, o0, r1 - r0, o1 - o0);
+      Yb.noalias() = X.middleRows(r0, r1 - r0) * W.middleRows(o0, o1 - o0).transpose();
+      Yb.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(b_ + o0, o1 - o0);
     });
   }
 
@@ -72,10 +77,14 @@ class linear : public layer<T> {
       DW.middleRows(o0, o1 - o0).noalias() += DY.middleCols(o0, o1 - o0).transpose() * X;
     });
     Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db_, out) += DY.colwise().sum();
+    if (!this->input_gradient()) return;
     dx.resize(x_->shape());
     map DX(dx.data(), n, in);
-    parallel_blocks(n, kRows, [&](Eigen::Index r0, Eigen::Index r1) {
-      DX.middleRows(r0, r1 - r0).noalias() = DY.middleRows(r0, r1 - r0) * W;
+    const Eigen::Index col_blocks = (in + kCols - 1) / kCols;
+    parallel_blocks(((n + kRows - 1) / kRows) * col_blocks, 1, [&](Eigen::Index bi, Eigen::Index) {
+      const Eigen::Index r0 = (bi / col_blocks) * kRows, r1 = std::min(n, r0 + kRows);
+      const Eigen::Index i0 = (bi % col_blocks) * kCols, i1 = std::min(in, i0 + kCols);
+      DX.block(r0, i0, r1 - r0, i1 - i0).noalias() = DY.middleRows(r0, r1 - r0) * W.middleCols(i0, i1 - i0);
     });
   }
 
@@ -85,7 +94,8 @@ class linear : public layer<T> {
   const T* bias() const { return b_; }
 
  private:
-  static constexpr Eigen::Index kRows = 32;  // rows per product block
+  static constexpr Eigen::Index kRows = 32;   // rows per product block
+  static constexpr Eigen::Index kCols = 512;  // output (forward) or input (backward) columns per block
 
   std::size_t in_, out_;
   init_scheme init_;

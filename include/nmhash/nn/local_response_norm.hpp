@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "nmhash/core/parallel.hpp"
 #include "nmhash/nn/layer.hpp"
 
 namespace nmhash::nn {
@@ -30,7 +31,8 @@ class local_response_norm : public layer<T> {
     x_ = &x;
     scale_.resize(x.size());
     const std::size_t C = s[1], P = s[2] * s[3];
-    for (std::size_t n = 0; n < s[0]; ++n)
+    parallel_for(static_cast<std::int64_t>(s[0]), threads{}, 1, [&](std::int64_t ni) {  // samples in parallel
+      const auto n = static_cast<std::size_t>(ni);
       for (std::size_t c = 0; c < C; ++c) {
         const auto [lo, hi] = window(c, C);
         for (std::size_t p = 0; p < P; ++p) {
@@ -44,6 +46,7 @@ class local_response_norm : public layer<T> {
           y[i] = static_cast<T>(x[i] * std::pow(static_cast<double>(scale_[i]), -beta_));
         }
       }
+    });
   }
   // dL/da_j = g_j s_j^-beta - 2 alpha beta / size * a_j * sum over the c
   // whose window holds j of g_c a_c s_c^(-beta - 1).
@@ -54,9 +57,10 @@ class local_response_norm : public layer<T> {
     dx.resize(s);
     const std::size_t C = s[1], P = s[2] * s[3];
     const double coef = 2.0 * alpha_ * beta_ / static_cast<double>(size_);
-    for (std::size_t i = 0; i < dy.size(); ++i)
-      dx[i] = static_cast<T>(dy[i] * std::pow(static_cast<double>(scale_[i]), -beta_));
-    for (std::size_t n = 0; n < s[0]; ++n)
+    parallel_for(static_cast<std::int64_t>(s[0]), threads{}, 1, [&](std::int64_t ni) {  // samples in parallel
+      const auto n = static_cast<std::size_t>(ni);
+      for (std::size_t i = n * C * P; i < (n + 1) * C * P; ++i)
+        dx[i] = static_cast<T>(dy[i] * std::pow(static_cast<double>(scale_[i]), -beta_));
       for (std::size_t c = 0; c < C; ++c) {
         const auto [lo, hi] = window(c, C);
         for (std::size_t p = 0; p < P; ++p) {
@@ -69,6 +73,7 @@ class local_response_norm : public layer<T> {
           }
         }
       }
+    });
   }
 
  private:

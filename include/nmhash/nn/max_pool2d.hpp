@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "nmhash/core/parallel.hpp"
 #include "nmhash/nn/layer.hpp"
 
 namespace nmhash::nn {
@@ -37,7 +38,9 @@ class max_pool2d : public layer<T> {
     in_ = x.shape();
     argmax_.resize(os.size());
     const std::size_t H = in_[2], W = in_[3], OH = os[2], OW = os[3];
-    for (std::size_t p = 0; p < in_[0] * in_[1]; ++p) {
+    // Planes in parallel: each writes its own outputs only.
+    parallel_for(static_cast<std::int64_t>(in_[0] * in_[1]), threads{}, 1, [&](std::int64_t pi) {
+      const auto p = static_cast<std::size_t>(pi);
       const T* xp = x.data() + p * H * W;
       for (std::size_t oi = 0; oi < OH; ++oi)
         for (std::size_t oj = 0; oj < OW; ++oj) {
@@ -55,13 +58,19 @@ class max_pool2d : public layer<T> {
           y[o] = xp[best];
           argmax_[o] = p * H * W + best;
         }
-    }
+    });
   }
   void backward(const tensor<T>& dy, tensor<T>& dx) override {
     require(dy.size() == argmax_.size(), name(), ": output gradient does not match the forward output");
     dx.resize(in_);
-    dx.fill(T(0));
-    for (std::size_t o = 0; o < argmax_.size(); ++o) dx[argmax_[o]] += dy[o];
+    // A plane's window maxima lie in that plane: planes in parallel, each
+    // adding in output order.
+    const std::size_t planes = in_[0] * in_[1], per_plane = argmax_.size() / planes, plane_in = in_[2] * in_[3];
+    parallel_for(static_cast<std::int64_t>(planes), threads{}, 1, [&](std::int64_t pi) {
+      const auto p = static_cast<std::size_t>(pi);
+      std::fill_n(dx.data() + p * plane_in, plane_in, T(0));
+      for (std::size_t o = p * per_plane; o < (p + 1) * per_plane; ++o) dx[argmax_[o]] += dy[o];
+    });
   }
 
  private:
