@@ -95,7 +95,7 @@ TEST_CASE("conv2d: gradients with stride, padding and non-square shapes", "[nn][
   REQUIRE_THROWS_WITH(a.forward(bad, y, true), Catch::Contains("is not (N, 2, H, W)"));
 }
 
-TEST_CASE("conv2d: the same gradients on any thread count, and without the input gradient", "[nn]") {
+TEST_CASE("conv2d: the same gradients on any thread count, without the input gradient and after an evaluation pass", "[nn]") {
   using nmhash::nn::conv2d;
   using nmhash::nn::conv2d_options;
   std::mt19937_64 g(9);
@@ -103,7 +103,7 @@ TEST_CASE("conv2d: the same gradients on any thread count, and without the input
   tensor<float> x(shape4{45, 3, 9, 9}), up(shape4{45, 4, 5, 5});
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = normal(g);
   for (std::size_t i = 0; i < up.size(); ++i) up[i] = normal(g);
-  auto run = [&](int threads, bool input_gradient, tensor<float>& dx) {
+  auto run = [&](int threads, bool input_gradient, tensor<float>& dx, bool training = true) {
 #if defined(_OPENMP)
     omp_set_num_threads(threads);
 #else
@@ -116,22 +116,27 @@ TEST_CASE("conv2d: the same gradients on any thread count, and without the input
     c.initialize(init);
     c.set_input_gradient(input_gradient);
     tensor<float> y;
-    c.forward(x, y, true);
+    c.forward(x, y, training);
     c.backward(up, dx);
     return grads;
   };
 #if defined(_OPENMP)
   const int before = omp_get_max_threads();
 #endif
-  tensor<float> dx1, dx2, none;
+  tensor<float> dx1, dx2, none, dx4;
   const auto g1 = run(1, true, dx1), g2 = run(2, true, dx2), g3 = run(2, false, none);
+  // After a forward pass in evaluation mode, which keeps no columns,
+  // backward makes them again: the same gradients.
+  const auto g4 = run(2, true, dx4, false);
 #if defined(_OPENMP)
   omp_set_num_threads(before);
 #endif
   REQUIRE(g1 == g2);  // bit for bit
   REQUIRE(g1 == g3);
+  REQUIRE(g1 == g4);
   REQUIRE(dx1.shape() == x.shape());
   for (std::size_t i = 0; i < dx1.size(); ++i) REQUIRE(dx1[i] == dx2[i]);
+  for (std::size_t i = 0; i < dx1.size(); ++i) REQUIRE(dx1[i] == dx4[i]);
   REQUIRE(none.size() == 0);  // left untouched
 }
 

@@ -4,7 +4,9 @@
 // group, then one Eigen GEMM with the (out, C kh kw) weight matrix. A group
 // holds one sample, or enough samples for about 256 output pixels where the
 // feature maps are small, so that late layers still make wide products;
-// its size depends on the shapes only. Backward reuses the columns for the
+// its size depends on the shapes only. Training keeps the columns for
+// backward; evaluation (encoding) only one group's per thread at a time.
+// Backward reuses the columns for the
 // weight gradient (summed per block of groups, then over the blocks in a
 // fixed order, so the result does not depend on the thread count) and
 // scatters W^T dY back with col2im.
@@ -76,22 +78,26 @@ class conv2d : public layer<T> {
   std::size_t out_channels() const { return cout_; }
   const conv2d_options& options() const { return o_; }
 
-  void forward(const tensor<T>& x, tensor<T>& y, bool) override {
+  void forward(const tensor<T>& x, tensor<T>& y, bool training) override {
     const shape4 os = output_shape(x.shape());
     y.resize(os);
     x_ = &x;
     const std::size_t n = x.shape()[0], pix = os[2] * os[3], g = group(n, pix), groups = (n + g - 1) / g;
     const auto co = static_cast<Eigen::Index>(cout_), pa = static_cast<Eigen::Index>(patch());
-    cols_.resize(n * patch() * pix);
+    // Training keeps every group's columns for backward; evaluation needs
+    // one group's per thread at a time.
+    kept_ = training;
+    if (kept_) cols_.resize(n * patch() * pix);
     if (g > 1) ytmp_.resize(groups * cout_ * g * pix);
     // One group of samples per block, always inside a parallel region: the
     // same bits for every thread count (parallel_blocks).
     parallel_blocks(static_cast<std::int64_t>(groups), 1, [&](std::int64_t gi, std::int64_t) {
       const auto first = static_cast<std::size_t>(gi) * g, count = std::min(g, n - first);
       const auto px = static_cast<Eigen::Index>(count * pix);
-      T* col = cols_.data() + first * patch() * pix;
-      for (std::size_t s = 0; s < count; ++s)
-        im2col(x.data() + (first + s) * x.shape().row_size(), x.shape(), os, col + s * pix, count * pix);
+      T* col = kept_ ? cols_.data() + first * patch() * pix : columns(x, os, first, count);
+      if (kept_)
+        for (std::size_t s = 0; s < count; ++s)
+          im2col(x.data() + (first + s) * x.shape().row_size(), x.shape(), os, col + s * pix, count * pix);
       T* out = g > 1 ? ytmp_.data() + static_cast<std::size_t>(gi) * cout_ * g * pix : y.data() + first * os.row_size();
       map Y(out, co, px);
       Y.noalias() = cmap(w_, co, pa) * cmap(col, pa, px);
@@ -136,7 +142,8 @@ class conv2d : public layer<T> {
           dyg = t;
         }
         cmap DY(dyg, co, px);
-        DW.noalias() += DY * cmap(cols_.data() + first * patch() * pix, pa, px).transpose();
+        const T* col = kept_ ? cols_.data() + first * patch() * pix : columns(*x_, os, first, count);
+        DW.noalias() += DY * cmap(col, pa, px).transpose();
         if (o_.bias) DB += DY.rowwise().sum();
         if (!want_dx) continue;
         map(dcol, pa, px).noalias() = cmap(w_, co, pa).transpose() * DY;
@@ -165,6 +172,17 @@ class conv2d : public layer<T> {
   // on the thread count.
   static std::size_t group(std::size_t n, std::size_t pix) {
     return std::max<std::size_t>(1, std::min(n, (kColumns + pix - 1) / pix));
+  }
+
+  // The columns of samples [first, first + count) of x, in this thread's
+  // scratch buffer (after a forward pass in evaluation mode).
+  T* columns(const tensor<T>& x, const shape4& os, std::size_t first, std::size_t count) const {
+    static thread_local aligned_vector<T> scratch;
+    const std::size_t pix = os[2] * os[3];
+    if (scratch.size() < patch() * count * pix) scratch.resize(patch() * count * pix);
+    for (std::size_t s = 0; s < count; ++s)
+      im2col(x.data() + (first + s) * x.shape().row_size(), x.shape(), os, scratch.data() + s * pix, count * pix);
+    return scratch.data();
   }
 
   // Output columns [lo, hi) whose input column oj * stride + kj - padding
@@ -234,6 +252,7 @@ class conv2d : public layer<T> {
   init_scheme init_;
   T *w_ = nullptr, *b_ = nullptr, *dw_ = nullptr, *db_ = nullptr;
   const tensor<T>* x_ = nullptr;
+  bool kept_ = false;  // cols_ holds the last forward pass's columns
   aligned_vector<T> cols_, dcol_, partial_, ytmp_, dytmp_;
 };
 
