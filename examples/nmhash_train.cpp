@@ -29,10 +29,11 @@ using clock_type = std::chrono::steady_clock;
 
 struct options {
   tr::run_config c;
-  std::string method = "dpsh", optimizer = "adam", device = "cpu", reduction = "merge", vote_tie = "first_child",
+  std::string method = "dpsh", optimizer, init, device = "cpu", reduction = "merge", vote_tie = "first_child",
               bank = "recompute", out;
   std::size_t bits = 48, epochs = 20, reduce_from = 0;
   long map_at = -1;  // -1: the default
+  bool lr_given = false, batch_given = false, epochs_given = false;
 };
 
 // A one-line progress bar on a terminal, otherwise nothing until the epoch's
@@ -51,8 +52,21 @@ int run(options& o, const nmhash_tool::tool_ranks& rk) {
   c.loss = tr::parse_method(o.method);
   c.device = o.device == "cuda" ? tr::device_kind::cuda : tr::device_kind::cpu;
   auto& s = c.schedule;
-  s.optimizer = nmhash::optim::parse_optimizer_kind(o.optimizer);
-  s.warmup_epochs = o.epochs;
+  // On an image list, what the command line leaves unset takes the list
+  // defaults (config.hpp); elsewhere the fmnist-dpsh ones.
+  const bool list = nmhash::data::dataset_kind(c.data.dataset) == "list";
+  std::string unset;
+  const auto list_default = [&](bool given, const char* option, auto& field, auto value) {
+    if (given || !list) return;
+    field = value;
+    unset += std::string(unset.empty() ? "" : ", ") + option;
+  };
+  list_default(!o.optimizer.empty(), "--optimizer", s.optimizer, tr::list_defaults::optimizer);
+  list_default(o.lr_given, "--lr", s.backbone_lr, tr::list_defaults::lr);
+  list_default(o.batch_given, "--batch", s.batch, tr::list_defaults::batch);
+  list_default(!o.init.empty(), "--init", c.init, tr::list_defaults::init);
+  if (!o.optimizer.empty()) s.optimizer = nmhash::optim::parse_optimizer_kind(o.optimizer);
+  if (!o.init.empty()) c.init = tr::parse_weight_init(o.init);
   s.b_in = o.reduce_from ? o.reduce_from : o.bits;
   if (o.reduce_from) {
     nmhash::require(o.reduce_from > o.bits, "--reduce-from ", o.reduce_from, " must exceed --bits ", o.bits);
@@ -64,14 +78,25 @@ int run(options& o, const nmhash_tool::tool_ranks& rk) {
   }
   const tr::prepared_data data = tr::prepare(c.data);
   nmhash_tool::print_prepared(data);
+  const std::size_t train_images = (o.reduce_from ? data.split.train_nm : data.split.train).size();
+  list_default(o.epochs_given, "--epochs", o.epochs, tr::list_defaults::epochs(train_images, s.batch));
+  s.warmup_epochs = o.epochs;
+  const std::size_t steps = o.epochs * ((train_images + s.batch - 1) / s.batch);
+  if (list && !o.lr_given && o.optimizer.empty() && steps < tr::list_defaults::min_steps)
+    std::printf("WARNING: %zu epochs of %zu images are %zu optimizer steps; at a list's default rate the codes barely "
+                "move in the first few hundred (docs/datasets.md): give %zu steps or more, or a higher --lr\n",
+                o.epochs, train_images, steps, tr::list_defaults::min_steps);
   tr::run r(c, data, o.out, nmhash_tool::run_ranks_of(rk));
   nmhash_tool::print_init_report(r);
   if (r.resumed_epochs()) std::fprintf(stderr, "resuming from %s after epoch %zu\n", r.checkpoint_path().c_str(), r.resumed_epochs());
   std::string device = r.device_name();
   if (rk.size > 1) device += ", data parallel over " + std::to_string(rk.size) + " ranks";
-  std::printf("%s %s, %s loss, K = %zu, %s lr %g, batch %zu, seed %llu, on %s: %zu training images\n",
-              c.data.dataset.c_str(), data.arch.name.c_str(), o.method.c_str(), o.bits, o.optimizer.c_str(),
-              s.backbone_lr, s.batch, static_cast<unsigned long long>(c.seed), device.c_str(), r.train_ids().size());
+  std::printf("%s %s, %s loss, K = %zu, %s lr %g, batch %zu, %zu epochs, %s initialisation, seed %llu, on %s: %zu "
+              "training images\n",
+              c.data.dataset.c_str(), data.arch.name.c_str(), o.method.c_str(), o.bits,
+              nmhash::optim::to_string(s.optimizer), s.backbone_lr, s.batch, o.epochs, tr::to_string(c.init),
+              static_cast<unsigned long long>(c.seed), device.c_str(), r.train_ids().size());
+  if (!unset.empty()) std::printf("(%s: the defaults of an image list, docs/datasets.md)\n", unset.c_str());
   const std::size_t epochs = r.plan().size();
   if (o.reduce_from)
     std::printf("progressive (%s) from %zu bits: %zu warm-up epochs, then %zu stages of %zu active and %zu frozen "
@@ -125,7 +150,8 @@ int run(options& o, const nmhash_tool::tool_ranks& rk) {
       {"classes", data.split.pool->num_classes()}, {"loss", o.method}, {"bits", o.bits}, {"settings", r.identity()},
       {"b_in", s.b_in}, {"grouping", r.grouping().str()},
       {"map", {{"tie_aware", m.map.tie_aware}, {"index_order", m.map.index_order}}}, {"map_at", map_at},
-      {"device", r.device_name()}, {"optimizer", o.optimizer}, {"lr", s.backbone_lr},
+      {"device", r.device_name()}, {"optimizer", nmhash::optim::to_string(s.optimizer)},
+      {"init", tr::to_string(c.init)}, {"lr", s.backbone_lr},
       {"weight_decay", s.weight_decay}, {"batch", s.batch}, {"epochs", epochs}, {"seed", c.seed},
       {"train_images", r.train_ids().size()}, {"queries", ev.query.size()}, {"database", ev.database.size()},
       {"map_tie_aware", m.map.tie_aware}, {"map_index_order", m.map.index_order},
@@ -150,14 +176,23 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
                  "--bits = the number of classes, to pretrain a backbone for --init-from")
       ->check(CLI::IsMember(tr::method_names()));
   app.add_option("--bits", o.bits, "code length K")->check(CLI::Range(1, 4096));
-  app.add_option("--epochs", o.epochs, "training epochs, 1 or more (with --reduce-from: the warm-up epochs at B_in)")
+  app.add_option("--epochs", o.epochs,
+                 "training epochs, 1 or more (with --reduce-from: the warm-up epochs at B_in; default 20, on an image "
+                 "list 20 or as many as make 800 steps)")
       ->check(nmhash_tool::integer_range(1, 1000000));
-  app.add_option("--batch", s.batch, "batch size, 1 to 65536")->check(nmhash_tool::integer_range(1, 65536));
+  app.add_option("--batch", s.batch, "batch size, 1 to 65536 (default 128; on an image list 64)")
+      ->check(nmhash_tool::integer_range(1, 65536));
   app.add_option("--device", o.device,
                  "where to train: cpu, or cuda (the first CUDA device; under mpirun one per rank, over NCCL)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--optimizer", o.optimizer, "optimizer")->check(CLI::IsMember({"adam", "sgd", "rmsprop"}));
-  app.add_option("--lr", s.backbone_lr, "learning rate (positive)")->check(CLI::PositiveNumber);
+  app.add_option("--optimizer", o.optimizer, "optimizer (default adam; on an image list rmsprop)")
+      ->check(CLI::IsMember({"adam", "sgd", "rmsprop"}));
+  app.add_option("--lr", s.backbone_lr, "learning rate, positive (default 1e-4; on an image list 1e-5)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--init", o.init,
+                 "how the weights start: kaiming (He normal, the hashing layer Xavier normal; the default) or "
+                 "pytorch (as PyTorch's nn.Conv2d and nn.Linear; the default on an image list)")
+      ->check(CLI::IsMember({"kaiming", "pytorch"}));
   app.add_option("--weight-decay", s.weight_decay, "L2 weight decay (0 or more)")->check(CLI::NonNegativeNumber);
   app.add_option("--momentum", s.momentum, "SGD momentum, 0 to 1")->check(CLI::Range(0.0, 1.0));
   app.add_option("--hashnet-alpha", c.loss_settings.hashnet_alpha, "HashNet's sigmoid scale (theta = alpha h . H)")
@@ -199,6 +234,9 @@ int run_tool(int argc, char** argv, const nmhash_tool::mpi_session& session) {
   } catch (const CLI::ParseError& e) {
     return session.rank() == 0 ? app.exit(e) : e.get_exit_code();
   }
+  o.lr_given = app.count("--lr") > 0;
+  o.epochs_given = app.count("--epochs") > 0;
+  o.batch_given = app.count("--batch") > 0;
   if (o.out.empty()) o.out = "results/train-" + o.method + "-" + std::to_string(o.bits);
   nmhash_tool::tool_ranks rk;
   try {

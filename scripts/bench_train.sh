@@ -12,12 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-bench}
 presets=${2:-lenet,cifar,cnnf,alexnet,vgg16,resnet18,resnet34,resnet50}
-bash scripts/install-deps.sh python3-venv
-venv=results/bench/torch-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch, onnxruntime, onnx" 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q torch==2.15.0 onnxruntime==1.32.0 onnx==1.23.2 onnxscript==0.7.2 numpy
-fi
+source scripts/torch_venv.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DNMHASH_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build "$build" -j "$(nproc)" --target nmhash_bench_presets
 mkdir -p results/bench

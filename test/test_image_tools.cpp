@@ -16,6 +16,7 @@
 #include "nmhash/io/codes_npy.hpp"
 #include "nmhash/io/npy.hpp"
 #include "nmhash/io/safetensors.hpp"
+#include "nmhash/train/config.hpp"
 #include "run_command.hpp"
 #include "temp_dir.hpp"
 
@@ -199,7 +200,30 @@ TEST_CASE("nmhash_train picks the default network of a list from its measured im
   REQUIRE(r.status == 0);
   REQUIRE_THAT(r.out, Catch::Contains("decoded all 56 images") && Catch::Contains("every image 32x32"));
   REQUIRE_THAT(r.out, Catch::Contains("architecture cifar (default for small images (every image 32x32 in the list)"));
-  REQUIRE(nlohmann::json::parse(read_bytes(tmp.file("out-small") + "/summary.json"))["input"] == "3x32x32");
+  const auto summary = nlohmann::json::parse(read_bytes(tmp.file("out-small") + "/summary.json"));
+  REQUIRE(summary["input"] == "3x32x32");
+  // The list's defaults of what the command line leaves unset.
+  REQUIRE_THAT(r.out, Catch::Contains("rmsprop lr 1e-05, batch 8, 1 epochs, pytorch initialisation"));
+  REQUIRE_THAT(r.out, Catch::Contains("(--optimizer, --lr, --init: the defaults of an image list"));
+  // One epoch of three batches at the default rate: too few steps, said.
+  REQUIRE_THAT(r.out, Catch::Contains("WARNING: 1 epochs of 24 images are 3 optimizer steps"));
+  REQUIRE(summary["optimizer"] == "rmsprop");
+  REQUIRE(summary["init"] == "pytorch");
+  REQUIRE(summary["batch"] == 8);
+  const auto given = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + tmp.file("small") +
+                                  " --bits 8 --epochs 1 --optimizer adam --lr 1e-4 --batch 8 --init kaiming --out " +
+                                  tmp.file("out-given"));
+  INFO(given.out << given.err);
+  REQUIRE(given.status == 0);
+  REQUIRE_THAT(given.out, Catch::Contains("adam lr 0.0001, batch 8, 1 epochs, kaiming initialisation"));
+  REQUIRE_THAT(given.out, !Catch::Contains("the defaults of an image list") && !Catch::Contains("optimizer steps"));
+  // The default epoch count makes at least min_steps steps, and 20 epochs
+  // where those are more.
+  using defaults = nmhash::train::list_defaults;
+  REQUIRE(defaults::epochs(500, 64) == 100);  // 8 steps an epoch
+  REQUIRE(defaults::epochs(501, 1) == 20);
+  REQUIRE(defaults::epochs(24, 8) == 267);
+  REQUIRE(defaults::epochs(0, 64) == 800);
   // Without the measurement (--no-verify) nothing is known of the sizes.
   const auto n = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + tmp.file("small") +
                               " --no-verify --bits 8 --epochs 1 --batch 8 --train-limit 8 --out " + tmp.file("out-nv") +
@@ -317,7 +341,8 @@ TEST_CASE("fmnist-dpsh written as a PNG image list trains to the protocol run's 
   const auto a = run(tmp, std::string(NMHASH_TRAIN_BIN) + limits + common + tmp.file("protocol"));
   REQUIRE(a.status == 0);
   const auto b = run(tmp, std::string(NMHASH_TRAIN_BIN) + " --dataset list:" + tmp.file("list") +
-                             " --arch lenet --channels 1 --mean 0.286 --std 0.353 --no-flip --no-random-crop" + common +
+                             " --arch lenet --channels 1 --mean 0.286 --std 0.353 --no-flip --no-random-crop"
+                             " --optimizer adam --lr 1e-4 --batch 128 --init kaiming" + common +
                              tmp.file("list-run"));
   INFO(b.out << b.err);
   REQUIRE(b.status == 0);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "nmhash/nn/basic_block.hpp"
 #include "nmhash/nn/conv2d.hpp"
 #include "nmhash/nn/dropout.hpp"
 #include "nmhash/nn/flatten.hpp"
@@ -65,6 +66,55 @@ TEST_CASE("local_response_norm: forward and finite-difference gradients", "[nn][
   };
   for (std::size_t i = 0; i < x.size(); ++i)
     REQUIRE(dx[i] == Approx(central_difference(x[i], loss)).epsilon(1e-6).margin(1e-8));
+}
+
+TEST_CASE("pytorch_default initialisation: PyTorch's bounds for weights and biases, set through blocks", "[nn]") {
+  using namespace nmhash::nn;
+  // The layout of each parameter range: weights, then biases where there are.
+  struct expected {
+    std::size_t fan_in, weights, biases;
+  };
+  sequential<double> net;
+  net.add(conv2d<double>(3, 16, conv2d_options{5, 5, 1, 2}));  // fan-in 75
+  net.add(basic_block<double>(16, 32, 2));  // three convolutions without bias (fan-in 144, 288, 16) and two batch norms
+  net.add(flatten<double>());
+  net.add(linear<double>(32 * 4 * 4, 200));  // fan-in 512
+  net.build(shape4{2, 3, 8, 8});
+  const auto draw = [&](init_scheme s) {
+    net.set_init(s);
+    net.initialize(7);
+    return net.parameters();
+  };
+  const auto kaiming = draw(init_scheme::kaiming_normal);
+  const auto torch = draw(init_scheme::pytorch_default);
+  // Every weight and bias in +-1/sqrt(fan_in), with the spread of a uniform
+  // draw; kaiming's biases are zero and its weights wider.
+  std::size_t off = 0;
+  const auto check = [&](std::size_t fan_in, std::size_t n, bool bias) {
+    const double bound = 1 / std::sqrt(static_cast<double>(fan_in));
+    double sum2 = 0, k2 = 0;
+    for (std::size_t i = off; i < off + n; ++i) {
+      REQUIRE(std::abs(torch[i]) <= bound);
+      sum2 += torch[i] * torch[i];
+      k2 += kaiming[i] * kaiming[i];
+      if (bias) REQUIRE(kaiming[i] == 0.0);
+    }
+    const double rms = std::sqrt(sum2 / static_cast<double>(n));
+    REQUIRE(rms == Approx(bound / std::sqrt(3.0)).epsilon(n >= 500 ? 0.1 : 0.35));
+    if (!bias) REQUIRE(std::sqrt(k2 / static_cast<double>(n)) > 2 * rms);
+    off += n;
+  };
+  check(75, 16 * 75, false);
+  check(75, 16, true);
+  check(144, 32 * 144, false);
+  off += 2 * 32;  // batch norm: weight one, bias zero under either scheme
+  check(288, 32 * 288, false);
+  off += 2 * 32;
+  check(16, 32 * 16, false);
+  off += 2 * 32;
+  check(512, 200 * 512, false);
+  check(512, 200, true);
+  REQUIRE(off == torch.size());
 }
 
 TEST_CASE("sequential: shapes, flat parameters, groups, forward and backward", "[nn]") {

@@ -135,6 +135,9 @@ TEST_CASE("train::run refuses another configuration's checkpoint, naming the fir
   tr::run_config method = c;
   method.loss = tr::method::dhn;
   refused(method, "checkpoint of another run: method.name = \"dpsh\" in the checkpoint, \"dhn\" here");
+  tr::run_config init = c;
+  init.init = tr::weight_init::pytorch;
+  refused(init, "checkpoint of another run: init (not in the checkpoint)");
   // What does not change the training is not part of it, and fewer epochs
   // than the checkpoint holds are refused.
   tr::run_config device_and_limits = c;

@@ -92,6 +92,9 @@ class residual_block : public layer<T> {
   void initialize(std::mt19937_64& gen) override {
     for (const auto& [prefix, l] : parts()) l->initialize(gen);
   }
+  void set_init(init_scheme s) override {
+    for (const auto& [prefix, l] : parts()) l->set_init(s);
+  }
 
   void forward(const tensor<T>& x, tensor<T>& y, bool training) override {
     x_ = &x;

@@ -71,8 +71,9 @@ class conv2d : public layer<T> {
   }
   void initialize(std::mt19937_64& gen) override {
     init_weights(w_, cout_ * patch(), patch(), cout_ * o_.kernel_h * o_.kernel_w, init_, gen);
-    for (std::size_t o = 0; o < cout_ && o_.bias; ++o) b_[o] = T(0);
+    if (o_.bias) init_biases(b_, cout_, patch(), init_, gen);
   }
+  void set_init(init_scheme s) override { init_ = s; }
 
   std::size_t in_channels() const { return cin_; }
   std::size_t out_channels() const { return cout_; }

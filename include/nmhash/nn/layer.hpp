@@ -13,6 +13,7 @@
 
 #include "nmhash/core/aligned_allocator.hpp"
 #include "nmhash/core/tensor.hpp"
+#include "nmhash/nn/init.hpp"
 
 namespace nmhash::nn {
 
@@ -37,6 +38,9 @@ class layer {
   virtual std::vector<std::pair<std::string, aligned_vector<T>*>> buffers() { return {}; }
   // Draws the parameters from the seeded generator.
   virtual void initialize(std::mt19937_64& /*gen*/) {}
+  // Sets the scheme initialize() draws weights by (layers with weights; the
+  // blocks pass it to theirs).
+  virtual void set_init(init_scheme /*s*/) {}
   virtual void forward(const tensor<T>& x, tensor<T>& y, bool training) = 0;
   // Accumulates the parameter gradients and writes the input gradient to dx
   // (left untouched where input_gradient() is off and the layer can skip it).

@@ -43,8 +43,9 @@ class linear : public layer<T> {
   }
   void initialize(std::mt19937_64& gen) override {
     init_weights(w_, out_ * in_, in_, out_, init_, gen);
-    for (std::size_t o = 0; o < out_; ++o) b_[o] = T(0);
+    init_biases(b_, out_, in_, init_, gen);
   }
+  void set_init(init_scheme s) override { init_ = s; }
 
   void forward(const tensor<T>& x, tensor<T>& y, bool) override {
     y.resize(output_shape(x.shape()));

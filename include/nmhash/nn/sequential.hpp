@@ -65,6 +65,11 @@ class sequential {
     built_ = true;
   }
 
+  // Sets every layer's initialisation scheme (layer::set_init).
+  void set_init(init_scheme s) {
+    for (auto& l : layers_) l->set_init(s);
+  }
+
   void initialize(std::uint64_t seed) {
     require(built_, "sequential: initialize() before build()");
     std::mt19937_64 gen(seed);

@@ -6,6 +6,7 @@
 // Needs nmhash::training (nlohmann-json).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -58,6 +59,21 @@ loss::loss_fn<T> loss_of(method m, const loss::loss_settings& s) {
   return loss::loss_by_name<T>(to_string(m), s);
 }
 
+// How a run's weights start: kaiming, each layer's own scheme (convolutions
+// and hidden linear layers He normal, the hashing layer Xavier normal,
+// biases zero); pytorch, every convolution and linear layer as PyTorch's
+// nn.Conv2d and nn.Linear start (nn::init_scheme::pytorch_default), whose
+// smaller outputs suit training from scratch on a small list.
+enum class weight_init { kaiming, pytorch };
+
+inline const char* to_string(weight_init w) { return w == weight_init::kaiming ? "kaiming" : "pytorch"; }
+
+inline weight_init parse_weight_init(const std::string& s) {
+  if (s == "kaiming") return weight_init::kaiming;
+  if (s == "pytorch") return weight_init::pytorch;
+  nmhash::detail::fail("weight initialisation '", s, "' is not one of kaiming, pytorch");
+}
+
 enum class device_kind { cpu, cuda };
 inline const char* to_string(device_kind d) { return d == device_kind::cpu ? "cpu" : "cuda"; }
 
@@ -85,6 +101,27 @@ struct head_config {
   std::size_t fc_from = 0;         // > 0: a hashing layer of fc_from outputs, then a linear fc_from -> bits
 };
 
+// What nmhash_train takes on an image list (list:DIR) where the command
+// line sets none of them, in place of the fmnist-dpsh defaults (Adam 1e-4,
+// batch 128, kaiming): chosen by measurement on small lists of 32x32
+// pictures, single- and multi-label, over 3 seeds (docs/datasets.md,
+// scripts/list_defaults.sh). They are DeepHash-pytorch's DPSH settings.
+struct list_defaults {
+  static constexpr optim::optimizer_kind optimizer = optim::optimizer_kind::rmsprop;
+  static constexpr double lr = 1e-5;
+  static constexpr std::size_t batch = 64;
+  static constexpr weight_init init = weight_init::pytorch;
+  // From PyTorch's initialisation at this rate the loss stays flat for
+  // about the first 300 optimizer steps, and 20 epochs of a 500-image list
+  // (160 steps) leave every code equal; so the default epoch count is 20,
+  // or as many as make min_steps steps.
+  static constexpr std::size_t min_steps = 800;
+  static std::size_t epochs(std::size_t train_images, std::size_t batch) {
+    const std::size_t per_epoch = std::max<std::size_t>(1, (train_images + batch - 1) / std::max<std::size_t>(1, batch));
+    return std::max<std::size_t>(20, (min_steps + per_epoch - 1) / per_epoch);
+  }
+};
+
 struct run_config {
   data_config data;
   method loss = method::dpsh;
@@ -95,6 +132,7 @@ struct run_config {
   hashing::progressive_schedule schedule = fixed_schedule(48, 20);
   hashing::reduction reduction = hashing::reduction::merge;
   head_config head;
+  weight_init init = weight_init::kaiming;
   std::string init_from;  // start the backbone from this safetensors file's matching tensors
   std::uint64_t seed = 1;
   device_kind device = device_kind::cpu;
@@ -181,7 +219,7 @@ inline nlohmann::json to_json(const run_config& c, const std::string& arch_layer
   nlohmann::json head = nlohmann::json::object();
   if (c.head.dropout > 0) head["dropout"] = {{"p", c.head.dropout}, {"seed", c.head.dropout_seed}};
   if (c.head.fc_from) head["fc_from"] = c.head.fc_from;
-  return {{"data",
+  nlohmann::json j = {{"data",
            {{"dataset", c.data.dataset},
             {"arch", arch_layers},
             {"input", input},
@@ -195,6 +233,10 @@ inline nlohmann::json to_json(const run_config& c, const std::string& arch_layer
           {"optimizer", opt},
           {"schedule", sched},
           {"seed", c.seed}};
+  // Written where it is not the default, so that earlier checkpoints of
+  // kaiming runs keep their identity.
+  if (c.init != weight_init::kaiming) j["init"] = to_string(c.init);
+  return j;
 }
 
 }  // namespace nmhash::train

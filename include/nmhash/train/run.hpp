@@ -201,6 +201,7 @@ class run {
     for (std::size_t i = 0; rk_.ranks > 1 && i < net_.size(); ++i)
       require(net_.at(i).buffers().empty(), "layer ", i, " (", net_.at(i).name(), ") keeps batch statistics, which ",
               "would differ between the ", rk_.ranks, " ranks of a data-parallel run: train this network in one process");
+    if (c_.init == weight_init::pytorch) net_.set_init(nn::init_scheme::pytorch_default);
     net_.initialize(c_.seed);
     if (!c_.init_from.empty())
       init_report_ = load_backbone(net_, d_.arch, io::load_safetensors(c_.init_from), c_.init_from);
