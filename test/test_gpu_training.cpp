@@ -16,6 +16,7 @@
 #include "nmhash/loss/dsh.hpp"
 #include "nmhash/loss/hashnet.hpp"
 #include "nmhash/loss/pairwise_eq7.hpp"
+#include "nmhash/nn/adaptive_avg_pool2d.hpp"
 #include "nmhash/nn/max_pool2d.hpp"
 #include "nmhash/nn/relu.hpp"
 #include "nmhash/nn/scaled_tanh.hpp"
@@ -102,29 +103,76 @@ TEST_CASE("gpu bias_add and bias_grad per channel and per feature", "[gpu][train
   }
 }
 
-TEST_CASE("gpu max pooling equals max_pool2d, with and without overlapping windows", "[gpu][train][layers]") {
+TEST_CASE("gpu max pooling equals max_pool2d, with and without overlapping windows and padding",
+          "[gpu][train][layers]") {
   std::mt19937_64 g(5);
   struct pool_case {
-    std::size_t k, s;
+    std::size_t k, s, pad;
   };
-  for (const pool_case pc : {pool_case{2, 2}, pool_case{3, 2}, pool_case{2, 3}}) {
-    DYNAMIC_SECTION("kernel " << pc.k << " stride " << pc.s) {
+  for (const pool_case pc : {pool_case{2, 2, 0}, pool_case{3, 2, 0}, pool_case{2, 3, 0}, pool_case{3, 2, 1},
+                             pool_case{2, 1, 1}}) {
+    DYNAMIC_SECTION("kernel " << pc.k << " stride " << pc.s << " padding " << pc.pad) {
       auto x = random_tensor({2, 3, 9, 8}, g);
       x[5] = x[4];  // a tie: the first maximum takes the gradient
-      nmhash::nn::max_pool2d<float> pool(pc.k, pc.s);
+      nmhash::nn::max_pool2d<float> pool(pc.k, pc.s, pc.pad);
       nmhash::tensor<float> y, dx;
       pool.forward(x, y, true);
       const auto dy = random_tensor(y.shape(), g);
       pool.backward(dy, dx);
       device_buffer<float> d_x(x.data(), x.size()), d_y(y.size()), d_dy(dy.data(), dy.size()), d_dx(x.size());
       device_buffer<std::uint32_t> arg(y.size());
-      nmhash::gpu::max_pool_forward(d_x.data(), d_y.data(), arg.data(), 6, 9, 8, pc.k, pc.s, nullptr);
+      nmhash::gpu::max_pool_forward(d_x.data(), d_y.data(), arg.data(), 6, 9, 8, pc.k, pc.s, pc.pad, nullptr);
       nmhash::gpu::max_pool_backward(d_dy.data(), arg.data(), y.size(), d_dx.data(), x.size(), nullptr);
       CHECK(to_host(d_y) == std::vector<float>(y.data(), y.data() + y.size()));
       const auto hdx = to_host(d_dx);
       CHECK(relative_gap(hdx.data(), dx.data(), dx.size()) < 1e-6);
     }
   }
+}
+
+TEST_CASE("gpu adaptive average pooling equals adaptive_avg_pool2d bit for bit, forward and backward",
+          "[gpu][train][layers]") {
+  std::mt19937_64 g(6);
+  struct pool_case {
+    std::size_t h, w, oh, ow;
+  };
+  // Global pooling, identity, shrinking with overlapping cells, growing
+  // with repeated cells.
+  for (const pool_case pc : {pool_case{7, 7, 1, 1}, pool_case{6, 6, 6, 6}, pool_case{7, 5, 3, 2},
+                             pool_case{3, 4, 7, 6}}) {
+    DYNAMIC_SECTION(pc.h << "x" << pc.w << " to " << pc.oh << "x" << pc.ow) {
+      const auto x = random_tensor({2, 3, pc.h, pc.w}, g);
+      nmhash::nn::adaptive_avg_pool2d<float> pool(pc.oh, pc.ow);
+      nmhash::tensor<float> y, dx;
+      pool.forward(x, y, true);
+      const auto dy = random_tensor(y.shape(), g);
+      pool.backward(dy, dx);
+      device_buffer<float> d_x(x.data(), x.size()), d_y(y.size()), d_dy(dy.data(), dy.size()), d_dx(x.size());
+      nmhash::gpu::adaptive_avg_pool_forward(d_x.data(), d_y.data(), 6, pc.h, pc.w, pc.oh, pc.ow, nullptr);
+      nmhash::gpu::adaptive_avg_pool_backward(d_dy.data(), d_dx.data(), 6, pc.h, pc.w, pc.oh, pc.ow, nullptr);
+      CHECK(to_host(d_y) == std::vector<float>(y.data(), y.data() + y.size()));
+      CHECK(to_host(d_dx) == std::vector<float>(dx.data(), dx.data() + dx.size()));
+    }
+  }
+}
+
+TEST_CASE("gpu residual sums (add_relu, accumulate) and dropout's product equal their definitions",
+          "[gpu][train][layers]") {
+  std::mt19937_64 g(7);
+  const auto a = random_tensor({1000}, g), b = random_tensor({1000}, g);
+  device_buffer<float> d_a(a.data(), a.size()), d_b(b.data(), b.size()), d_y(a.size()), d_p(a.size());
+  nmhash::gpu::add_relu(d_a.data(), d_b.data(), d_y.data(), a.size(), nullptr);
+  nmhash::gpu::multiply(d_a.data(), d_b.data(), d_p.data(), a.size(), nullptr);
+  nmhash::gpu::accumulate(d_a.data(), d_b.data(), a.size(), nullptr);
+  const auto y = to_host(d_y), sum = to_host(d_a), prod = to_host(d_p);
+  std::size_t zeros = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(sum[i] == a[i] + b[i]);
+    REQUIRE(prod[i] == a[i] * b[i]);
+    REQUIRE(y[i] == std::max(a[i] + b[i], 0.0f));
+    zeros += y[i] == 0.0f;
+  }
+  REQUIRE(zeros > 300);  // both sides of the ReLU were exercised
 }
 
 TEST_CASE("gpu memory bank update stores the batch rows", "[gpu][train][loss]") {

@@ -74,7 +74,15 @@ template __global__ void scaled_tanh_backward<float>(const float*, const float*,
 template __global__ void bias_add<float>(float*, const float*, std::size_t, std::size_t, std::size_t);
 template __global__ void bias_grad<float>(const float*, std::size_t, std::size_t, std::size_t, float*);
 template __global__ void max_pool_forward<float>(const float*, float*, std::uint32_t*, std::size_t, std::size_t,
-                                                 std::size_t, std::size_t, std::size_t, std::size_t, std::size_t);
+                                                 std::size_t, std::size_t, std::size_t, std::size_t, std::size_t,
+                                                 std::size_t);
+template __global__ void adaptive_avg_pool_forward<float>(const float*, float*, std::size_t, std::size_t,
+                                                          std::size_t, std::size_t, std::size_t);
+template __global__ void adaptive_avg_pool_backward<float>(const float*, float*, std::size_t, std::size_t,
+                                                           std::size_t, std::size_t, std::size_t);
+template __global__ void add_relu<float>(const float*, const float*, float*, std::size_t);
+template __global__ void accumulate<float>(float*, const float*, std::size_t);
+template __global__ void multiply<float>(const float*, const float*, float*, std::size_t);
 template __global__ void max_pool_backward<float>(const float*, const std::uint32_t*, std::size_t, float*);
 template __global__ void pair_terms<float>(const float*, const std::int64_t*, const float*, const std::int32_t*,
                                            const std::uint64_t*, std::size_t, std::size_t, std::size_t, pair_params,

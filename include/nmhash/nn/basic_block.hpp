@@ -55,6 +55,14 @@ class residual_block : public layer<T> {
     relu_out_.resize(stages.size());
   }
 
+  // The main path's convolutions and batch norms, and the downsample path
+  // (null where the shortcut is the identity).
+  std::size_t stages() const { return convs_.size(); }
+  conv2d<T>& conv(std::size_t i) const { return *convs_.at(i); }
+  batch_norm2d<T>& bn(std::size_t i) const { return *bns_.at(i); }
+  conv2d<T>* downsample_conv() const { return down_conv_.get(); }
+  batch_norm2d<T>* downsample_bn() const { return down_bn_.get(); }
+
   std::string name() const override {
     return kind_ + "(" + std::to_string(in_) + " -> " + std::to_string(out_) + ", stride " + std::to_string(stride_) +
            ")";

@@ -38,6 +38,9 @@ class batch_norm2d : public layer<T> {
   }
 
   std::string name() const override { return "batch_norm2d(" + std::to_string(c_) + ")"; }
+  std::size_t channels() const { return c_; }
+  double eps() const { return eps_; }
+  double momentum() const { return momentum_; }
   shape4 output_shape(const shape4& in) const override {
     require(in.rank() >= 2 && in[1] == c_, name(), ": input ", in.str(), " has ", in.rank() >= 2 ? in[1] : 0,
             " channels, expected ", c_);

@@ -20,13 +20,20 @@ class dropout : public layer<T> {
   shape4 output_shape(const shape4& in) const override { return in; }
   void forward(const tensor<T>& x, tensor<T>& y, bool training) override {
     y.resize(x.shape());
-    scale_.assign(x.size(), T(1));
+    draw(x.size(), training);
+    for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] * scale_[i];
+  }
+  // The factors of the next forward pass over n elements, drawn from the
+  // layer's generator as forward() draws them (ones in evaluation): the
+  // device twin multiplies by them, so both see the same masks.
+  const aligned_vector<T>& draw(std::size_t n, bool training) {
+    scale_.assign(n, T(1));
     if (training && p_ > 0.0) {
       std::bernoulli_distribution keep(1.0 - p_);
       const T s = static_cast<T>(1.0 / (1.0 - p_));
       for (auto& m : scale_) m = keep(gen_) ? s : T(0);
     }
-    for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] * scale_[i];
+    return scale_;
   }
   void backward(const tensor<T>& dy, tensor<T>& dx) override {
     require(dy.size() == scale_.size(), name(), ": output gradient does not match the forward output");

@@ -21,6 +21,10 @@ class local_response_norm : public layer<T> {
     require(size >= 1, "local_response_norm: size must be positive");
   }
   std::string name() const override { return "local_response_norm(" + std::to_string(size_) + ")"; }
+  std::size_t size() const { return size_; }
+  double alpha() const { return alpha_; }
+  double beta() const { return beta_; }
+  double k() const { return k_; }
   shape4 output_shape(const shape4& in) const override {
     require(in.rank() == 4, name(), ": input ", in.str(), " is not (N, C, H, W)");
     return in;

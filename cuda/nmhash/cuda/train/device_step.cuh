@@ -125,7 +125,7 @@ class cuda_device_step final : public train::device_step {
   }
 
   void infer(const tensor<float>& x, tensor<float>& y) override {
-    const float* out = forward(x);
+    const float* out = forward(x, false);
     y.resize(net_.output_shape());
     NMHASH_CUDA_CHECK(cudaMemcpy(y.data(), out, y.size() * sizeof(float), cudaMemcpyDeviceToHost));
   }
@@ -142,11 +142,12 @@ class cuda_device_step final : public train::device_step {
   }
 
  private:
-  // Uploads the host batch x and runs the network on it.
-  const float* forward(const tensor<float>& x) {
+  // Uploads the host batch x and runs the network on it (training mode:
+  // batch statistics).
+  const float* forward(const tensor<float>& x, bool training = true) {
     x_.reserve(x.size());
     x_.copy_from(x.data(), x.size());
-    return net_.forward(x_.data(), x.shape()[0]);
+    return net_.forward(x_.data(), x.shape()[0], training);
   }
 
   // f(host buffer, device buffer) for each optimizer state buffer the host
