@@ -81,7 +81,7 @@ int run(options& o, const nmhash_tool::tool_ranks& rk) {
   const std::size_t train_images = (o.reduce_from ? data.split.train_nm : data.split.train).size();
   list_default(o.epochs_given, "--epochs", o.epochs, tr::list_defaults::epochs(train_images, s.batch));
   s.warmup_epochs = o.epochs;
-  const std::size_t steps = o.epochs * ((train_images + s.batch - 1) / s.batch);
+  const std::size_t steps = o.epochs * tr::steps_per_epoch(train_images, s.batch);
   if (list && !o.lr_given && o.optimizer.empty() && steps < tr::list_defaults::min_steps)
     std::printf("WARNING: %zu epochs of %zu images are %zu optimizer steps; at a list's default rate the codes barely "
                 "move in the first few hundred (docs/datasets.md): give %zu steps or more, or a higher --lr\n",

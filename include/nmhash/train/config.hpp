@@ -101,6 +101,12 @@ struct head_config {
   std::size_t fc_from = 0;         // > 0: a hashing layer of fc_from outputs, then a linear fc_from -> bits
 };
 
+// Optimizer steps of one epoch: batches of `batch` over the training
+// images, the last one partial.
+inline std::size_t steps_per_epoch(std::size_t train_images, std::size_t batch) {
+  return (train_images + batch - 1) / std::max<std::size_t>(1, batch);
+}
+
 // What nmhash_train takes on an image list (list:DIR) where the command
 // line sets none of them, in place of the fmnist-dpsh defaults (Adam 1e-4,
 // batch 128, kaiming): chosen by measurement on small lists of 32x32
@@ -117,7 +123,7 @@ struct list_defaults {
   // or as many as make min_steps steps.
   static constexpr std::size_t min_steps = 800;
   static std::size_t epochs(std::size_t train_images, std::size_t batch) {
-    const std::size_t per_epoch = std::max<std::size_t>(1, (train_images + batch - 1) / std::max<std::size_t>(1, batch));
+    const std::size_t per_epoch = std::max<std::size_t>(1, steps_per_epoch(train_images, batch));
     return std::max<std::size_t>(20, (min_steps + per_epoch - 1) / per_epoch);
   }
 };

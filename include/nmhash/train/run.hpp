@@ -248,7 +248,7 @@ class run {
 
   // Trains the rest of the plan, with a checkpoint after every epoch.
   void train() {
-    const std::size_t batch = c_.schedule.batch, per_epoch = (train_.size() + batch - 1) / batch;
+    const std::size_t batch = c_.schedule.batch, per_epoch = steps_per_epoch(train_.size(), batch);
     // HashNet's continuation: beta follows the iteration count of the whole run.
     if (tanh_) tanh_->set_beta(nn::hashnet_beta(epochs_done() * per_epoch));
     with([&](auto& tr) {
